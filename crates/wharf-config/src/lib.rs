@@ -1,0 +1,165 @@
+//! The `wharf.toml` model.
+//!
+//! Three layers, as in uv and cargo:
+//! 1. `raw` — serde structs that mirror the file, every value carrying its span;
+//! 2. `validate` — walks the raw structs, collects *every* problem (unknown keys
+//!    with "did you mean", wrong types, bad durations, conflicting routes…) with
+//!    `file:line:col`, a message and a hint;
+//! 3. the resolved types below — defaults filled in, durations parsed, names
+//!    checked. Nothing downstream ever sees a raw value.
+//!
+//! This crate reads files and nothing else; it knows no runtime, store or proxy.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+mod error;
+mod raw;
+mod render;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors, LoadError};
+
+/// File name of the app description at an app's root.
+pub const FILE_NAME: &str = "wharf.toml";
+
+/// A fully resolved app description. Serialisable so that a release can keep
+/// the exact config it was deployed with (the store keeps it as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppConfig {
+    /// App name: `[a-z0-9][a-z0-9-]*`, at most 63 characters.
+    pub name: String,
+    pub runtime: RuntimeKind,
+    /// Environment given to every process, release command and build.
+    pub env: BTreeMap<String, String>,
+    /// Command run in the app's source directory before the release snapshot
+    /// is taken (e.g. compile a binary into the tree).
+    pub build: Option<String>,
+    /// Command run once per release, in the release directory, before any
+    /// instance of it starts (migrations). Non-zero exit aborts the deploy.
+    pub release_command: Option<String>,
+    pub processes: BTreeMap<String, ProcessConfig>,
+    pub deploy: DeploySettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// Child processes of the server (the default; needs nothing installed).
+    Process,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessConfig {
+    pub name: String,
+    /// Shell command (run by `/bin/sh -c`); `$PORT` is set for every instance.
+    pub command: String,
+    pub instances: u32,
+    /// Process-specific environment, layered over the app's `env`.
+    pub env: BTreeMap<String, String>,
+    /// Present when the proxy routes HTTP to this process.
+    pub http: Option<HttpRoute>,
+    /// Health check. Always present for `http` processes (defaults apply);
+    /// `None` for others, which count as ready once they have stayed up for
+    /// a short grace period.
+    pub health: Option<HealthCheck>,
+    #[serde(with = "humantime_serde")]
+    pub stop_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRoute {
+    /// Exact host (lowercase, no port) or `None` for any host.
+    pub host: Option<String>,
+    /// Path prefix, starting and (unless it is "/") not ending with '/'.
+    pub path_prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// Absolute path probed with `GET`; 2xx/3xx passes.
+    pub path: String,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Consecutive passes to become healthy, and consecutive failures to
+    /// become unhealthy again.
+    pub threshold: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploySettings {
+    /// How long new instances may take to pass their health check.
+    #[serde(with = "humantime_serde")]
+    pub health_timeout: Duration,
+    /// How long in-flight requests to the old release may take to finish.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// Releases kept (live one included) for instant rollback.
+    pub retain: u32,
+}
+
+impl AppConfig {
+    /// Reads and resolves `<dir>/wharf.toml`.
+    pub fn load(dir: &Path) -> Result<AppConfig, LoadError> {
+        let path = dir.join(FILE_NAME);
+        let source = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self::parse(&path, &source)?)
+    }
+
+    /// Parses and resolves `source`; `path` is only used in messages.
+    pub fn parse(path: &Path, source: &str) -> Result<AppConfig, ConfigErrors> {
+        validate::parse(path, source)
+    }
+
+    /// The resolved config as TOML, every default spelled out (`wharf config show`).
+    pub fn to_toml(&self) -> String {
+        render::to_toml(self)
+    }
+
+    /// Returns a copy with `KEY=VALUE` overrides layered over `env`
+    /// (`wharf deploy --env`). Keys are checked like those in the file.
+    pub fn with_env_overrides(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<AppConfig, ConfigErrors> {
+        validate::with_env_overrides(self, overrides)
+    }
+
+    /// The process that receives HTTP for `self`, if any, in name order.
+    pub fn http_processes(&self) -> impl Iterator<Item = &ProcessConfig> {
+        self.processes.values().filter(|p| p.http.is_some())
+    }
+}
+
+/// `Duration` <-> "500ms"/"30s" strings in serde, so stored and rendered
+/// configs read like the file.
+pub mod humantime_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where a located error points. `line` and `col` are 1-based.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub path: PathBuf,
+    pub line: usize,
+    pub col: usize,
+}
