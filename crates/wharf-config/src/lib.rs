@@ -1,14 +1,36 @@
 //! The `wharf.toml` model.
 //!
 //! Three layers, as in uv and cargo:
-//! 1. `raw` — serde structs that mirror the file, every value carrying its span;
-//! 2. `validate` — walks the raw structs, collects *every* problem (unknown keys
-//!    with "did you mean", wrong types, bad durations, conflicting routes…) with
-//!    `file:line:col`, a message and a hint;
+//! 1. `raw` — structs that mirror the file, every value carrying its span,
+//!    read from the spanned tree of [`toml::de::DeTable`] so that unknown keys
+//!    (with "did you mean") and wrong types are collected, not fatal;
+//! 2. `validate` — walks the raw structs, collects *every* problem (bad names,
+//!    ranges, durations, hosts, conflicting routes…) with `file:line:col`, a
+//!    message and a hint;
 //! 3. the resolved types below — defaults filled in, durations parsed, names
 //!    checked. Nothing downstream ever sees a raw value.
 //!
 //! This crate reads files and nothing else; it knows no runtime, store or proxy.
+//!
+//! # The `wharf.toml` format
+//!
+//! Only `name` and one process with a `command` are required. Durations are
+//! strings such as `"500ms"`, `"30s"`, `"1m"` or `"1h 30m"`. Every key, with
+//! its default and its rules (this is `wharf.reference.toml`, which the tests
+//! parse):
+//!
+//! ```toml
+#![doc = include_str!("../wharf.reference.toml")]
+//! ```
+//!
+//! Errors look like this, all of a file's problems at once, in file order:
+//!
+//! ```text
+//! wharf.toml:4:1: unknown key `comand` in [processes.web]
+//!   = hint: did you mean `command`?
+//! wharf.toml:5:13: `instances` in [processes.web] must be between 1 and 64, found 0
+//! 2 errors in wharf.toml
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,548 @@
+//! The shape of `wharf.toml`: raw structs that mirror the file, every value
+//! carrying its byte span.
+//!
+//! Rather than serde-deriving these (a serde error aborts at the first wrong
+//! type and loses the spans of nested values), we walk the spanned tree that
+//! [`toml::de::DeTable`] parses and check the *shape* here: unknown keys,
+//! wrong value types and missing required keys. Every problem goes to the
+//! [`Sink`] and the offending value is dropped, so the walk always finishes
+//! and later checks still run. What the values *mean* (ranges, durations,
+//! names) is checked in `validate`.
+
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::error::Sink;
+
+/// A byte range in the source.
+pub(crate) type Span = Range<usize>;
+
+/// A value and where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sp<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+/// The top level of the file.
+#[derive(Debug, Default)]
+pub(crate) struct RawConfig {
+    pub name: Option<Sp<String>>,
+    pub runtime: Option<Sp<String>>,
+    pub build: Option<Sp<String>>,
+    pub release_command: Option<Sp<String>>,
+    pub env: Vec<RawEnvVar>,
+    /// In source order (the TOML map itself is sorted by name).
+    pub processes: Vec<RawProcess>,
+    pub deploy: RawDeploy,
+}
+
+/// One `KEY = value` of an env table; scalars already converted to strings.
+#[derive(Debug)]
+pub(crate) struct RawEnvVar {
+    pub key: Sp<String>,
+    pub value: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawProcess {
+    /// The name as written in `[processes.NAME]`, spanning NAME.
+    pub name: Sp<String>,
+    pub command: Option<Sp<String>>,
+    pub instances: Option<Sp<i128>>,
+    pub stop_timeout: Option<Sp<String>>,
+    pub env: Vec<RawEnvVar>,
+    pub http: Option<RawHttp>,
+    pub health: Option<RawHealth>,
+    /// Whether an `http` key was written at all, even with a wrong type, so a
+    /// typo there does not also produce "health needs http".
+    pub http_written: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawHttp {
+    /// Where the `http` key is, for errors about the route as a whole.
+    pub span: Span,
+    pub host: Option<Sp<String>>,
+    pub path: Option<Sp<String>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawHealth {
+    /// Where the `health` key is.
+    pub span: Span,
+    pub path: Option<Sp<String>>,
+    pub interval: Option<Sp<String>>,
+    pub timeout: Option<Sp<String>>,
+    pub threshold: Option<Sp<i128>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawDeploy {
+    pub health_timeout: Option<Sp<String>>,
+    pub drain_timeout: Option<Sp<String>>,
+    pub retain: Option<Sp<i128>>,
+}
+
+pub(crate) const TOP_KEYS: &[&str] = &[
+    "name",
+    "runtime",
+    "build",
+    "release_command",
+    "env",
+    "processes",
+    "deploy",
+];
+pub(crate) const PROCESS_KEYS: &[&str] = &[
+    "command",
+    "instances",
+    "stop_timeout",
+    "env",
+    "http",
+    "health",
+];
+pub(crate) const HTTP_KEYS: &[&str] = &["host", "path"];
+pub(crate) const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout", "threshold"];
+pub(crate) const DEPLOY_KEYS: &[&str] = &["health_timeout", "drain_timeout", "retain"];
+
+/// Walks the parsed document into a [`RawConfig`], reporting shape problems.
+pub(crate) fn read(root: &DeTable<'_>, sink: &mut Sink<'_>) -> RawConfig {
+    let top = Table::new(root, "", TOP_KEYS, sink);
+    let name = top.string(sink, "name");
+    if top.is_missing("name") {
+        sink.error_hint(
+            &(0..0),
+            "missing required key `name`",
+            "add a line like name = \"my-app\" at the top of the file",
+        );
+    }
+    RawConfig {
+        name,
+        runtime: top.string(sink, "runtime"),
+        build: top.string(sink, "build"),
+        release_command: top.string(sink, "release_command"),
+        env: top
+            .table(sink, "env")
+            .map(|env| read_env(env, "[env]", sink))
+            .unwrap_or_default(),
+        processes: read_processes(&top, sink),
+        deploy: top
+            .table(sink, "deploy")
+            .map(|t| read_deploy(t, sink))
+            .unwrap_or_default(),
+    }
+}
+
+fn read_processes(top: &Table<'_, '_>, sink: &mut Sink<'_>) -> Vec<RawProcess> {
+    let Some(field) = top.get("processes") else {
+        sink.error_hint(
+            &(0..0),
+            "no processes defined",
+            "add at least one, e.g. [processes.web] with command = \"bin/server\"",
+        );
+        return Vec::new();
+    };
+    let Some(table) = top.table(sink, "processes") else {
+        return Vec::new();
+    };
+    if table.is_empty() {
+        sink.error_hint(
+            &field.span(),
+            "[processes] has no processes",
+            "add at least one, e.g. [processes.web] with command = \"bin/server\"",
+        );
+    }
+    let mut processes: Vec<RawProcess> = table
+        .iter()
+        .filter_map(|(name, value)| read_process(name, value, sink))
+        .collect();
+    processes.sort_by_key(|p| p.name.span.start);
+    processes
+}
+
+fn read_process(
+    name: &Spanned<std::borrow::Cow<'_, str>>,
+    value: &Spanned<DeValue<'_>>,
+    sink: &mut Sink<'_>,
+) -> Option<RawProcess> {
+    let name = Sp {
+        value: name.get_ref().to_string(),
+        span: name.span(),
+    };
+    let ctx = format!("[processes.{}]", name.value);
+    let DeValue::Table(table) = value.get_ref() else {
+        sink.error_hint(
+            &value.span(),
+            format!(
+                "process `{}` must be a table, found {}",
+                name.value,
+                describe(value.get_ref())
+            ),
+            format!("write {ctx} followed by command = \"...\""),
+        );
+        return None;
+    };
+    let t = Table::new(table, &ctx, PROCESS_KEYS, sink);
+    let command = t.string(sink, "command");
+    if t.is_missing("command") {
+        sink.error_hint(
+            &value.span(),
+            format!("missing required key `command` in {ctx}"),
+            format!("add command = \"...\" to {ctx}: the shell command that starts it"),
+        );
+    }
+    Some(RawProcess {
+        command,
+        instances: t.integer(sink, "instances"),
+        stop_timeout: t.duration(sink, "stop_timeout"),
+        env: t
+            .table(sink, "env")
+            .map(|env| read_env(env, &format!("[processes.{}.env]", name.value), sink))
+            .unwrap_or_default(),
+        http: read_http(&t, &name.value, sink),
+        health: read_health(&t, &name.value, sink),
+        http_written: t.get("http").is_some(),
+        name,
+    })
+}
+
+fn read_http(process: &Table<'_, '_>, name: &str, sink: &mut Sink<'_>) -> Option<RawHttp> {
+    let span = process.key_span("http")?;
+    let table = process.table(sink, "http")?;
+    let t = Table::new(table, &format!("[processes.{name}.http]"), HTTP_KEYS, sink);
+    Some(RawHttp {
+        span,
+        host: t.string(sink, "host"),
+        path: t.string(sink, "path"),
+    })
+}
+
+fn read_health(process: &Table<'_, '_>, name: &str, sink: &mut Sink<'_>) -> Option<RawHealth> {
+    let span = process.key_span("health")?;
+    let table = process.table(sink, "health")?;
+    let t = Table::new(
+        table,
+        &format!("[processes.{name}.health]"),
+        HEALTH_KEYS,
+        sink,
+    );
+    Some(RawHealth {
+        span,
+        path: t.string(sink, "path"),
+        interval: t.duration(sink, "interval"),
+        timeout: t.duration(sink, "timeout"),
+        threshold: t.integer(sink, "threshold"),
+    })
+}
+
+fn read_deploy(table: &DeTable<'_>, sink: &mut Sink<'_>) -> RawDeploy {
+    let t = Table::new(table, "[deploy]", DEPLOY_KEYS, sink);
+    RawDeploy {
+        health_timeout: t.duration(sink, "health_timeout"),
+        drain_timeout: t.duration(sink, "drain_timeout"),
+        retain: t.integer(sink, "retain"),
+    }
+}
+
+/// Env tables take any key (checked in `validate`); scalar values become
+/// strings because `PORT = 8080` is what people write.
+fn read_env(table: &DeTable<'_>, ctx: &str, sink: &mut Sink<'_>) -> Vec<RawEnvVar> {
+    let mut vars: Vec<RawEnvVar> = table
+        .iter()
+        .filter_map(|(key, value)| {
+            let value_text = env_value(key.get_ref(), value, ctx, sink)?;
+            Some(RawEnvVar {
+                key: Sp {
+                    value: key.get_ref().to_string(),
+                    span: key.span(),
+                },
+                value: value_text,
+            })
+        })
+        .collect();
+    // Report problems with keys in source order.
+    vars.sort_by_key(|v| v.key.span.start);
+    vars
+}
+
+fn env_value(
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+    ctx: &str,
+    sink: &mut Sink<'_>,
+) -> Option<String> {
+    match value.get_ref() {
+        DeValue::String(s) => Some(s.to_string()),
+        DeValue::Boolean(b) => Some(b.to_string()),
+        DeValue::Integer(i) => match int_value(i) {
+            Some(n) => Some(n.to_string()),
+            None => Some(sink.text(&value.span()).to_string()),
+        },
+        // Floats are written back as Rust prints them ("1.5", "1000").
+        DeValue::Float(f) => match f.as_str().parse::<f64>() {
+            Ok(x) => Some(x.to_string()),
+            Err(_) => Some(sink.text(&value.span()).to_string()),
+        },
+        other => {
+            sink.error_hint(
+                &value.span(),
+                format!(
+                    "{} must be a string, found {}",
+                    subject(key, ctx),
+                    describe(other)
+                ),
+                "env values are strings; numbers and booleans are converted, anything else must be quoted",
+            );
+            None
+        }
+    }
+}
+
+/// A TOML table being read: reports unknown keys on creation, then hands out
+/// typed fields, reporting wrong types as it goes.
+struct Table<'a, 'i> {
+    table: &'a DeTable<'i>,
+    /// How messages name this table: "" for the top level, else "[deploy]"…
+    ctx: String,
+    /// Known keys offered as "did you mean"; such a key is not also reported
+    /// as missing, since the typo error already says what to do.
+    suggested: Vec<&'static str>,
+}
+
+impl<'a, 'i> Table<'a, 'i> {
+    fn new(table: &'a DeTable<'i>, ctx: &str, known: &[&'static str], sink: &mut Sink<'_>) -> Self {
+        let suggested = table
+            .keys()
+            .filter(|key| !known.contains(&key.get_ref().as_ref()))
+            .filter_map(|key| unknown_key(sink, key, ctx, known))
+            .collect();
+        Table {
+            table,
+            ctx: ctx.to_string(),
+            suggested,
+        }
+    }
+
+    /// True if `key` is absent and no typo of it was reported.
+    fn is_missing(&self, key: &str) -> bool {
+        self.get(key).is_none() && !self.suggested.contains(&key)
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Spanned<DeValue<'i>>> {
+        self.table.get(key)
+    }
+
+    fn key_span(&self, key: &str) -> Option<Span> {
+        self.table.get_key_value(key).map(|(k, _)| k.span())
+    }
+
+    /// "`key`" at the top level, "`key` in [table]" below it.
+    fn subject(&self, key: &str) -> String {
+        subject(key, &self.ctx)
+    }
+
+    fn wrong_type(
+        &self,
+        sink: &mut Sink<'_>,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+        want: &str,
+        hint: Option<String>,
+    ) {
+        let message = format!(
+            "{} must be {want}, found {}",
+            self.subject(key),
+            describe(value.get_ref())
+        );
+        match hint {
+            Some(hint) => sink.error_hint(&value.span(), message, hint),
+            None => sink.error(&value.span(), message),
+        }
+    }
+
+    fn string(&self, sink: &mut Sink<'_>, key: &str) -> Option<Sp<String>> {
+        let value = self.get(key)?;
+        match value.get_ref() {
+            DeValue::String(s) => Some(Sp {
+                value: s.to_string(),
+                span: value.span(),
+            }),
+            _ => {
+                self.wrong_type(sink, key, value, "a string", None);
+                None
+            }
+        }
+    }
+
+    /// Durations are strings too, but a bare number gets its own hint.
+    fn duration(&self, sink: &mut Sink<'_>, key: &str) -> Option<Sp<String>> {
+        let value = self.get(key)?;
+        if let DeValue::String(s) = value.get_ref() {
+            return Some(Sp {
+                value: s.to_string(),
+                span: value.span(),
+            });
+        }
+        let hint = match value.get_ref() {
+            DeValue::Integer(_) => format!(
+                "durations need a unit and quotes, e.g. {key} = \"{}s\"",
+                sink.text(&value.span())
+            ),
+            _ => crate::validate::DURATION_HINT.to_string(),
+        };
+        self.wrong_type(sink, key, value, "a duration string", Some(hint));
+        None
+    }
+
+    fn integer(&self, sink: &mut Sink<'_>, key: &str) -> Option<Sp<i128>> {
+        let value = self.get(key)?;
+        match value.get_ref() {
+            // Too big even for i128: clamp, so the range check reports it.
+            DeValue::Integer(i) => Some(Sp {
+                value: int_value(i).unwrap_or(i128::MAX),
+                span: value.span(),
+            }),
+            // `instances = "2"` is a common slip from env-var habits.
+            DeValue::String(s) if s.trim().parse::<i64>().is_ok() => {
+                let hint = format!("remove the quotes: {key} = {}", s.trim());
+                self.wrong_type(sink, key, value, "an integer", Some(hint));
+                None
+            }
+            _ => {
+                self.wrong_type(sink, key, value, "an integer", None);
+                None
+            }
+        }
+    }
+
+    fn table(&self, sink: &mut Sink<'_>, key: &str) -> Option<&'a DeTable<'i>> {
+        let value = self.get(key)?;
+        match value.get_ref() {
+            DeValue::Table(t) => Some(t),
+            other => {
+                self.wrong_type(sink, key, value, "a table", table_hint(key, other));
+                None
+            }
+        }
+    }
+}
+
+/// "`key`" at the top level, "`key` in [table]" below it.
+pub(crate) fn subject(key: &str, ctx: &str) -> String {
+    if ctx.is_empty() {
+        format!("`{key}`")
+    } else {
+        format!("`{key}` in {ctx}")
+    }
+}
+
+fn int_value(i: &toml::de::DeInteger<'_>) -> Option<i128> {
+    i128::from_str_radix(i.as_str(), i.radix()).ok()
+}
+
+/// "a string", "an integer"… for messages.
+fn describe(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a datetime",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// How to write the tables people most often get wrong.
+fn table_hint(key: &str, found: &DeValue<'_>) -> Option<String> {
+    let hint = match (key, found) {
+        ("processes", DeValue::Array(_)) => {
+            "write [processes.NAME] (one table per process), not [[processes]]"
+        }
+        ("http", _) => "write http = { host = \"example.com\", path = \"/\" }",
+        ("health", _) => "write health = { path = \"/up\" }",
+        _ => return None,
+    };
+    Some(hint.to_string())
+}
+
+/// Reports an unknown key; returns the known key it suggested, if any.
+fn unknown_key(
+    sink: &mut Sink<'_>,
+    key: &Spanned<std::borrow::Cow<'_, str>>,
+    ctx: &str,
+    known: &[&'static str],
+) -> Option<&'static str> {
+    let name = key.get_ref().as_ref();
+    let message = if ctx.is_empty() {
+        format!("unknown top-level key `{name}`")
+    } else {
+        format!("unknown key `{name}` in {ctx}")
+    };
+    let close = closest(name, known);
+    let hint = match close {
+        Some(close) => format!("did you mean `{close}`?"),
+        None => elsewhere(name, ctx).unwrap_or_else(|| valid_keys(ctx, known)),
+    };
+    sink.error_hint(&key.span(), message, hint);
+    close
+}
+
+/// The known key most like `name`, if any is close enough to be a typo:
+/// similar by Jaro-Winkler, or within two edits of a name long enough that
+/// two edits are still a slip ("port" is not a typo of "host").
+pub(crate) fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    let is_close = |k: &str, score: f64| {
+        score >= 0.8 || (name.chars().count() >= 6 && strsim::levenshtein(name, k) <= 2)
+    };
+    known
+        .iter()
+        .map(|k| (*k, strsim::jaro_winkler(name, k)))
+        .filter(|(k, score)| is_close(k, *score))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(k, _)| k)
+}
+
+/// Process keys written at the top level are a common slip; say where they go.
+fn elsewhere(name: &str, ctx: &str) -> Option<String> {
+    if !ctx.is_empty() {
+        return None;
+    }
+    if PROCESS_KEYS.contains(&name) {
+        return Some(format!(
+            "`{name}` belongs to a process: move it under [processes.NAME]"
+        ));
+    }
+    if DEPLOY_KEYS.contains(&name) {
+        return Some(format!("`{name}` belongs in [deploy]"));
+    }
+    None
+}
+
+fn valid_keys(ctx: &str, known: &[&str]) -> String {
+    let list: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+    let place = if ctx.is_empty() {
+        "at the top level"
+    } else {
+        "here"
+    };
+    format!("valid keys {place} are {}", list.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_finds_typos_only() {
+        assert_eq!(closest("comand", PROCESS_KEYS), Some("command"));
+        assert_eq!(closest("instance", PROCESS_KEYS), Some("instances"));
+        assert_eq!(closest("stoptimeout", PROCESS_KEYS), Some("stop_timeout"));
+        assert_eq!(closest("hots", HTTP_KEYS), Some("host"));
+        assert_eq!(closest("port", HTTP_KEYS), None);
+        assert_eq!(closest("xyzzy", PROCESS_KEYS), None);
+        assert_eq!(closest("process", TOP_KEYS), Some("processes"));
+    }
+}

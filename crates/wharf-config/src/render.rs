@@ -1,0 +1,122 @@
+//! `wharf config show`: the resolved config written back as TOML.
+//!
+//! Written by hand rather than through serde so the layout is fixed and
+//! readable: every default spelled out, durations as "10s", processes in name
+//! order with `[processes.NAME.*]` sub-tables. Parsing the output gives back
+//! an equal [`AppConfig`] (tested), so it doubles as a canonical form.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::{AppConfig, DeploySettings, HealthCheck, HttpRoute, ProcessConfig, RuntimeKind};
+
+/// First line of the output. Holds nothing that varies (path, time) so that
+/// the output of two identical configs is identical.
+const HEADER: &str = "# resolved wharf.toml: every default spelled out";
+
+pub(crate) fn to_toml(config: &AppConfig) -> String {
+    let mut out = String::new();
+    line(&mut out, HEADER);
+    kv(&mut out, "name", &string(&config.name));
+    kv(&mut out, "runtime", &string(runtime_name(config.runtime)));
+    if let Some(build) = &config.build {
+        kv(&mut out, "build", &string(build));
+    }
+    if let Some(command) = &config.release_command {
+        kv(&mut out, "release_command", &string(command));
+    }
+    // Always written, even empty, so the reader sees there is no app env.
+    env_table(&mut out, "env", &config.env);
+    for process in config.processes.values() {
+        process_tables(&mut out, process);
+    }
+    deploy_table(&mut out, &config.deploy);
+    out
+}
+
+fn process_tables(out: &mut String, p: &ProcessConfig) {
+    let table = format!("processes.{}", bare_or_quoted(&p.name));
+    header(out, &table);
+    kv(out, "command", &string(&p.command));
+    kv(out, "instances", &p.instances.to_string());
+    kv(out, "stop_timeout", &duration(p.stop_timeout));
+    if !p.env.is_empty() {
+        env_table(out, &format!("{table}.env"), &p.env);
+    }
+    if let Some(http) = &p.http {
+        http_table(out, &table, http);
+    }
+    if let Some(health) = &p.health {
+        health_table(out, &table, health);
+    }
+}
+
+fn http_table(out: &mut String, process_table: &str, http: &HttpRoute) {
+    header(out, &format!("{process_table}.http"));
+    if let Some(host) = &http.host {
+        kv(out, "host", &string(host));
+    }
+    kv(out, "path", &string(&http.path_prefix));
+}
+
+fn health_table(out: &mut String, process_table: &str, health: &HealthCheck) {
+    header(out, &format!("{process_table}.health"));
+    kv(out, "path", &string(&health.path));
+    kv(out, "interval", &duration(health.interval));
+    kv(out, "timeout", &duration(health.timeout));
+    kv(out, "threshold", &health.threshold.to_string());
+}
+
+fn deploy_table(out: &mut String, deploy: &DeploySettings) {
+    header(out, "deploy");
+    kv(out, "health_timeout", &duration(deploy.health_timeout));
+    kv(out, "drain_timeout", &duration(deploy.drain_timeout));
+    kv(out, "retain", &deploy.retain.to_string());
+}
+
+fn env_table(out: &mut String, table: &str, env: &BTreeMap<String, String>) {
+    header(out, table);
+    for (key, value) in env {
+        kv(out, &bare_or_quoted(key), &string(value));
+    }
+}
+
+fn runtime_name(runtime: RuntimeKind) -> &'static str {
+    match runtime {
+        RuntimeKind::Process => "process",
+    }
+}
+
+fn header(out: &mut String, table: &str) {
+    out.push('\n');
+    line(out, &format!("[{table}]"));
+}
+
+fn kv(out: &mut String, key: &str, value: &str) {
+    line(out, &format!("{key} = {value}"));
+}
+
+fn line(out: &mut String, text: &str) {
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "{text}");
+}
+
+/// A TOML string literal, escaped by the toml crate.
+fn string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// Validated names and env keys are always bare keys, but configs built in
+/// code are not validated, so quote anything else rather than emit bad TOML.
+fn bare_or_quoted(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare { key.to_string() } else { string(key) }
+}
+
+fn duration(d: Duration) -> String {
+    string(&humantime::format_duration(d).to_string())
+}

@@ -1,0 +1,617 @@
+//! Parse → validate → resolve.
+//!
+//! [`parse`] runs the TOML parser, lets `raw` check the shape, then checks what
+//! every value means (names, ranges, durations, hosts, paths, route clashes)
+//! while building the resolved [`AppConfig`] with defaults filled in. Invalid
+//! values are reported and replaced by their default so that checking goes on
+//! and the user sees every problem in one go.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::de::DeTable;
+
+use crate::error::{ConfigErrors, Sink};
+use crate::raw::{self, RawConfig, RawDeploy, RawEnvVar, RawHealth, RawHttp, RawProcess, Sp};
+use crate::{AppConfig, DeploySettings, HealthCheck, HttpRoute, ProcessConfig, RuntimeKind};
+
+pub(crate) const DURATION_HINT: &str = "write a duration such as \"500ms\" or \"30s\"";
+
+/// Longest app or process name: one DNS label, so names fit in hostnames.
+const MAX_NAME_LEN: usize = 63;
+const MAX_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Defaults, in one place so `to_toml` and the docs agree with the code.
+pub(crate) mod defaults {
+    use std::time::Duration;
+
+    pub const INSTANCES: u32 = 1;
+    pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const HTTP_PATH: &str = "/";
+    pub const HEALTH_PATH: &str = "/up";
+    pub const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+    pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const HEALTH_THRESHOLD: u32 = 2;
+    pub const DEPLOY_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const RETAIN: u32 = 5;
+}
+
+pub(crate) fn parse(path: &Path, source: &str) -> Result<AppConfig, ConfigErrors> {
+    let mut sink = Sink::new(path, source);
+    let root = match DeTable::parse(source) {
+        Ok(root) => root,
+        Err(error) => {
+            syntax_error(&mut sink, &error);
+            return Err(sink.into_errors());
+        }
+    };
+    let raw = raw::read(root.get_ref(), &mut sink);
+    let config = resolve(raw, &mut sink);
+    sink.finish(config)
+}
+
+/// A TOML syntax error stops everything: nothing after it can be trusted.
+fn syntax_error(sink: &mut Sink<'_>, error: &toml::de::Error) {
+    let span = error.span().unwrap_or(0..0);
+    let mut message = format!("invalid TOML: {}", error.message());
+    // The parser does not say which key is duplicated; the span does.
+    if error.message() == "duplicate key" {
+        message = format!("invalid TOML: duplicate key `{}`", sink.text(&span));
+    }
+    sink.error(&span, message);
+}
+
+pub(crate) fn with_env_overrides(
+    config: &AppConfig,
+    overrides: &BTreeMap<String, String>,
+) -> Result<AppConfig, ConfigErrors> {
+    let mut sink = Sink::new(Path::new("--env"), "");
+    for key in overrides.keys() {
+        if let Some(problem) = env_key_problem(key) {
+            sink.error_unlocated(
+                format!("invalid env key `{key}`: {problem}"),
+                Some(ENV_KEY_HINT.to_string()),
+            );
+        }
+    }
+    let mut out = config.clone();
+    for (key, value) in overrides {
+        out.env.insert(key.clone(), value.clone());
+        // The command line wins over the file everywhere, including over a
+        // process's own env, or `--env LOG=debug` would silently not apply.
+        for process in out.processes.values_mut() {
+            if let Some(v) = process.env.get_mut(key) {
+                v.clone_from(value);
+            }
+        }
+    }
+    sink.finish(out)
+}
+
+fn resolve(raw: RawConfig, sink: &mut Sink<'_>) -> AppConfig {
+    let name = resolve_name(raw.name, sink);
+    let processes = resolve_processes(raw.processes, sink);
+    AppConfig {
+        name,
+        runtime: resolve_runtime(raw.runtime, sink),
+        env: resolve_env(raw.env, "[env]", sink),
+        build: raw.build.map(|b| b.value),
+        release_command: raw.release_command.map(|c| c.value),
+        processes,
+        deploy: resolve_deploy(raw.deploy, sink),
+    }
+}
+
+fn resolve_name(name: Option<Sp<String>>, sink: &mut Sink<'_>) -> String {
+    let Some(name) = name else {
+        return String::new();
+    };
+    check_name(&name, "`name`", sink);
+    name.value
+}
+
+fn resolve_runtime(runtime: Option<Sp<String>>, sink: &mut Sink<'_>) -> RuntimeKind {
+    if let Some(runtime) = runtime
+        && runtime.value != "process"
+    {
+        sink.error_hint(
+            &runtime.span,
+            format!("runtime `{}` is not supported yet", runtime.value),
+            "valid values: `process` (the default)",
+        );
+    }
+    RuntimeKind::Process
+}
+
+/// App and process names: one lowercase DNS label.
+fn check_name(name: &Sp<String>, what: &str, sink: &mut Sink<'_>) {
+    let value = &name.value;
+    if value.is_empty() {
+        sink.error(&name.span, format!("{what} must not be empty"));
+    } else if value.len() > MAX_NAME_LEN {
+        sink.error(
+            &name.span,
+            format!(
+                "{what} must be at most {MAX_NAME_LEN} characters, found {}",
+                value.chars().count()
+            ),
+        );
+    } else if !is_valid_name(value) {
+        let message = format!(
+            "{what} must be lowercase letters, digits and `-`, not starting with `-`; found {value:?}"
+        );
+        match suggest_name(value) {
+            Some(fixed) => sink.error_hint(&name.span, message, format!("try {fixed:?}")),
+            None => sink.error(&name.span, message),
+        }
+    }
+}
+
+fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// A valid name close to `name`, e.g. "Hello_World" -> "hello-world".
+fn suggest_name(name: &str) -> Option<String> {
+    let mapped: String = name
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let fixed: String = mapped
+        .trim_start_matches('-')
+        .chars()
+        .take(MAX_NAME_LEN)
+        .collect();
+    (is_valid_name(&fixed) && fixed != name).then_some(fixed)
+}
+
+const ENV_KEY_HINT: &str = "env keys must match [A-Za-z_][A-Za-z0-9_]*, e.g. `LOG_LEVEL`";
+
+/// Why `key` cannot be an environment variable name, if it cannot.
+fn env_key_problem(key: &str) -> Option<&'static str> {
+    match key.chars().next() {
+        None => Some("it is empty"),
+        Some(c) if c.is_ascii_digit() => Some("it starts with a digit"),
+        _ if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => None,
+        _ => Some("only ASCII letters, digits and `_` are allowed"),
+    }
+}
+
+fn resolve_env(vars: Vec<RawEnvVar>, ctx: &str, sink: &mut Sink<'_>) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for var in vars {
+        if let Some(problem) = env_key_problem(&var.key.value) {
+            sink.error_hint(
+                &var.key.span,
+                format!("invalid env key `{}` in {ctx}: {problem}", var.key.value),
+                ENV_KEY_HINT,
+            );
+        }
+        env.insert(var.key.value, var.value);
+    }
+    env
+}
+
+fn resolve_processes(raw: Vec<RawProcess>, sink: &mut Sink<'_>) -> BTreeMap<String, ProcessConfig> {
+    // `raw` is in source order, so a clash is reported at the second route.
+    let mut routes: Routes = Routes::new();
+    let mut processes = BTreeMap::new();
+    for raw_process in raw {
+        let http_span = raw_process.http.as_ref().map(|h| h.span.clone());
+        let process = resolve_process(raw_process, sink);
+        if let (Some(route), Some(span)) = (&process.http, http_span) {
+            check_route_clash(route, &process.name, &span, &mut routes, sink);
+        }
+        processes.insert(process.name.clone(), process);
+    }
+    processes
+}
+
+/// (host, path prefix) -> the process that claimed it first.
+type Routes = BTreeMap<(Option<String>, String), String>;
+
+fn check_route_clash(
+    route: &HttpRoute,
+    name: &str,
+    span: &raw::Span,
+    routes: &mut Routes,
+    sink: &mut Sink<'_>,
+) {
+    let key = (route.host.clone(), route.path_prefix.clone());
+    if let Some(first) = routes.get(&key) {
+        let host = match &route.host {
+            Some(host) => format!("host `{host}`"),
+            None => "any host".to_string(),
+        };
+        sink.error_hint(
+            span,
+            format!(
+                "[processes.{name}] has the same http route as [processes.{first}] ({host}, path `{}`)",
+                route.path_prefix
+            ),
+            "give one of them a different `host` or `path`",
+        );
+    } else {
+        routes.insert(key, name.to_string());
+    }
+}
+
+fn resolve_process(raw: RawProcess, sink: &mut Sink<'_>) -> ProcessConfig {
+    let ctx = format!("[processes.{}]", raw.name.value);
+    check_name(&raw.name, "process name", sink);
+    if let Some(command) = &raw.command
+        && command.value.trim().is_empty()
+    {
+        sink.error_hint(
+            &command.span,
+            format!("`command` in {ctx} must not be empty"),
+            "give the shell command that starts this process, e.g. command = \"bin/server\"",
+        );
+    }
+    if let Some(health) = &raw.health
+        && !raw.http_written
+    {
+        sink.error_hint(
+            &health.span,
+            format!("{ctx} has `health` but no `http`"),
+            "health checks need `http`; add http = { path = \"/\" } or remove health",
+        );
+    }
+    let http = raw.http.map(|h| resolve_http(h, &raw.name.value, sink));
+    // Every HTTP process is health-checked; defaults apply when not written.
+    let health = if http.is_some() {
+        Some(resolve_health(raw.health, &raw.name.value, sink))
+    } else {
+        None
+    };
+    ProcessConfig {
+        command: raw.command.map(|c| c.value).unwrap_or_default(),
+        instances: int_in(
+            raw.instances,
+            &ctx,
+            "instances",
+            1..=64,
+            defaults::INSTANCES,
+            sink,
+        ),
+        env: resolve_env(
+            raw.env,
+            &format!("[processes.{}.env]", raw.name.value),
+            sink,
+        ),
+        http,
+        health,
+        stop_timeout: duration(
+            raw.stop_timeout.as_ref(),
+            &raw::subject("stop_timeout", &ctx),
+            DurationRule::ANY,
+            defaults::STOP_TIMEOUT,
+            sink,
+        ),
+        name: raw.name.value,
+    }
+}
+
+fn resolve_http(raw: RawHttp, process: &str, sink: &mut Sink<'_>) -> HttpRoute {
+    let ctx = format!("[processes.{process}.http]");
+    let host = raw.host.map(|host| {
+        if let Some((why, hint)) = host_problem(&host.value) {
+            sink.error_hint(
+                &host.span,
+                format!("`host` in {ctx} {why}, found {:?}", host.value),
+                hint,
+            );
+        }
+        host.value
+    });
+    let path_prefix = match raw.path {
+        Some(path) => {
+            check_path(&path, &raw::subject("path", &ctx), sink);
+            trim_trailing_slash(&path.value)
+        }
+        None => defaults::HTTP_PATH.to_string(),
+    };
+    HttpRoute { host, path_prefix }
+}
+
+/// "/api/" and "/api" are the same prefix; keep one spelling so routes compare.
+fn trim_trailing_slash(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+fn check_path(path: &Sp<String>, what: &str, sink: &mut Sink<'_>) {
+    let value = &path.value;
+    if !value.starts_with('/') {
+        sink.error_hint(
+            &path.span,
+            format!("{what} must start with `/`, found {value:?}"),
+            format!("write \"/{value}\""),
+        );
+    } else if value.contains(['?', '#']) || value.chars().any(char::is_whitespace) {
+        sink.error_hint(
+            &path.span,
+            format!("{what} must be a plain path, found {value:?}"),
+            "leave out query strings, fragments and spaces",
+        );
+    }
+}
+
+/// Why `host` is not a bare lowercase hostname, and how to fix it.
+fn host_problem(host: &str) -> Option<(&'static str, String)> {
+    if host.is_empty() {
+        return Some((
+            "must not be empty",
+            "leave out `host` to match any host".into(),
+        ));
+    }
+    if let Some((_, rest)) = host.split_once("://") {
+        return Some((
+            "must be a bare hostname",
+            format!("leave out the scheme: {rest:?}"),
+        ));
+    }
+    if let Some((name, _)) = host.split_once(':') {
+        return Some((
+            "must be a bare hostname",
+            format!("leave out the port: {name:?}"),
+        ));
+    }
+    if host.contains('/') {
+        return Some(("must be a bare hostname", "put the path in `path`".into()));
+    }
+    if host.chars().any(|c| c.is_ascii_uppercase()) {
+        return Some((
+            "must be lowercase",
+            format!("write {:?}", host.to_ascii_lowercase()),
+        ));
+    }
+    if host.len() > 253 || !host.split('.').all(is_valid_label) {
+        return Some((
+            "is not a valid hostname",
+            "use dot-separated labels of lowercase letters, digits and `-`, e.g. \"app.example.com\"".into(),
+        ));
+    }
+    None
+}
+
+fn is_valid_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && label
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn resolve_health(raw: Option<RawHealth>, process: &str, sink: &mut Sink<'_>) -> HealthCheck {
+    let ctx = format!("[processes.{process}.health]");
+    let Some(raw) = raw else {
+        return default_health();
+    };
+    let path = match raw.path {
+        Some(path) => {
+            check_path(&path, &raw::subject("path", &ctx), sink);
+            path.value
+        }
+        None => defaults::HEALTH_PATH.to_string(),
+    };
+    HealthCheck {
+        path,
+        interval: duration(
+            raw.interval.as_ref(),
+            &raw::subject("interval", &ctx),
+            DurationRule::POSITIVE,
+            defaults::HEALTH_INTERVAL,
+            sink,
+        ),
+        timeout: duration(
+            raw.timeout.as_ref(),
+            &raw::subject("timeout", &ctx),
+            DurationRule {
+                positive: true,
+                max: Some(MAX_HEALTH_TIMEOUT),
+            },
+            defaults::HEALTH_TIMEOUT,
+            sink,
+        ),
+        threshold: int_in(
+            raw.threshold,
+            &ctx,
+            "threshold",
+            1..=10,
+            defaults::HEALTH_THRESHOLD,
+            sink,
+        ),
+    }
+}
+
+pub(crate) fn default_health() -> HealthCheck {
+    HealthCheck {
+        path: defaults::HEALTH_PATH.to_string(),
+        interval: defaults::HEALTH_INTERVAL,
+        timeout: defaults::HEALTH_TIMEOUT,
+        threshold: defaults::HEALTH_THRESHOLD,
+    }
+}
+
+fn resolve_deploy(raw: RawDeploy, sink: &mut Sink<'_>) -> DeploySettings {
+    let ctx = "[deploy]";
+    DeploySettings {
+        health_timeout: duration(
+            raw.health_timeout.as_ref(),
+            &raw::subject("health_timeout", ctx),
+            DurationRule::POSITIVE,
+            defaults::DEPLOY_HEALTH_TIMEOUT,
+            sink,
+        ),
+        drain_timeout: duration(
+            raw.drain_timeout.as_ref(),
+            &raw::subject("drain_timeout", ctx),
+            DurationRule::ANY,
+            defaults::DRAIN_TIMEOUT,
+            sink,
+        ),
+        retain: int_in(raw.retain, ctx, "retain", 1..=100, defaults::RETAIN, sink),
+    }
+}
+
+/// What a duration field accepts beyond being a duration.
+#[derive(Debug, Clone, Copy)]
+struct DurationRule {
+    /// Zero makes no sense for intervals and timeouts (it would spin or fail
+    /// at once); it does for stop/drain timeouts ("don't wait").
+    positive: bool,
+    max: Option<Duration>,
+}
+
+impl DurationRule {
+    const ANY: Self = DurationRule {
+        positive: false,
+        max: None,
+    };
+    const POSITIVE: Self = DurationRule {
+        positive: true,
+        max: None,
+    };
+}
+
+fn duration(
+    field: Option<&Sp<String>>,
+    what: &str,
+    rule: DurationRule,
+    default: Duration,
+    sink: &mut Sink<'_>,
+) -> Duration {
+    let Some(field) = field else {
+        return default;
+    };
+    let Ok(parsed) = humantime::parse_duration(field.value.trim()) else {
+        sink.error_hint(
+            &field.span,
+            format!("{what} must be a duration, found {:?}", field.value),
+            DURATION_HINT,
+        );
+        return default;
+    };
+    if rule.positive && parsed.is_zero() {
+        sink.error_hint(
+            &field.span,
+            format!("{what} must be greater than 0"),
+            DURATION_HINT,
+        );
+        return default;
+    }
+    if let Some(max) = rule.max
+        && parsed > max
+    {
+        sink.error(
+            &field.span,
+            format!(
+                "{what} must be at most {}s, found {:?}",
+                max.as_secs(),
+                field.value
+            ),
+        );
+        return default;
+    }
+    parsed
+}
+
+fn int_in(
+    field: Option<Sp<i128>>,
+    ctx: &str,
+    key: &str,
+    range: std::ops::RangeInclusive<u32>,
+    default: u32,
+    sink: &mut Sink<'_>,
+) -> u32 {
+    let Some(field) = field else {
+        return default;
+    };
+    match u32::try_from(field.value) {
+        Ok(n) if range.contains(&n) => n,
+        _ => {
+            sink.error(
+                &field.span,
+                format!(
+                    "{} must be between {} and {}, found {}",
+                    raw::subject(key, ctx),
+                    range.start(),
+                    range.end(),
+                    // As written, since huge literals were clamped.
+                    sink.text(&field.span)
+                ),
+            );
+            default
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "0", "hello-world", "a-", "web2"] {
+            assert!(is_valid_name(ok), "{ok}");
+        }
+        for bad in ["", "-a", "A", "a_b", "a.b", "é"] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+        assert_eq!(suggest_name("Hello_World").as_deref(), Some("hello-world"));
+        assert_eq!(suggest_name("--x").as_deref(), Some("x"));
+        assert_eq!(suggest_name("___"), None);
+    }
+
+    #[test]
+    fn env_keys() {
+        for ok in ["A", "_", "a_1", "PATH"] {
+            assert_eq!(env_key_problem(ok), None, "{ok}");
+        }
+        for bad in ["", "1A", "A-B", "A B", "É"] {
+            assert!(env_key_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hosts() {
+        for ok in ["localhost", "a.b.c", "x-1.example.com", "127.0.0.1"] {
+            assert_eq!(host_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "A.com",
+            "http://a.com",
+            "a.com:80",
+            "a.com/x",
+            "a..com",
+            "a.com.",
+            "-a.com",
+            "a_b.com",
+            "*.a.com",
+        ] {
+            assert!(host_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn trailing_slash() {
+        assert_eq!(trim_trailing_slash("/"), "/");
+        assert_eq!(trim_trailing_slash("///"), "/");
+        assert_eq!(trim_trailing_slash("/a/"), "/a");
+    }
+}

@@ -1,0 +1,88 @@
+//! `wharf config show`: snapshots of the rendered TOML, and the round trip.
+
+use std::path::Path;
+
+use wharf_config::AppConfig;
+
+fn parse(source: &str) -> AppConfig {
+    match AppConfig::parse(Path::new("wharf.toml"), source) {
+        Ok(config) => config,
+        Err(errors) => panic!("expected a valid config, got:\n{errors}"),
+    }
+}
+
+const MINIMAL: &str = r#"
+name = "hello"
+[processes.web]
+command = "bin/hello"
+"#;
+
+const RICH: &str = r#"
+name = "shop"
+build = "cargo build --release && cp target/release/shop bin/"
+release_command = "bin/shop migrate"
+
+[env]
+GREETING = "say \"hi\"\n"
+PORT_OFFSET = 10
+
+[processes.worker]
+command = "bin/shop work"
+instances = 3
+stop_timeout = "1m 30s"
+env = { QUEUE = "default" }
+
+[processes.web]
+command = "bin/shop serve --port $PORT"
+instances = 2
+http = { host = "shop.localhost", path = "/" }
+health = { path = "/healthz", interval = "500ms", threshold = 3 }
+
+[processes.admin]
+command = "bin/shop admin"
+[processes.admin.http]
+path = "/admin/"
+
+[deploy]
+health_timeout = "2m"
+drain_timeout = "0s"
+retain = 10
+"#;
+
+fn reference() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("wharf.reference.toml");
+    std::fs::read_to_string(path).expect("reading wharf.reference.toml")
+}
+
+#[test]
+fn show_minimal() {
+    insta::assert_snapshot!(parse(MINIMAL).to_toml());
+}
+
+#[test]
+fn show_rich() {
+    insta::assert_snapshot!(parse(RICH).to_toml());
+}
+
+#[test]
+fn rendered_toml_parses_back_to_the_same_config() {
+    for source in [MINIMAL, RICH, &reference()] {
+        let config = parse(source);
+        let rendered = config.to_toml();
+        assert_eq!(parse(&rendered), config, "rendered:\n{rendered}");
+        // Rendering is a fixed point: showing the shown config changes nothing.
+        assert_eq!(parse(&rendered).to_toml(), rendered);
+    }
+}
+
+#[test]
+fn rendered_env_overrides_round_trip() {
+    let overrides = [(
+        "WEIRD".to_string(),
+        "tab\there 'quote' \\ \u{1}".to_string(),
+    )]
+    .into_iter()
+    .collect();
+    let config = parse(RICH).with_env_overrides(&overrides).unwrap();
+    assert_eq!(parse(&config.to_toml()), config);
+}

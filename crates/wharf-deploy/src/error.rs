@@ -1,0 +1,80 @@
+//! Why a deploy or rollback did not happen.
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Config(#[from] wharf_config::LoadError),
+    #[error("{0}")]
+    EnvOverride(wharf_config::ConfigErrors),
+    #[error(
+        "a deploy of {app} is already running (deploy {deploy}, now {state}); wait for it to finish or pass --wait"
+    )]
+    InProgress {
+        app: String,
+        deploy: i64,
+        state: String,
+    },
+    #[error("build of {app} release {release} failed ({how}){}", tail_text(.tail))]
+    Build {
+        app: String,
+        release: i64,
+        how: String,
+        tail: Vec<String>,
+    },
+    #[error(
+        "release command of {app} release {release} failed ({how}); no instance was started, release {serving} keeps serving{}",
+        tail_text(.tail)
+    )]
+    ReleaseCommand {
+        app: String,
+        release: i64,
+        serving: String,
+        how: String,
+        tail: Vec<String>,
+    },
+    #[error("{0}")]
+    Unhealthy(Box<Unhealthy>),
+    #[error("{app} has no release to roll back to: {why}")]
+    NoRollbackTarget { app: String, why: String },
+    #[error("{app} release {release} cannot be used: {why}")]
+    BadRelease {
+        app: String,
+        release: i64,
+        why: String,
+    },
+    #[error("no free port on 127.0.0.1 for an instance: {0}")]
+    Port(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] wharf_store::StoreError),
+    #[error(transparent)]
+    Runtime(#[from] wharf_runtime::RuntimeError),
+}
+
+/// Renders the last log lines under an error message.
+fn tail_text(tail: &[String]) -> String {
+    if tail.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("\nlast log lines:");
+    for line in tail {
+        s.push_str("\n  | ");
+        s.push_str(line);
+    }
+    s
+}
+
+/// A new release whose instance did not pass its health check.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{app} release {release}: instance {instance} did not become healthy within {timeout}: {reason}; the new instances were stopped, release {serving} keeps serving{}",
+    tail_text(.tail)
+)]
+pub struct Unhealthy {
+    pub app: String,
+    pub release: i64,
+    pub instance: String,
+    pub timeout: String,
+    pub reason: String,
+    pub serving: String,
+    pub tail: Vec<String>,
+}

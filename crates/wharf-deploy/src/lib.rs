@@ -1,0 +1,124 @@
+//! Releases and the deploy state machine.
+//!
+//! [`Engine`] turns "deploy this source directory" into: release row →
+//! build → snapshot → release command → start instances → health → switch
+//! → drain → stop old, recording each [`Step`] in the store before acting
+//! on it. A rollback is the same machine from "start instances" on, with a
+//! retained release. [`Engine::recover`] is what a restarted server runs
+//! first: it kills whatever an earlier server left running, closes the
+//! deploys it left open, and brings back the one serving release.
+//!
+//! Architecture Invariant 3 lives here (with `wharf_store::Store::switch`
+//! as the commit point); Invariants 1 and 2 are kept by [`live`].
+//! This crate knows nothing of HTTP details: it hands backend sets to the
+//! proxy and asks `wharf_proxy::health` whether instances are healthy.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use prometheus_client::registry::Registry;
+use tokio::sync::mpsc;
+use wharf_proxy::Proxy;
+use wharf_runtime::Runtime;
+use wharf_store::Store;
+
+mod deploy;
+mod error;
+mod live;
+mod metrics;
+mod progress;
+mod recover;
+mod status;
+mod step;
+
+pub use error::DeployError;
+pub use progress::{DeployReport, Progress};
+pub use recover::RecoveryReport;
+pub use status::{AppStatus, InstanceStatus, RouteStatus};
+pub use step::Step;
+
+/// Where progress of a deploy goes (the API streams it to the CLI).
+pub type ProgressTx = mpsc::UnboundedSender<Progress>;
+
+/// What to deploy.
+#[derive(Debug, Clone, Default)]
+pub struct DeployRequest {
+    /// The app's source directory (holding `wharf.toml`).
+    pub source_dir: std::path::PathBuf,
+    /// `KEY=VALUE` overrides layered over the config's `env`.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Wait for a running deploy of the same app instead of failing.
+    pub wait: bool,
+}
+
+/// The deploy engine. One per server.
+#[derive(Debug)]
+pub struct Engine {
+    store: Arc<Store>,
+    runtime: Arc<dyn Runtime>,
+    routes: Arc<live::Routes>,
+    /// One deploy at a time per app, in this process (the store enforces it
+    /// across processes too).
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    metrics: metrics::DeployMetrics,
+}
+
+impl Engine {
+    /// Creates the engine; registers its metrics in `registry` and starts
+    /// recording runtime events (pids, exits) in the store.
+    pub fn new(
+        store: Arc<Store>,
+        runtime: Arc<dyn Runtime>,
+        proxy: Arc<Proxy>,
+        registry: &mut Registry,
+    ) -> Arc<Engine> {
+        let engine = Arc::new(Engine {
+            store,
+            runtime,
+            routes: Arc::new(live::Routes::new(proxy)),
+            locks: Mutex::new(HashMap::new()),
+            metrics: metrics::DeployMetrics::new(registry),
+        });
+        tokio::spawn(recover::record_runtime_events(Arc::downgrade(&engine)));
+        engine
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.runtime
+    }
+
+    pub fn proxy(&self) -> &Arc<Proxy> {
+        self.routes.proxy()
+    }
+
+    fn app_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(app.to_owned()).or_default().clone()
+    }
+
+    /// Stops every instance of every app, after taking them out of the
+    /// routing table and draining them (server shutdown, Ctrl-C of `wharf up`).
+    pub async fn shutdown(&self) {
+        let started = Instant::now();
+        for release in self.routes.all() {
+            self.routes.remove(&release.config.name);
+            let drain = release.config.deploy.drain_timeout;
+            wharf_proxy::drain(&release.backends(), drain).await;
+        }
+        self.runtime.shutdown().await;
+        for row in self.store.live_instances(None).unwrap_or_default() {
+            let _ = self
+                .store
+                .set_instance_state(&row.id, wharf_store::InstanceState::Stopped);
+        }
+        tracing::info!(
+            took_ms = started.elapsed().as_millis() as u64,
+            "all instances stopped"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! Convergence after a crash, and the record of what the runtime does.
+//!
+//! A server killed at any point leaves: instance processes (its children,
+//! now orphans), maybe a deploy with no outcome, and a store whose
+//! `apps.current_release` says which release was serving at the last
+//! commit point. [`Engine::recover`] kills every leftover process of this
+//! data dir, closes open deploys as `interrupted`, and restores each app's
+//! serving release through the same start → health → switch path a deploy
+//! uses. The result: exactly one release serves, nothing is orphaned.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+use wharf_runtime::RuntimeEvent;
+use wharf_store::{DeployKind, DeployOutcome, EventLevel, InstanceState, ReleaseStatus};
+
+use crate::{DeployError, Engine};
+
+/// How long leftovers get between SIGTERM and SIGKILL.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(5);
+
+/// What [`Engine::recover`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryReport {
+    /// Leftover processes killed.
+    pub killed: usize,
+    /// Deploys closed as interrupted.
+    pub interrupted: Vec<i64>,
+    /// (app, release) brought back.
+    pub restored: Vec<(String, i64)>,
+    /// (app, why) that could not be brought back.
+    pub failed: Vec<(String, String)>,
+}
+
+impl Engine {
+    /// Converges to the store's truth. Run once, before serving.
+    pub async fn recover(self: &Arc<Self>) -> Result<RecoveryReport, DeployError> {
+        let mut report = RecoveryReport::default();
+        let found = self.runtime.kill_leftovers(LEFTOVER_GRACE).await?;
+        report.killed = found.len();
+        if !found.is_empty() {
+            tracing::warn!(
+                count = found.len(),
+                "killed processes left by an earlier server"
+            );
+        }
+        for row in self.store.live_instances(None)? {
+            self.store
+                .set_instance_state(&row.id, InstanceState::Stopped)?;
+        }
+        for d in self.store.unfinished_deploys()? {
+            let app = self.store.apps()?.into_iter().find(|a| a.id == d.app_id);
+            let serving = app.as_ref().and_then(|a| a.current_release);
+            let msg = format!(
+                "the server stopped during `{}`; release {} is the one serving",
+                d.state,
+                serving.map_or_else(|| "none".to_owned(), |n| n.to_string())
+            );
+            self.store
+                .finish_deploy(d.id, DeployOutcome::Interrupted, Some(&msg))?;
+            self.store.add_event(
+                Some(d.app_id),
+                Some(d.id),
+                EventLevel::Warn,
+                &format!("{} {} interrupted: {msg}", d.kind, d.id),
+            )?;
+            report.interrupted.push(d.id);
+            // A new release that never became the serving one is dead.
+            if let (DeployKind::Deploy, Some(to), Some(app)) = (d.kind, d.to_release, &app)
+                && Some(to) != serving
+            {
+                self.store
+                    .set_release_status(app.id, to, ReleaseStatus::Failed, None)?;
+                let _ = self.runtime.remove_release(&app.name, to as u64).await;
+            }
+        }
+        for app in self.store.apps()? {
+            let Some(number) = app.current_release else {
+                continue;
+            };
+            match self.restore(&app.name, number).await {
+                Ok(_) => report.restored.push((app.name.clone(), number)),
+                Err(e) => {
+                    tracing::error!(app = %app.name, release = number, error = %e, "could not restore the serving release");
+                    report.failed.push((app.name.clone(), e.to_string()));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Starts the serving release of `app` again and routes to it.
+    async fn restore(
+        self: &Arc<Self>,
+        app: &str,
+        number: i64,
+    ) -> Result<crate::DeployReport, DeployError> {
+        let app = self.store.app(app)?;
+        let run = self.begin(app, DeployKind::Restore, Some(number), None)?;
+        // The same path as a rollback: start the retained release, health, switch.
+        self.run(run, move |engine, run| {
+            Box::pin(engine.activate_steps(run, number))
+        })
+        .await
+    }
+}
+
+/// Follows the runtime's events and records them (pids, restarts).
+pub(crate) async fn record_runtime_events(engine: Weak<Engine>) {
+    let mut events = match engine.upgrade() {
+        Some(e) => e.runtime.events(),
+        None => return,
+    };
+    loop {
+        let event = match events.recv().await {
+            Ok(e) => e,
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "runtime events were missed");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        let store = &engine.store;
+        let result = match &event {
+            RuntimeEvent::Started { id, pid, .. } => store.set_instance_pid(id, Some(*pid)),
+            RuntimeEvent::Exited {
+                id,
+                code,
+                signal,
+                restart_in,
+            } => {
+                let app = store.instance(id).ok().flatten().map(|r| r.app_id);
+                let how = match (code, signal) {
+                    (Some(c), _) => format!("with code {c}"),
+                    (None, Some(s)) => format!("on signal {s}"),
+                    _ => String::new(),
+                };
+                let next = restart_in.map_or_else(String::new, |d| {
+                    format!("; restarting in {}", crate::deploy::humantime_fmt(d))
+                });
+                tracing::warn!(instance = %id, code, signal, "instance exited");
+                store
+                    .add_event(
+                        app,
+                        None,
+                        EventLevel::Warn,
+                        &format!("instance {id} exited {how}{next}"),
+                    )
+                    .and_then(|_| {
+                        if restart_in.is_some() {
+                            store.set_instance_state(id, InstanceState::Restarting)
+                        } else {
+                            Ok(())
+                        }
+                    })
+            }
+            RuntimeEvent::Stopped { .. } => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "could not record a runtime event");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! A snapshot of what runs and what is routed, for `wharf status`.
+
+use serde::{Deserialize, Serialize};
+use wharf_store::{InstanceRow, StoreError};
+
+use crate::Engine;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppStatus {
+    pub name: String,
+    pub source_dir: String,
+    /// The serving release (the store's truth).
+    pub release: Option<i64>,
+    /// A deploy in progress: (id, kind, state).
+    pub deploying: Option<(i64, String, String)>,
+    pub routes: Vec<RouteStatus>,
+    pub instances: Vec<InstanceStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteStatus {
+    pub process: String,
+    pub host: Option<String>,
+    pub path_prefix: String,
+    /// (release, weight, healthy backends)
+    pub groups: Vec<(u64, u32, usize)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub id: String,
+    pub release: i64,
+    pub process: String,
+    pub port: u16,
+    pub pid: Option<u32>,
+    pub state: String,
+    pub started_ms: i64,
+}
+
+impl From<InstanceRow> for InstanceStatus {
+    fn from(r: InstanceRow) -> Self {
+        InstanceStatus {
+            id: r.id,
+            release: r.release,
+            process: r.process,
+            port: r.port,
+            pid: r.pid,
+            state: r.state.to_string(),
+            started_ms: r.started_ms,
+        }
+    }
+}
+
+impl Engine {
+    /// Every app's status, by name.
+    pub fn status(&self) -> Result<Vec<AppStatus>, StoreError> {
+        let table = self.proxy().table();
+        let running = self.store.unfinished_deploys()?;
+        let mut out = Vec::new();
+        for app in self.store.apps()? {
+            let routes = table
+                .routes()
+                .iter()
+                .filter(|r| r.app == app.name)
+                .map(|r| RouteStatus {
+                    process: r.process.clone(),
+                    host: r.host.clone(),
+                    path_prefix: r.path_prefix.clone(),
+                    groups: r
+                        .backends
+                        .groups
+                        .iter()
+                        .map(|g| (g.release, g.weight, g.backends.len()))
+                        .collect(),
+                })
+                .collect();
+            let instances = self
+                .store
+                .live_instances(Some(app.id))?
+                .into_iter()
+                .map(InstanceStatus::from)
+                .collect();
+            let deploying = running
+                .iter()
+                .find(|d| d.app_id == app.id)
+                .map(|d| (d.id, d.kind.to_string(), d.state.clone()));
+            out.push(AppStatus {
+                name: app.name,
+                source_dir: app.source_dir,
+                release: app.current_release,
+                deploying,
+                routes,
+                instances,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,72 @@
+//! The steps of a deploy, in order, and the test failpoints between them.
+
+use serde::{Deserialize, Serialize};
+
+/// A state of the deploy state machine. Each is recorded in the store
+/// *before* the engine acts on it (Architecture Invariant 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Running the app's `build` command in its source directory.
+    Building,
+    /// Snapshotting the source into the release directory.
+    Preparing,
+    /// Running the release command (migrations).
+    Releasing,
+    /// Starting the new release's instances.
+    Starting,
+    /// Waiting for every new instance to pass its health check.
+    HealthChecking,
+    /// The commit point: the new release serves (store, then routing table).
+    Switched,
+    /// Letting in-flight requests to the old release finish.
+    Draining,
+    /// Stopping the old release's instances.
+    StoppingOld,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Building => "building",
+            Step::Preparing => "preparing",
+            Step::Releasing => "releasing",
+            Step::Starting => "starting",
+            Step::HealthChecking => "health_checking",
+            Step::Switched => "switched",
+            Step::Draining => "draining",
+            Step::StoppingOld => "stopping_old",
+        }
+    }
+
+    /// What the step does, for progress lines.
+    pub fn label(self) -> &'static str {
+        match self {
+            Step::Building => "build",
+            Step::Preparing => "snapshot release",
+            Step::Releasing => "release command",
+            Step::Starting => "start instances",
+            Step::HealthChecking => "health checks",
+            Step::Switched => "switch traffic",
+            Step::Draining => "drain old release",
+            Step::StoppingOld => "stop old release",
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Test hook for crash tests: when `WHARF_FAILPOINT` names a step, the engine
+/// stops right after recording that step — it logs `failpoint reached` and
+/// waits forever, so a test can `kill -9` the server at exactly that point.
+/// Unset in production; costs one environment lookup per step.
+pub(crate) async fn failpoint(step: Step) {
+    if std::env::var("WHARF_FAILPOINT").is_ok_and(|v| v == step.as_str()) {
+        tracing::warn!(step = step.as_str(), "failpoint reached");
+        std::future::pending::<()>().await;
+    }
+}

@@ -1,0 +1,104 @@
+//! The local API's wire types, shared by the server and the CLI's client.
+//!
+//! Endpoints (HTTP/1.1 over the unix socket `<data>/wharf.sock`):
+//!
+//! | method & path | body | answer |
+//! |---|---|---|
+//! | `GET /v1/status` | | [`StatusResponse`] |
+//! | `POST /v1/deploys` | [`DeployBody`] | NDJSON stream of [`Progress`], ending with `finished` |
+//! | `POST /v1/apps/{app}/rollback` | [`RollbackBody`] | NDJSON stream of [`Progress`] |
+//! | `GET /v1/apps/{app}/releases` | | `[`[`ReleaseInfo`]`]` |
+//! | `GET /v1/apps/{app}/events?limit=N` | | `[`[`EventInfo`]`]` |
+//! | `GET /v1/apps/{app}/logs?process=P&tail=N&follow=true` | | NDJSON stream of [`LogLineOut`] |
+//!
+//! Errors answer 4xx/5xx with [`ApiError`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+pub use wharf_deploy::{AppStatus, DeployReport, InstanceStatus, Progress, RouteStatus, Step};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub pid: u32,
+    pub version: String,
+    pub data_dir: PathBuf,
+    /// Where the proxy listens.
+    pub proxy: SocketAddr,
+    /// Where `/metrics` is served.
+    pub admin: SocketAddr,
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    pub server: ServerInfo,
+    pub apps: Vec<AppStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployBody {
+    /// Absolute path of the app's source directory, on the server's machine.
+    pub source_dir: PathBuf,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackBody {
+    pub release: Option<i64>,
+    #[serde(default)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseInfo {
+    pub number: i64,
+    pub revision: Option<String>,
+    /// `live`, `retained`, `failed`, `pruned` or `pending`.
+    pub status: String,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventInfo {
+    pub at_ms: i64,
+    pub level: String,
+    pub deploy: Option<i64>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLineOut {
+    pub at_ms: u64,
+    pub release: u64,
+    pub process: String,
+    pub instance: String,
+    pub stream: String,
+    pub line: String,
+}
+
+impl From<wharf_runtime::LogLine> for LogLineOut {
+    fn from(l: wharf_runtime::LogLine) -> Self {
+        LogLineOut {
+            at_ms: l.at_ms,
+            release: l.release,
+            process: l.process,
+            instance: l.instance,
+            stream: match l.stream {
+                wharf_runtime::LogStream::Stdout => "stdout".into(),
+                wharf_runtime::LogStream::Stderr => "stderr".into(),
+            },
+            line: l.line,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}

@@ -1,0 +1,254 @@
+//! The wharf daemon.
+//!
+//! [`Server::start`] wires the pieces: it locks the data directory (one
+//! server per data dir), opens the store, binds the proxy, admin and API
+//! listeners, creates the runtime, proxy and deploy engine, runs crash
+//! recovery, and serves. [`Server::shutdown`] undoes it in order: no new
+//! API calls, the apps drained and stopped, the proxy closed gracefully.
+//!
+//! The API is HTTP over a unix socket in the data dir: only users who can
+//! open that file (mode 0600, owner only) can deploy.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use wharf_deploy::Engine;
+use wharf_proxy::{Proxy, ProxyConfig};
+use wharf_runtime::process::{ProcessRuntime, ProcessRuntimeOptions};
+use wharf_store::Store;
+
+pub mod api;
+pub mod client;
+mod http;
+mod lock;
+
+pub use api::ServerInfo;
+
+/// File names inside the data dir.
+pub const SOCKET_FILE: &str = "wharf.sock";
+pub const STORE_FILE: &str = "wharf.db";
+pub const INFO_FILE: &str = "server.json";
+
+/// How a server is set up.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub data_dir: PathBuf,
+    /// Proxy listen address (port 0 picks a free one).
+    pub proxy_addr: SocketAddr,
+    /// Admin listen address for `/metrics`.
+    pub admin_addr: SocketAddr,
+    pub proxy: ProxyConfig,
+    /// Instance and task log files rotate past this size.
+    pub log_max_bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("could not create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "another wharf server is running on {data_dir}{}; stop it first, or give this one another --data directory",
+        .pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    AlreadyRunning { data_dir: PathBuf, pid: Option<u32> },
+    #[error(
+        "could not listen on {what} {addr}: {source}; is another program using it? pass another address"
+    )]
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the API socket path {0} is too long for a unix socket (max 107 bytes); use a shorter --data directory"
+    )]
+    SocketPath(PathBuf),
+    #[error(transparent)]
+    Store(#[from] wharf_store::StoreError),
+    #[error(transparent)]
+    Runtime(#[from] wharf_runtime::RuntimeError),
+    #[error("crash recovery failed: {0}")]
+    Recovery(#[from] wharf_deploy::DeployError),
+    #[error("could not write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    engine: Arc<Engine>,
+    info: ServerInfo,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    _lock: lock::DataDirLock,
+    pub recovery: wharf_deploy::RecoveryReport,
+}
+
+impl Server {
+    pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
+        std::fs::create_dir_all(&opts.data_dir).map_err(|source| ServerError::DataDir {
+            path: opts.data_dir.clone(),
+            source,
+        })?;
+        let data_dir =
+            std::fs::canonicalize(&opts.data_dir).map_err(|source| ServerError::DataDir {
+                path: opts.data_dir.clone(),
+                source,
+            })?;
+        let lock = lock::DataDirLock::acquire(&data_dir)?;
+        let store = Arc::new(Store::open(&data_dir.join(STORE_FILE))?);
+
+        let bind = |what: &'static str, addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    what,
+                    addr: addr.to_string(),
+                    source,
+                })
+        };
+        let proxy_listener = bind("the proxy address", opts.proxy_addr).await?;
+        let admin_listener = bind("the admin address", opts.admin_addr).await?;
+        let socket = data_dir.join(SOCKET_FILE);
+        if socket.as_os_str().len() > 107 {
+            return Err(ServerError::SocketPath(socket));
+        }
+        // We hold the data dir lock, so a socket file here is a dead server's.
+        let _ = std::fs::remove_file(&socket);
+        let api_listener =
+            tokio::net::UnixListener::bind(&socket).map_err(|source| ServerError::Bind {
+                what: "the API socket",
+                addr: socket.display().to_string(),
+                source,
+            })?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).map_err(
+            |source| ServerError::Write {
+                path: socket.clone(),
+                source,
+            },
+        )?;
+
+        let info = ServerInfo {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            data_dir: data_dir.clone(),
+            proxy: local_addr(&proxy_listener),
+            admin: local_addr(&admin_listener),
+            socket: socket.clone(),
+        };
+
+        let mut registry = Registry::with_prefix("");
+        let runtime = Arc::new(ProcessRuntime::new(ProcessRuntimeOptions {
+            data_dir: data_dir.clone(),
+            log_max_bytes: opts.log_max_bytes,
+        })?);
+        let proxy = Proxy::new(opts.proxy.clone(), &mut registry);
+        let engine = Engine::new(store, runtime, proxy.clone(), &mut registry);
+        let registry = Arc::new(registry);
+
+        let (stop, stopped) = watch::channel(false);
+        let until_stop = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let mut tasks = Vec::new();
+        // The proxy listens during recovery: until the serving release is
+        // back, requests get a clean 503 instead of a refused connection.
+        tasks.push(tokio::spawn({
+            let shutdown = until_stop(stopped.clone());
+            async move {
+                if let Err(e) = proxy.serve(proxy_listener, shutdown).await {
+                    tracing::error!(error = %e, "proxy stopped");
+                }
+            }
+        }));
+        let recovery = engine.recover().await?;
+        tracing::info!(?recovery, "recovered");
+
+        let state = http::AppState {
+            engine: engine.clone(),
+            info: info.clone(),
+        };
+        tasks.push(tokio::spawn({
+            let shutdown = until_stop(stopped.clone());
+            async move {
+                if let Err(e) = axum::serve(api_listener, http::api_router(state))
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!(error = %e, "API server stopped");
+                }
+            }
+        }));
+        tasks.push(tokio::spawn({
+            let shutdown = until_stop(stopped.clone());
+            async move {
+                if let Err(e) = axum::serve(admin_listener, http::admin_router(registry))
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!(error = %e, "admin server stopped");
+                }
+            }
+        }));
+
+        let info_path = data_dir.join(INFO_FILE);
+        let json = serde_json::to_vec_pretty(&info).unwrap_or_default();
+        std::fs::write(&info_path, json).map_err(|source| ServerError::Write {
+            path: info_path,
+            source,
+        })?;
+        tracing::info!(proxy = %info.proxy, admin = %info.admin, socket = %info.socket.display(), "wharf server ready");
+        Ok(Server {
+            engine,
+            info,
+            stop,
+            tasks,
+            _lock: lock,
+            recovery,
+        })
+    }
+
+    pub fn info(&self) -> &ServerInfo {
+        &self.info
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Drains and stops every app, then closes the listeners.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        // Apps first, while the proxy still serves their in-flight requests.
+        self.engine.shutdown().await;
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let _ = std::fs::remove_file(&self.info.socket);
+        let _ = std::fs::remove_file(self.info.data_dir.join(INFO_FILE));
+        tracing::info!("stopped");
+    }
+}
+
+fn local_addr(l: &tokio::net::TcpListener) -> SocketAddr {
+    l.local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// Reads the `server.json` a running server wrote into `data_dir`.
+pub fn read_info(data_dir: &Path) -> Option<ServerInfo> {
+    let bytes = std::fs::read(data_dir.join(INFO_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}

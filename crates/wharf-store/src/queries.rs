@@ -1,0 +1,257 @@
+//! Typed queries on apps, releases, instances and events.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use crate::model::*;
+use crate::{Store, StoreError, now_ms};
+
+const APP_COLS: &str = "id, name, source_dir, current_release, created_ms";
+const RELEASE_COLS: &str = "app_id, number, revision, config_json, dir, status, created_ms";
+const INSTANCE_COLS: &str =
+    "id, app_id, release, process, idx, port, pid, state, started_ms, updated_ms";
+const EVENT_COLS: &str = "id, app_id, deploy_id, at_ms, level, message";
+
+fn app_row(r: &Row<'_>) -> rusqlite::Result<AppRow> {
+    Ok(AppRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        source_dir: r.get(2)?,
+        current_release: r.get(3)?,
+        created_ms: r.get(4)?,
+    })
+}
+
+/// Maps a TEXT enum column, turning an unknown value into a conversion error
+/// that names the column.
+fn text<T>(r: &Row<'_>, i: usize, parse: fn(&str) -> Result<T, StoreError>) -> rusqlite::Result<T> {
+    let s: String = r.get(i)?;
+    parse(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn release_row(r: &Row<'_>) -> rusqlite::Result<ReleaseRow> {
+    Ok(ReleaseRow {
+        app_id: r.get(0)?,
+        number: r.get(1)?,
+        revision: r.get(2)?,
+        config_json: r.get(3)?,
+        dir: r.get(4)?,
+        status: text(r, 5, ReleaseStatus::parse)?,
+        created_ms: r.get(6)?,
+    })
+}
+
+fn instance_row(r: &Row<'_>) -> rusqlite::Result<InstanceRow> {
+    Ok(InstanceRow {
+        id: r.get(0)?,
+        app_id: r.get(1)?,
+        release: r.get(2)?,
+        process: r.get(3)?,
+        idx: r.get(4)?,
+        port: r.get(5)?,
+        pid: r.get(6)?,
+        state: text(r, 7, InstanceState::parse)?,
+        started_ms: r.get(8)?,
+        updated_ms: r.get(9)?,
+    })
+}
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get(0)?,
+        app_id: r.get(1)?,
+        deploy_id: r.get(2)?,
+        at_ms: r.get(3)?,
+        level: text(r, 4, EventLevel::parse)?,
+        message: r.get(5)?,
+    })
+}
+
+impl Store {
+    /// Registers `name` (or updates its source dir) and returns it.
+    pub fn upsert_app(&self, name: &str, source_dir: &str) -> Result<AppRow, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO apps (name, source_dir, created_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET source_dir = excluded.source_dir",
+            params![name, source_dir, now_ms()],
+        )?;
+        Ok(conn.query_row(
+            &format!("SELECT {APP_COLS} FROM apps WHERE name = ?1"),
+            [name],
+            app_row,
+        )?)
+    }
+
+    pub fn app(&self, name: &str) -> Result<AppRow, StoreError> {
+        self.conn()
+            .query_row(
+                &format!("SELECT {APP_COLS} FROM apps WHERE name = ?1"),
+                [name],
+                app_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchApp(name.to_owned()))
+    }
+
+    pub fn apps(&self) -> Result<Vec<AppRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {APP_COLS} FROM apps ORDER BY name"))?;
+        let rows = stmt.query_map([], app_row)?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Creates the next release of an app, numbered after the highest so far.
+    pub fn create_release(
+        &self,
+        app_id: i64,
+        revision: Option<&str>,
+        config_json: &str,
+    ) -> Result<ReleaseRow, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let number: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(number), 0) + 1 FROM releases WHERE app_id = ?1",
+            [app_id],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO releases (app_id, number, revision, config_json, status, created_ms)
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+            params![app_id, number, revision, config_json, now_ms()],
+        )?;
+        let row = tx.query_row(
+            &format!("SELECT {RELEASE_COLS} FROM releases WHERE app_id = ?1 AND number = ?2"),
+            params![app_id, number],
+            release_row,
+        )?;
+        tx.commit()?;
+        Ok(row)
+    }
+
+    pub fn release(&self, app: &AppRow, number: i64) -> Result<ReleaseRow, StoreError> {
+        self.conn()
+            .query_row(
+                &format!("SELECT {RELEASE_COLS} FROM releases WHERE app_id = ?1 AND number = ?2"),
+                params![app.id, number],
+                release_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchRelease {
+                app: app.name.clone(),
+                number,
+            })
+    }
+
+    /// Every release of an app, newest first.
+    pub fn releases(&self, app_id: i64) -> Result<Vec<ReleaseRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {RELEASE_COLS} FROM releases WHERE app_id = ?1 ORDER BY number DESC"
+        ))?;
+        let rows = stmt
+            .query_map([app_id], release_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn set_release_status(
+        &self,
+        app_id: i64,
+        number: i64,
+        status: ReleaseStatus,
+        dir: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE releases SET status = ?3, dir = COALESCE(?4, dir) WHERE app_id = ?1 AND number = ?2",
+            params![app_id, number, status.as_str(), dir],
+        )?;
+        Ok(())
+    }
+
+    /// Records an instance about to be started.
+    pub fn insert_instance(&self, new: &NewInstance<'_>) -> Result<(), StoreError> {
+        let now = now_ms();
+        self.conn().execute(
+            "INSERT INTO instances (id, app_id, release, process, idx, port, state, started_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'starting', ?7, ?7)
+             ON CONFLICT (id) DO UPDATE SET port = excluded.port, pid = NULL,
+                 state = 'starting', started_ms = excluded.started_ms, updated_ms = excluded.updated_ms",
+            params![new.id, new.app_id, new.release, new.process, new.idx, new.port, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_instance_state(&self, id: &str, state: InstanceState) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE instances SET state = ?2, updated_ms = ?3 WHERE id = ?1",
+            params![id, state.as_str(), now_ms()],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_instance_pid(&self, id: &str, pid: Option<u32>) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE instances SET pid = ?2, updated_ms = ?3 WHERE id = ?1",
+            params![id, pid, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Instances not yet stopped, of one app or (with `None`) of all.
+    pub fn live_instances(&self, app_id: Option<i64>) -> Result<Vec<InstanceRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {INSTANCE_COLS} FROM instances
+             WHERE state NOT IN ('stopped', 'failed') AND (?1 IS NULL OR app_id = ?1)
+             ORDER BY release, process, idx"
+        ))?;
+        let rows = stmt
+            .query_map([app_id], instance_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn instance(&self, id: &str) -> Result<Option<InstanceRow>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {INSTANCE_COLS} FROM instances WHERE id = ?1"),
+                [id],
+                instance_row,
+            )
+            .optional()?)
+    }
+
+    /// Appends to the event log.
+    pub fn add_event(
+        &self,
+        app_id: Option<i64>,
+        deploy_id: Option<i64>,
+        level: EventLevel,
+        message: &str,
+    ) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO events (app_id, deploy_id, at_ms, level, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![app_id, deploy_id, now_ms(), level.as_str(), message],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// The newest `limit` events of an app (or all apps), oldest first.
+    pub fn events(&self, app_id: Option<i64>, limit: u32) -> Result<Vec<EventRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {EVENT_COLS} FROM (
+                 SELECT {EVENT_COLS} FROM events WHERE (?1 IS NULL OR app_id = ?1)
+                 ORDER BY id DESC LIMIT ?2
+             ) ORDER BY id"
+        ))?;
+        let rows = stmt
+            .query_map(params![app_id, limit], event_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+}

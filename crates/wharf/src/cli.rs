@@ -1,0 +1,174 @@
+//! The command line, as clap sees it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Self-hosted application delivery: build, deploy with zero downtime,
+/// roll back — one binary.
+#[derive(Debug, Parser)]
+#[command(name = "wharf", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Data directory of the server to use (store, releases, logs, API socket).
+    /// Default: `<app>/.wharf` for `up`; for other commands the nearest
+    /// `.wharf` above the current directory, else the last server started.
+    #[arg(long, global = true, env = "WHARF_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+pub const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  the operation failed (e.g. a deploy was aborted; the old release keeps serving)
+  2  bad usage or an invalid wharf.toml
+  3  no wharf server is reachable";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server in the foreground, deploy the app, follow its logs;
+    /// Ctrl-C stops everything.
+    Up(UpArgs),
+    /// Run the server (proxy, API, /metrics) until SIGTERM or Ctrl-C.
+    Server(ServerArgs),
+    /// Deploy the app in DIR as a new release, with zero downtime.
+    Deploy(DeployArgs),
+    /// Go back to a retained release (default: the one before the live one).
+    Rollback(RollbackArgs),
+    /// What is serving: releases, routes, instances.
+    Status(AppArgs),
+    /// The releases of an app: live, retained, failed.
+    Releases(AppArgs),
+    /// Logs of an app's instances.
+    Logs(LogsArgs),
+    /// The app's deploy history and other events.
+    Events(EventsArgs),
+    /// Work with wharf.toml.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Address the proxy listens on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "WHARF_LISTEN")]
+    pub listen: SocketAddr,
+    /// Address of the admin listener (`/metrics`, `/healthz`).
+    #[arg(long, default_value = "127.0.0.1:9180", env = "WHARF_ADMIN")]
+    pub admin: SocketAddr,
+    /// Do not write an access-log line per proxied request.
+    #[arg(long)]
+    pub no_access_log: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The app's directory (holding wharf.toml).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    /// Environment override for this release, KEY=VALUE (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The app's directory (holding wharf.toml).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Environment override for this release, KEY=VALUE (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// If another deploy of the app runs, wait for it instead of failing.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the outcome as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Release number to go back to.
+    pub release: Option<i64>,
+    /// App name (needed when the server runs several apps).
+    #[arg(long)]
+    pub app: Option<String>,
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the outcome as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AppArgs {
+    /// App name (needed when the server runs several apps).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Only this process (e.g. web).
+    #[arg(long, short = 'p')]
+    pub process: Option<String>,
+    /// Keep printing new lines.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// How many past lines to print first.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    pub tail: usize,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[arg(long)]
+    pub app: Option<String>,
+    #[arg(long, short = 'n', default_value_t = 50)]
+    pub limit: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the resolved wharf.toml, every default spelled out.
+    Show {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// As JSON instead of TOML.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check wharf.toml; print every problem.
+    Check {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}

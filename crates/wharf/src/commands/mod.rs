@@ -1,0 +1,98 @@
+//! One module per command (`commands/<verb>.rs`), each with a `run`.
+
+use anyhow::Result;
+use wharf_server::client::Client;
+
+use crate::Exit;
+use crate::cli::{Cli, Command, ConfigCommand};
+use crate::settings;
+
+mod config;
+mod deploy;
+mod events;
+mod logs;
+mod releases;
+mod rollback;
+mod server;
+mod status;
+mod up;
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let data = cli.data.as_deref();
+    match cli.command {
+        Command::Up(args) => up::run(data, args).await,
+        Command::Server(args) => server::run(data, args).await,
+        Command::Config(ConfigCommand::Show { dir, json }) => config::show(&dir, json),
+        Command::Config(ConfigCommand::Check { dir }) => config::check(&dir),
+        command => {
+            crate::telemetry::client();
+            let app_dir = match &command {
+                Command::Deploy(a) => Some(a.dir.as_path()),
+                _ => None,
+            };
+            let client = Client::new(&settings::client_data_dir(data, app_dir));
+            match command {
+                Command::Deploy(args) => deploy::run(&client, args).await,
+                Command::Rollback(args) => rollback::run(&client, args).await,
+                Command::Status(args) => status::run(&client, args).await,
+                Command::Releases(args) => releases::run(&client, args).await,
+                Command::Logs(args) => logs::run(&client, args).await,
+                Command::Events(args) => events::run(&client, args).await,
+                Command::Up(_) | Command::Server(_) | Command::Config(_) => {
+                    unreachable!("handled above")
+                }
+            }
+        }
+    }
+}
+
+/// The app a command is about: `--app`, or the server's only app.
+pub(crate) async fn resolve_app(client: &Client, app: Option<String>) -> Result<String> {
+    if let Some(app) = app {
+        return Ok(app);
+    }
+    let status = client.status().await?;
+    match status.apps.as_slice() {
+        [one] => Ok(one.name.clone()),
+        [] => Err(Exit::Usage(format!(
+            "the server on {} has no app yet; deploy one with `wharf deploy DIR`",
+            client.data_dir().display()
+        ))
+        .into()),
+        many => {
+            let names: Vec<&str> = many.iter().map(|a| a.name.as_str()).collect();
+            Err(Exit::Usage(format!(
+                "this server runs several apps ({}); pass --app NAME",
+                names.join(", ")
+            ))
+            .into())
+        }
+    }
+}
+
+/// Shows a progress stream until it finishes; fails with the deploy's
+/// message when it failed.
+pub(crate) async fn follow_progress(
+    mut lines: wharf_server::client::Lines<wharf_server::api::Progress>,
+    json: bool,
+) -> Result<()> {
+    let mut view = crate::output::ProgressView::default();
+    while let Some(p) = lines.next().await {
+        let p = p?;
+        if let Some((ok, message)) = view.show(&p) {
+            if json
+                && let wharf_server::api::Progress::Finished {
+                    report: Some(r), ..
+                } = &p
+            {
+                crate::output::json(r);
+            }
+            if ok {
+                crate::output::note(&message);
+                return Ok(());
+            }
+            return Err(Exit::Failed(message).into());
+        }
+    }
+    Err(Exit::Failed("the server closed the connection before the deploy finished; see `wharf status` and `wharf events`".into()).into())
+}

@@ -1,0 +1,83 @@
+//! `wharf status [--json]`.
+
+use anyhow::Result;
+use wharf_server::client::Client;
+
+use crate::cli::AppArgs;
+use crate::output;
+
+pub async fn run(client: &Client, args: AppArgs) -> Result<()> {
+    let mut status = client.status().await?;
+    if let Some(app) = &args.app {
+        status.apps.retain(|a| &a.name == app);
+        if status.apps.is_empty() {
+            return Err(crate::Exit::Usage(format!("no app named {app} on this server")).into());
+        }
+    }
+    if args.json {
+        output::json(&status);
+        return Ok(());
+    }
+    let mut out = format!(
+        "server pid {} · proxy http://{} · metrics http://{}/metrics · data {}",
+        status.server.pid,
+        status.server.proxy,
+        status.server.admin,
+        status.server.data_dir.display()
+    );
+    for app in &status.apps {
+        out.push_str(&format!(
+            "\n\n{}: release {} serving",
+            app.name,
+            app.release
+                .map_or_else(|| "none".to_owned(), |r| r.to_string())
+        ));
+        if let Some((id, kind, state)) = &app.deploying {
+            out.push_str(&format!(" · {kind} {id} in progress ({state})"));
+        }
+        for r in &app.routes {
+            let groups: Vec<String> = r
+                .groups
+                .iter()
+                .map(|(rel, w, n)| format!("release {rel} weight {w} ({n} healthy)"))
+                .collect();
+            out.push_str(&format!(
+                "\n  route {}{} -> {}: {}",
+                r.host.as_deref().unwrap_or("*"),
+                r.path_prefix,
+                r.process,
+                groups.join(", ")
+            ));
+        }
+        let rows: Vec<Vec<String>> = app
+            .instances
+            .iter()
+            .map(|i| {
+                vec![
+                    i.id.clone(),
+                    i.release.to_string(),
+                    i.process.clone(),
+                    i.state.clone(),
+                    i.pid.map_or_else(|| "-".into(), |p| p.to_string()),
+                    format!("127.0.0.1:{}", i.port),
+                    output::ago(i.started_ms),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            out.push('\n');
+            for line in output::table(
+                &[
+                    "INSTANCE", "RELEASE", "PROCESS", "STATE", "PID", "ADDRESS", "STARTED",
+                ],
+                &rows,
+            )
+            .lines()
+            {
+                out.push_str(&format!("\n  {line}"));
+            }
+        }
+    }
+    output::data(&out);
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! The `wharf` binary: parses the command line, runs one command, maps the
+//! outcome to an exit code (see `cli::EXIT_CODES`). Data goes to stdout;
+//! progress and diagnostics go to stderr.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+mod commands;
+mod output;
+mod settings;
+mod telemetry;
+
+/// An error that should exit with a given code, its message already said.
+#[derive(Debug)]
+pub enum Exit {
+    /// The operation failed; the message says how.
+    Failed(String),
+    /// Bad usage or config.
+    Usage(String),
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Failed(m) | Exit::Usage(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Exit {}
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(e) = err.downcast_ref::<Exit>() {
+        return match e {
+            Exit::Failed(_) => 1,
+            Exit::Usage(_) => 2,
+        };
+    }
+    if err.downcast_ref::<wharf_config::LoadError>().is_some()
+        || err.downcast_ref::<wharf_config::ConfigErrors>().is_some()
+    {
+        return 2;
+    }
+    if let Some(wharf_server::client::ClientError::NotRunning { .. }) = err.downcast_ref() {
+        return 3;
+    }
+    1
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            output::error(&format!("could not start the async runtime: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            output::error(&format!("{err:#}"));
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}

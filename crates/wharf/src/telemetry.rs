@@ -1,0 +1,58 @@
+//! Where wharf's own logs go.
+//!
+//! * `wharf server`: JSON lines on stderr (a supervisor collects them).
+//! * `wharf up`: JSON lines into `<data>/server.log`, so the terminal shows
+//!   progress and the app's own logs, not every access-log line.
+//! * client commands: warnings and errors only, human-readable, on stderr.
+//!
+//! `RUST_LOG` overrides the level everywhere (e.g. `RUST_LOG=wharf::access=off`).
+
+use std::path::Path;
+
+use tracing_subscriber::EnvFilter;
+
+fn filter(default: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
+}
+
+/// Logs to stderr through a background writer, so a slow reader of
+/// stderr never stalls the proxy; keep the guard alive to flush.
+pub fn server_to_stderr() -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter("info"))
+        .with_writer(writer)
+        .try_init();
+    guard
+}
+
+/// Logs to a file; keep the guard alive for as long as logs should flush.
+pub fn server_to_file(
+    data_dir: &Path,
+) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
+    std::fs::create_dir_all(data_dir)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join("server.log"))?;
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter("info"))
+        .with_writer(writer)
+        .try_init();
+    Ok(guard)
+}
+
+pub fn client() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter("warn"))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
