@@ -64,7 +64,7 @@ impl Run {
             .transition(self.deploy, step.as_str(), detail.as_deref())?;
         tracing::info!(app = %self.app.name, deploy = self.deploy, step = step.as_str(), detail = detail.as_deref().unwrap_or(""), "deploy step");
         self.send(Progress::Step { step, detail });
-        failpoint(step).await;
+        failpoint(step, self.release).await;
         Ok(())
     }
 
@@ -635,7 +635,7 @@ impl Engine {
             step: Step::Switched,
             detail: Some(format!("release {number} is serving")),
         });
-        failpoint(Step::Switched).await;
+        failpoint(Step::Switched, run.release).await;
         // The old release may be only in the store (after a restart) or
         // its instances may be live in this process.
         let Some(old) = old else { return Ok(0) };

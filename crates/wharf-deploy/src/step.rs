@@ -60,13 +60,21 @@ impl std::fmt::Display for Step {
     }
 }
 
-/// Test hook for crash tests: when `WHARF_FAILPOINT` names a step, the engine
-/// stops right after recording that step — it logs `failpoint reached` and
-/// waits forever, so a test can `kill -9` the server at exactly that point.
-/// Unset in production; costs one environment lookup per step.
-pub(crate) async fn failpoint(step: Step) {
-    if std::env::var("WHARF_FAILPOINT").is_ok_and(|v| v == step.as_str()) {
-        tracing::warn!(step = step.as_str(), "failpoint reached");
+/// Test hook for crash tests: when `WHARF_FAILPOINT` is `<step>` or
+/// `<step>@<release>`, the engine stops right after recording that step (of
+/// that release) — it logs `failpoint reached` and waits forever, so a test
+/// can `kill -9` the server at exactly that point. Unset in production; it
+/// costs one environment lookup per step.
+pub(crate) async fn failpoint(step: Step, release: Option<i64>) {
+    let Ok(spec) = std::env::var("WHARF_FAILPOINT") else {
+        return;
+    };
+    let (name, at) = match spec.split_once('@') {
+        Some((name, n)) => (name, n.parse::<i64>().ok()),
+        None => (spec.as_str(), None),
+    };
+    if name == step.as_str() && (at.is_none() || at == release) {
+        tracing::warn!(step = step.as_str(), release, "failpoint reached");
         std::future::pending::<()>().await;
     }
 }

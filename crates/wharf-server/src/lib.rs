@@ -148,7 +148,7 @@ impl Server {
             socket: socket.clone(),
         };
 
-        let mut registry = Registry::with_prefix("");
+        let mut registry = Registry::default();
         let runtime = Arc::new(ProcessRuntime::new(ProcessRuntimeOptions {
             data_dir: data_dir.clone(),
             log_max_bytes: opts.log_max_bytes,

@@ -1,0 +1,412 @@
+//! The end-to-end test language: an [`App`] directory, a [`Server`] (the
+//! real `wharf server` binary as a child process), the `wharf` CLI run
+//! against it, a [`Load`] that keeps requesting through the proxy, and
+//! `/proc` scans for the processes a data dir owns.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+pub mod load;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+#[allow(unused_imports)]
+pub use load::Load;
+
+/// Retries `cond` until it holds or `timeout` passes (linkerd2-proxy style).
+#[macro_export]
+macro_rules! assert_eventually {
+    ($cond:expr, $timeout:expr, $($msg:tt)+) => {{
+        let deadline = std::time::Instant::now() + $timeout;
+        loop {
+            if $cond {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!($($msg)+);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }};
+}
+
+/// The example app's binary, built once per test run.
+pub fn hello_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        escargot::CargoBuild::new()
+            .package("hello")
+            .bin("hello")
+            .run()
+            .expect("building examples/hello failed")
+            .path()
+            .to_path_buf()
+    })
+}
+
+pub fn wharf_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_wharf"))
+}
+
+/// An app directory with a `wharf.toml` running the hello example.
+pub struct App {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+}
+
+pub struct AppBuilder {
+    name: String,
+    instances: u32,
+    release_command: Option<String>,
+    health_timeout: String,
+    drain_timeout: String,
+}
+
+impl App {
+    pub fn builder(name: &str) -> AppBuilder {
+        AppBuilder {
+            name: name.into(),
+            instances: 2,
+            release_command: None,
+            health_timeout: "15s".into(),
+            drain_timeout: "5s".into(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write_config(&self, toml: &str) {
+        std::fs::write(self.dir.path().join("wharf.toml"), toml).unwrap();
+    }
+}
+
+impl AppBuilder {
+    pub fn instances(mut self, n: u32) -> Self {
+        self.instances = n;
+        self
+    }
+    pub fn release_command(mut self, cmd: &str) -> Self {
+        self.release_command = Some(cmd.into());
+        self
+    }
+    pub fn health_timeout(mut self, t: &str) -> Self {
+        self.health_timeout = t.into();
+        self
+    }
+    pub fn build(self) -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let release = self
+            .release_command
+            .map(|c| format!("release_command = {c:?}\n"))
+            .unwrap_or_default();
+        let toml = format!(
+            r#"name = "{name}"
+{release}
+[processes.web]
+command = "{bin}"
+instances = {instances}
+http = {{ path = "/" }}
+health = {{ path = "/up", interval = "200ms", timeout = "1s", threshold = 2 }}
+stop_timeout = "5s"
+
+[deploy]
+health_timeout = "{ht}"
+drain_timeout = "{dt}"
+retain = 3
+"#,
+            name = self.name,
+            bin = hello_bin().display(),
+            instances = self.instances,
+            ht = self.health_timeout,
+            dt = self.drain_timeout,
+        );
+        let app = App {
+            dir,
+            name: self.name,
+        };
+        app.write_config(&toml);
+        app
+    }
+}
+
+/// A `wharf server` child process on a data dir of its own.
+pub struct Server {
+    child: Option<Child>,
+    pub data: PathBuf,
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    home: PathBuf,
+    log: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh data dir.
+    pub fn start() -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Server::start_on(&tmp.path().join("data"), &[]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on `data` (which may hold an earlier server's state).
+    pub fn start_on(data: &Path, env: &[(&str, &str)]) -> Server {
+        std::fs::create_dir_all(data).unwrap();
+        let data = data.canonicalize().unwrap();
+        let home = data.parent().unwrap().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = data.parent().unwrap().join(format!("server-{n}.log"));
+        let _ = std::fs::remove_file(data.join("server.json"));
+        let mut cmd = Command::new(wharf_bin());
+        cmd.args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ])
+        .env("WHARF_DATA", &data)
+        .env("HOME", &home)
+        .env_remove("WHARF_FAILPOINT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("could not start wharf server");
+        let pid = child.id();
+        let mut server = Server {
+            child: Some(child),
+            data: data.clone(),
+            proxy: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            home,
+            log,
+            _tmp: None,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(bytes) = std::fs::read(data.join("server.json"))
+                && let Ok(info) = serde_json::from_slice::<serde_json::Value>(&bytes)
+                && info["pid"].as_u64() == Some(pid as u64)
+            {
+                server.proxy = info["proxy"].as_str().unwrap().parse().unwrap();
+                server.admin = info["admin"].as_str().unwrap().parse().unwrap();
+                return server;
+            }
+            if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "wharf server exited with {status} while starting:\n{}",
+                    server.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wharf server did not become ready:\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A `wharf` CLI command against this server.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(wharf_bin());
+        cmd.args(args)
+            .env("WHARF_DATA", &self.data)
+            .env("HOME", &self.home)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs a CLI command to completion.
+    pub fn wharf(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs a CLI command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.wharf(args);
+        assert!(
+            out.status.success(),
+            "`wharf {}` failed ({}):\n{}\n--- server log ---\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log_text(), 40)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Deploys `app` and returns the new live release.
+    pub fn deploy(&self, app: &App, extra: &[&str]) -> i64 {
+        let mut args = vec!["deploy", app.path().to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let report: serde_json::Value = serde_json::from_str(&self.ok(&args)).unwrap();
+        report["release"].as_i64().unwrap()
+    }
+
+    pub fn rollback(&self, to: Option<i64>) -> i64 {
+        let n = to.map(|n| n.to_string());
+        let mut args = vec!["rollback", "--json"];
+        if let Some(n) = &n {
+            args.push(n);
+        }
+        let report: serde_json::Value = serde_json::from_str(&self.ok(&args)).unwrap();
+        report["release"].as_i64().unwrap()
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).unwrap()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a graceful exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while c.try_wait().unwrap().is_none() {
+                assert!(
+                    Instant::now() < deadline,
+                    "wharf server did not stop on SIGTERM"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let status = c.wait().unwrap();
+            assert!(
+                status.success(),
+                "wharf server exited with {status}:\n{}",
+                tail(&self.log_text(), 40)
+            );
+        }
+    }
+
+    /// Waits until the server's log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        assert_eventually!(
+            self.log_text().contains(needle),
+            timeout,
+            "server log never said {needle:?}:\n{}",
+            tail(&self.log_text(), 40)
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+        for (pid, _) in owned_processes(&self.data) {
+            signal(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+}
+
+/// Processes on this machine that carry `WHARF_DATA_DIR=<data>`: the
+/// instances (and tasks) a server on `data` started. (pid, instance id)
+pub fn owned_processes(data: &Path) -> Vec<(u32, String)> {
+    let marker = format!("WHARF_DATA_DIR={}", data.display());
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        // A zombie has an empty environ; only live processes count.
+        let vars: Vec<String> = env
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        if vars.iter().any(|v| *v == marker) {
+            let instance = vars
+                .iter()
+                .find_map(|v| v.strip_prefix("WHARF_INSTANCE="))
+                .unwrap_or("")
+                .to_owned();
+            out.push((pid, instance));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The distinct instances among [`owned_processes`] (an instance may be a
+/// shell and its child).
+pub fn owned_instances(data: &Path) -> std::collections::BTreeSet<String> {
+    owned_processes(data)
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect()
+}
+
+/// One GET on a fresh connection: (status, X-Hello-Release).
+pub fn get(addr: SocketAddr, path: &str) -> (u16, Option<i64>) {
+    let (status, headers, _) = get_full(addr, path);
+    let release = headers
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-hello-release:")
+                .map(|v| v.trim().to_owned())
+        })
+        .and_then(|v| v.parse().ok());
+    (status, release)
+}
+
+/// One GET on a fresh connection: (status, head, body).
+pub fn get_full(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
