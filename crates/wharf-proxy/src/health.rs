@@ -1,7 +1,19 @@
 //! HTTP health checks of instances.
+//!
+//! A probe is one fresh connection and one `GET`: health checks must see what
+//! a new client would see, so they never reuse the proxy's pooled
+//! connections. Error strings are short and meant for humans ("connection
+//! refused", "timed out after 2s", "status 500"); they end up in deploy
+//! output.
 
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::time::{Instant, timeout};
 
 /// What to probe and how often.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,16 +38,122 @@ pub struct HealthError {
 
 /// One `GET path` with the spec's timeout; 2xx and 3xx pass.
 pub async fn probe(addr: SocketAddr, spec: &HealthSpec) -> Result<(), String> {
-    let _ = (addr, spec);
-    unimplemented!()
+    match timeout(spec.timeout, probe_once(addr, &spec.path)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("timed out after {}", fmt_duration(spec.timeout))),
+    }
+}
+
+async fn probe_once(addr: SocketAddr, path: &str) -> Result<(), String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| io_error_text(&e))?;
+    let _ = stream.set_nodelay(true);
+    let (mut tx, conn) =
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake failed: {e}"))?;
+    // The connection task ends when `tx` is dropped at the end of the probe.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let path = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    };
+    let req = Request::get(path)
+        .header(http::header::HOST, "127.0.0.1")
+        .header(http::header::USER_AGENT, "wharf-health")
+        .body(Empty::new())
+        .map_err(|e| format!("invalid health path: {e}"))?;
+    let resp = tx.send_request(req).await.map_err(|e| {
+        if e.is_incomplete_message() {
+            "connection closed before a response".to_owned()
+        } else {
+            format!("{e}")
+        }
+    })?;
+    let status = resp.status();
+    // Read the body so the instance sees a complete exchange (and so a
+    // broken body counts as a failure).
+    resp.into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("reading body: {e}"))?;
+    if status.is_success() || status.is_redirection() {
+        Ok(())
+    } else {
+        Err(format!("status {}", status.as_u16()))
+    }
+}
+
+fn io_error_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+        std::io::ErrorKind::ConnectionReset => "connection reset".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// `2s`, `1500ms`.
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 /// Probes until `threshold` consecutive passes (probing every
 /// `min(interval, 100ms)` while waiting, so a fast app goes live fast) or
 /// until `deadline` elapses.
-pub async fn wait_healthy(addr: SocketAddr, spec: &HealthSpec, deadline: Duration) -> Result<(), HealthError> {
-    let _ = (addr, spec, deadline);
-    unimplemented!()
+pub async fn wait_healthy(
+    addr: SocketAddr,
+    spec: &HealthSpec,
+    deadline: Duration,
+) -> Result<(), HealthError> {
+    let end = Instant::now() + deadline;
+    let every = spec.interval.min(Duration::from_millis(100));
+    let need = spec.threshold.max(1);
+    let mut attempts = 0u32;
+    let mut passes = 0u32;
+    let mut last_error = String::from("no probe ran before the deadline");
+    loop {
+        let started = Instant::now();
+        // A probe never outlives the deadline.
+        let left = end.saturating_duration_since(started);
+        let result = match timeout(left, probe(addr, spec)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "timed out after {}",
+                fmt_duration(spec.timeout.min(left))
+            )),
+        };
+        attempts += 1;
+        match result {
+            Ok(()) => {
+                passes += 1;
+                if passes >= need {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                passes = 0;
+                last_error = e;
+            }
+        }
+        let next = started + every;
+        if next >= end {
+            return Err(HealthError {
+                addr,
+                path: spec.path.clone(),
+                attempts,
+                last_error,
+            });
+        }
+        tokio::time::sleep_until(next).await;
+    }
 }
 
 /// Keeps probing a live instance every `interval`; the value flips to
@@ -43,7 +161,43 @@ pub async fn wait_healthy(addr: SocketAddr, spec: &HealthSpec, deadline: Duratio
 /// `threshold` consecutive passes. Starts `true` (the caller only monitors
 /// instances that already passed [`wait_healthy`]). The probing task ends
 /// when every receiver is dropped.
+///
+/// Must be called inside a Tokio runtime.
 pub fn monitor(addr: SocketAddr, spec: HealthSpec) -> tokio::sync::watch::Receiver<bool> {
-    let _ = (addr, spec);
-    unimplemented!()
+    let (tx, rx) = tokio::sync::watch::channel(true);
+    tokio::spawn(async move {
+        let need = spec.threshold.max(1);
+        let mut streak = 0u32; // consecutive results disagreeing with the current state
+        let mut ticker = tokio::time::interval(spec.interval.max(Duration::from_millis(1)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await; // the first tick is immediate; the instance just passed
+        loop {
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = ticker.tick() => {}
+            }
+            let ok = tokio::select! {
+                _ = tx.closed() => return,
+                r = probe(addr, &spec) => r.is_ok(),
+            };
+            let healthy = *tx.borrow();
+            if ok == healthy {
+                streak = 0;
+                continue;
+            }
+            streak += 1;
+            if streak >= need {
+                streak = 0;
+                if tx.send(ok).is_err() {
+                    return;
+                }
+                if ok {
+                    tracing::info!(%addr, "instance healthy again");
+                } else {
+                    tracing::warn!(%addr, "instance unhealthy");
+                }
+            }
+        }
+    });
+    rx
 }

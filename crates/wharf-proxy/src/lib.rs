@@ -6,24 +6,34 @@
 //! * [`BackendSet`]: release groups with weights (blue-green is 0/100, a
 //!   canary is e.g. 90/10); selection is a value type.
 //! * [`Backend`]: one instance's address and its own upstream connection pool;
-//!   shared by `Arc` across successive tables so pools survive swaps. Its
-//!   strong count doubles as the in-flight gauge used by [`drain`].
+//!   shared by `Arc` across successive tables so pools survive swaps. It
+//!   counts the requests using it (from selection until the response body
+//!   is sent or dropped); [`drain`] waits on that count.
 //! * [`health`]: HTTP probes with thresholds. Only instances that passed are
 //!   put in a table by the caller (Architecture Invariant 1).
 //!
 //! This crate knows nothing of config files or the store.
+//!
+//! Request handling lives in `proxy` (private), upstream connections in
+//! `pool`, metrics in `metrics`.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
+use http::HeaderValue;
 use prometheus_client::registry::Registry;
 
 pub mod health;
+mod metrics;
+mod pool;
+mod proxy;
 mod table;
 
-pub use table::{BackendSet, ReleaseGroup, Route, RoutingTable};
+pub use table::{BackendSet, ReleaseGroup, Route, RoutingTable, WeightedPick};
 
 /// Limits and timeouts of the edge.
 #[derive(Debug, Clone)]
@@ -61,22 +71,50 @@ impl Default for ProxyConfig {
 
 /// One instance the proxy can send requests to.
 #[derive(Debug)]
-pub struct Backend {/* id, addr, app, release, pool, metric handles */}
+pub struct Backend {
+    id: String,
+    addr: SocketAddr,
+    app: String,
+    release: u64,
+    /// `Host` for requests that came without one (HTTP/1.0).
+    host: HeaderValue,
+    pool: pool::Pool,
+    in_flight: AtomicUsize,
+    metrics: metrics::Handles,
+}
 
 impl Backend {
     pub fn id(&self) -> &str {
-        unimplemented!()
+        &self.id
     }
     pub fn addr(&self) -> SocketAddr {
-        unimplemented!()
+        self.addr
     }
     pub fn release(&self) -> u64 {
-        unimplemented!()
+        self.release
+    }
+    /// The app this backend serves (as given to [`Proxy::backend`]).
+    pub fn app(&self) -> &str {
+        &self.app
     }
     /// Requests currently using this backend (selected and not yet finished
     /// sending the response body).
     pub fn in_flight(&self) -> usize {
-        unimplemented!()
+        self.in_flight.load(Ordering::Acquire)
+    }
+    /// Upstream connections to this backend kept open for reuse.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
+    }
+
+    fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.metrics.in_flight.inc();
+    }
+
+    fn end(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.metrics.in_flight.dec();
     }
 }
 
@@ -94,36 +132,80 @@ pub struct DrainReport {
 /// of the live table), or `timeout`; then closes their idle upstream
 /// connections.
 pub async fn drain(backends: &[Arc<Backend>], timeout: Duration) -> DrainReport {
-    let _ = (backends, timeout);
-    unimplemented!()
+    let start = Instant::now();
+    let busy = || backends.iter().map(|b| b.in_flight()).sum::<usize>();
+    let mut left = busy();
+    while left > 0 && start.elapsed() < timeout {
+        let nap = Duration::from_millis(5).min(timeout.saturating_sub(start.elapsed()));
+        tokio::time::sleep(nap).await;
+        left = busy();
+    }
+    for b in backends {
+        b.pool.close();
+    }
+    DrainReport {
+        completed: left == 0,
+        abandoned: left,
+        waited: start.elapsed(),
+    }
 }
 
 /// The reverse proxy.
 #[derive(Debug)]
-pub struct Proxy {/* ArcSwap<RoutingTable>, config, metric families */}
+pub struct Proxy {
+    table: ArcSwap<RoutingTable>,
+    config: ProxyConfig,
+    metrics: metrics::Metrics,
+    /// Handles for responses that match no route (app and release "none").
+    unrouted: Arc<metrics::Handles>,
+}
 
 impl Proxy {
     /// Creates a proxy with an empty table, registering its metrics in `registry`.
     pub fn new(config: ProxyConfig, registry: &mut Registry) -> Arc<Proxy> {
-        let _ = (config, registry);
-        unimplemented!()
+        let metrics = metrics::Metrics::new(registry);
+        let unrouted = Arc::new(metrics.handles("none", "none"));
+        Arc::new(Proxy {
+            table: ArcSwap::from_pointee(RoutingTable::default()),
+            config,
+            metrics,
+            unrouted,
+        })
     }
 
     /// Creates a backend bound to this proxy's metrics for (`app`, `release`).
     pub fn backend(&self, id: &str, addr: SocketAddr, app: &str, release: u64) -> Arc<Backend> {
-        let _ = (id, addr, app, release);
-        unimplemented!()
+        let host = HeaderValue::from_str(&addr.to_string())
+            .unwrap_or(HeaderValue::from_static("localhost"));
+        Arc::new(Backend {
+            id: id.to_owned(),
+            addr,
+            app: app.to_owned(),
+            release,
+            host,
+            pool: pool::Pool::new(
+                addr,
+                self.config.upstream_connect_timeout,
+                self.config.upstream_idle_timeout,
+            ),
+            in_flight: AtomicUsize::new(0),
+            metrics: self.metrics.handles(app, &release.to_string()),
+        })
     }
 
     /// Atomically replaces the routing table; returns the previous one.
     pub fn swap(&self, table: RoutingTable) -> Arc<RoutingTable> {
-        let _ = table;
-        unimplemented!()
+        self.table.swap(Arc::new(table))
     }
 
     /// The current table.
     pub fn table(&self) -> Arc<RoutingTable> {
-        unimplemented!()
+        self.table.load_full()
+    }
+
+    /// The configuration this proxy was created with.
+    pub fn config(&self) -> &ProxyConfig {
+        &self.config
     }
 
     /// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then stops
@@ -134,7 +216,6 @@ impl Proxy {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let _ = (listener, shutdown);
-        unimplemented!()
+        proxy::serve(self, listener, shutdown, Duration::from_secs(30)).await
     }
 }

@@ -1,28 +1,216 @@
 //! Immutable routing tables and weighted backend sets.
+//!
+//! A [`RoutingTable`] is built once by the deploy engine and then only read:
+//! the proxy swaps whole tables, it never edits one. Everything a request
+//! needs to pick a backend (sorted routes, lower-cased hosts, cumulative
+//! weights) is therefore computed in [`RoutingTable::new`], so the hot path
+//! is a linear scan over a few routes plus two cheap counters.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::Backend;
 
 /// `host + path prefix → backends` for every routed process of every app.
 #[derive(Debug, Clone, Default)]
-pub struct RoutingTable {/* routes sorted most specific first */}
+pub struct RoutingTable {
+    /// Sorted most specific first; `resolve` takes the first match.
+    routes: Vec<Route>,
+    /// Per-route selection state, same index as `routes`. Lives here (and
+    /// not in `Route`/`BackendSet`) because those are plain public structs
+    /// the caller builds with literals.
+    picks: Vec<RoutePick>,
+}
 
 impl RoutingTable {
     /// Builds a table; routes are ordered most specific first (exact host
     /// before any host, longer prefix before shorter).
     pub fn new(routes: Vec<Route>) -> RoutingTable {
-        let _ = routes;
-        unimplemented!()
+        let mut routes: Vec<Route> = routes
+            .into_iter()
+            .map(|mut r| {
+                r.host = r
+                    .host
+                    .as_deref()
+                    .map(normalize_host)
+                    .filter(|h| !h.is_empty());
+                r.path_prefix = normalize_prefix(&r.path_prefix);
+                r
+            })
+            .collect();
+        // Stable sort: among equally specific routes the caller's order wins.
+        routes.sort_by_key(|r| (r.host.is_none(), std::cmp::Reverse(r.path_prefix.len())));
+        let picks = routes.iter().map(|r| RoutePick::new(&r.backends)).collect();
+        RoutingTable { routes, picks }
     }
+
     pub fn routes(&self) -> &[Route] {
-        unimplemented!()
+        &self.routes
     }
+
     /// The route for a request's host (port stripped, any case) and path.
     /// Prefix `/api` matches `/api` and `/api/x`, not `/apix`.
     pub fn resolve(&self, host: Option<&str>, path: &str) -> Option<&Route> {
-        let _ = (host, path);
-        unimplemented!()
+        self.resolve_index(host, path).map(|i| &self.routes[i])
+    }
+
+    pub(crate) fn resolve_index(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        let host = host.map(strip_port);
+        self.routes.iter().position(|r| {
+            let host_ok = match (&r.host, host) {
+                (None, _) => true,
+                (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
+                (Some(_), None) => false,
+            };
+            host_ok && prefix_matches(&r.path_prefix, path)
+        })
+    }
+
+    /// Picks a backend of route `idx`: a release group by weight, then round
+    /// robin inside the group. Returns the group index too (for retries).
+    pub(crate) fn pick(&self, idx: usize) -> Option<(usize, &Arc<Backend>)> {
+        let route = self.routes.get(idx)?;
+        let pick = self.picks.get(idx)?;
+        let group = pick
+            .weights
+            .pick(fastrand::u32(..pick.weights.total.max(1)))?;
+        let backends = &route.backends.groups[group].backends;
+        let n = pick.rr[group].fetch_add(1, Ordering::Relaxed);
+        Some((group, &backends[n % backends.len()]))
+    }
+
+    /// Another backend of the same group than `not`, for a retry.
+    pub(crate) fn pick_other(
+        &self,
+        idx: usize,
+        group: usize,
+        not: &Arc<Backend>,
+    ) -> Option<&Arc<Backend>> {
+        let route = self.routes.get(idx)?;
+        let backends = &route.backends.groups.get(group)?.backends;
+        // Read, don't advance: the round robin stays even for other requests.
+        let start = self.picks[idx].rr[group].load(Ordering::Relaxed);
+        (0..backends.len())
+            .map(|i| &backends[(start + i) % backends.len()])
+            .find(|b| !Arc::ptr_eq(b, not))
+    }
+}
+
+/// Selection state of one route.
+#[derive(Debug)]
+struct RoutePick {
+    weights: WeightedPick,
+    /// Round-robin counter per release group.
+    rr: Vec<AtomicUsize>,
+}
+
+impl RoutePick {
+    fn new(set: &BackendSet) -> RoutePick {
+        RoutePick {
+            weights: WeightedPick::new(set),
+            rr: set.groups.iter().map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+}
+
+impl Clone for RoutePick {
+    fn clone(&self) -> Self {
+        RoutePick {
+            weights: self.weights.clone(),
+            rr: self
+                .rr
+                .iter()
+                .map(|c| AtomicUsize::new(c.load(Ordering::Relaxed)))
+                .collect(),
+        }
+    }
+}
+
+/// Weighted choice between release groups, as a value: cumulative weights of
+/// the groups that can take traffic (weight > 0 and at least one backend).
+/// `pick(r)` with `r` uniform in `0..total` returns a group index; a group of
+/// weight 0 is never returned, whatever `r` is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WeightedPick {
+    /// (exclusive cumulative upper bound, group index)
+    bounds: Vec<(u32, usize)>,
+    total: u32,
+}
+
+impl WeightedPick {
+    pub fn new(set: &BackendSet) -> WeightedPick {
+        let mut total = 0u32;
+        let mut bounds = Vec::new();
+        for (i, g) in set.groups.iter().enumerate() {
+            if g.weight == 0 || g.backends.is_empty() {
+                continue;
+            }
+            total = total.saturating_add(g.weight);
+            bounds.push((total, i));
+        }
+        WeightedPick { bounds, total }
+    }
+
+    /// Sum of the weights of the groups that can take traffic; 0 means the
+    /// route has no healthy backend (503).
+    pub fn total(&self) -> u32 {
+        self.total
+    }
+
+    /// The group for `r` (taken modulo the total).
+    pub fn pick(&self, r: u32) -> Option<usize> {
+        if self.total == 0 {
+            return None;
+        }
+        let r = r % self.total;
+        self.bounds
+            .iter()
+            .find(|(upper, _)| r < *upper)
+            .map(|&(_, i)| i)
+    }
+}
+
+/// `Example.COM:8080` → `example.com`, `[::1]:80` → `[::1]`, trailing dot removed.
+fn normalize_host(h: &str) -> String {
+    strip_port(h.trim()).to_ascii_lowercase()
+}
+
+fn strip_port(h: &str) -> &str {
+    let h = if h.starts_with('[') {
+        // IPv6 literal: the port, if any, follows the closing bracket.
+        match h.find(']') {
+            Some(end) => &h[..=end],
+            None => h,
+        }
+    } else {
+        match h.rfind(':') {
+            Some(i) => &h[..i],
+            None => h,
+        }
+    };
+    h.strip_suffix('.').unwrap_or(h)
+}
+
+/// `""` and `"/"` → `"/"`; `"api/"` → `"/api"` (no trailing slash, so the
+/// segment-boundary check is one comparison).
+fn normalize_prefix(p: &str) -> String {
+    let p = p.trim().trim_end_matches('/');
+    if p.is_empty() {
+        "/".to_owned()
+    } else if p.starts_with('/') {
+        p.to_owned()
+    } else {
+        format!("/{p}")
+    }
+}
+
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'),
+        None => false,
     }
 }
 
@@ -54,10 +242,65 @@ pub struct ReleaseGroup {
 impl BackendSet {
     /// A set sending everything to one release.
     pub fn single(release: u64, backends: Vec<Arc<Backend>>) -> BackendSet {
-        BackendSet { groups: vec![ReleaseGroup { release, weight: 100, backends }] }
+        BackendSet {
+            groups: vec![ReleaseGroup {
+                release,
+                weight: 100,
+                backends,
+            }],
+        }
     }
     /// Every backend of every group.
     pub fn all(&self) -> impl Iterator<Item = &Arc<Backend>> {
         self.groups.iter().flat_map(|g| g.backends.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_port_cases() {
+        assert_eq!(strip_port("example.com:8080"), "example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("example.com."), "example.com");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+        assert_eq!(normalize_host("EXAMPLE.com:1"), "example.com");
+    }
+
+    #[test]
+    fn prefix_cases() {
+        for (prefix, path, want) in [
+            ("/", "/", true),
+            ("/", "/x", true),
+            ("/api", "/api", true),
+            ("/api", "/api/", true),
+            ("/api", "/api/x", true),
+            ("/api", "/apix", false),
+            ("/api", "/ap", false),
+            ("/api/v1", "/api/v1/users", true),
+            ("/api/v1", "/api/v12", false),
+        ] {
+            assert_eq!(prefix_matches(prefix, path), want, "{prefix} vs {path}");
+        }
+        assert_eq!(normalize_prefix(""), "/");
+        assert_eq!(normalize_prefix("/api/"), "/api");
+        assert_eq!(normalize_prefix("api"), "/api");
+    }
+
+    #[test]
+    fn weighted_pick_is_exact_over_one_period() {
+        let w = WeightedPick {
+            bounds: vec![(90, 0), (100, 2)],
+            total: 100,
+        };
+        let mut counts = [0u32; 3];
+        for r in 0..1000 {
+            counts[w.pick(r).unwrap()] += 1;
+        }
+        assert_eq!(counts, [900, 0, 100]);
+        assert_eq!(WeightedPick::default().pick(3), None);
     }
 }

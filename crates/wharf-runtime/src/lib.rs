@@ -17,6 +17,8 @@ use tokio::sync::broadcast;
 mod error;
 mod logs;
 pub mod process;
+mod procfs;
+mod release;
 
 pub use error::RuntimeError;
 pub use logs::{LogLine, LogStream};
@@ -32,7 +34,7 @@ pub struct InstanceSpec {
     pub release: u64,
     pub process: String,
     pub index: u32,
-    /// Shell command, run as `/bin/sh -c "exec <command>"`.
+    /// Shell command, run as `/bin/sh -c "<command>"` (may be compound).
     pub command: String,
     /// The release directory the command runs in.
     pub workdir: PathBuf,
@@ -98,9 +100,21 @@ pub enum InstanceState {
 /// What the runtime reports, in order, for the server to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuntimeEvent {
-    Started { id: InstanceId, pid: u32, start_time: u64 },
-    Exited { id: InstanceId, code: Option<i32>, signal: Option<i32>, restart_in: Option<Duration> },
-    Stopped { id: InstanceId, killed: bool },
+    Started {
+        id: InstanceId,
+        pid: u32,
+        start_time: u64,
+    },
+    Exited {
+        id: InstanceId,
+        code: Option<i32>,
+        signal: Option<i32>,
+        restart_in: Option<Duration>,
+    },
+    Stopped {
+        id: InstanceId,
+        killed: bool,
+    },
 }
 
 /// A process the runtime found on the machine that belongs to this data dir.
@@ -116,7 +130,12 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     /// directory instances run in. For `process`: copies `source` into
     /// `<data>/apps/<app>/releases/<release>` (skipping `.git`, `.wharf`,
     /// `target`), so a later edit of the source never changes a release.
-    async fn prepare_release(&self, app: &str, release: u64, source: &Path) -> Result<PathBuf, RuntimeError>;
+    async fn prepare_release(
+        &self,
+        app: &str,
+        release: u64,
+        source: &Path,
+    ) -> Result<PathBuf, RuntimeError>;
 
     /// Deletes a release's prepared files (retention).
     async fn remove_release(&self, app: &str, release: u64) -> Result<(), RuntimeError>;
@@ -151,13 +170,20 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
 
     /// The last `n` log lines of `app` (optionally of one process), oldest first,
     /// read back from the per-instance log files.
-    async fn tail_logs(&self, app: &str, process: Option<&str>, n: usize) -> Result<Vec<LogLine>, RuntimeError>;
+    async fn tail_logs(
+        &self,
+        app: &str,
+        process: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<LogLine>, RuntimeError>;
 
     /// Stops every instance (server shutdown).
     async fn shutdown(&self);
 }
 
-/// Seconds since the epoch, for log lines and events.
+/// Milliseconds since the epoch, for log lines and events.
 pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -1,6 +1,47 @@
 //! The `process` runtime: instances are child processes of the server.
+//!
+//! Each instance runs as `/bin/sh -c "<command>"` in its own process
+//! group (so a Ctrl-C in the server's terminal does not reach it, and a stop
+//! signals everything it started), with a cleared environment. A supervisor
+//! task per instance restarts it after an unexpected exit, with exponential
+//! backoff, until it is stopped on request.
 
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tokio::sync::{broadcast, watch};
+
+use crate::logs::{Capture, LogFile, LogSource, SharedLogFile, SharedTail};
+use crate::{
+    FoundProcess, InstanceId, InstanceSpec, InstanceState, LogLine, Runtime, RuntimeError,
+    RuntimeEvent, TaskOutcome, TaskSpec, procfs, release,
+};
+
+/// First restart delay after an unexpected exit.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest restart delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// An instance up this long before it exits restarts after [`INITIAL_BACKOFF`] again.
+const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(30);
+/// Time between SIGTERM and SIGKILL for a task that ran past its timeout.
+const TASK_KILL_AFTER: Duration = Duration::from_secs(5);
+/// How long to wait for the output of an exited child to be written; longer
+/// only when a grandchild keeps its pipes open.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+/// Variables passed on from the server's own environment.
+const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "TZ"];
+
+const EVENT_CAPACITY: usize = 1024;
+const LOG_CAPACITY: usize = 4096;
 
 /// Options of the process runtime.
 #[derive(Debug, Clone)]
@@ -16,15 +57,660 @@ pub struct ProcessRuntimeOptions {
 /// `WHARF_INSTANCE=<id>` in its environment: that is how
 /// [`crate::Runtime::kill_leftovers`] recognises its own leftovers in `/proc`.
 #[derive(Debug)]
-pub struct ProcessRuntime {/* … */}
+pub struct ProcessRuntime {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Canonical, so the `WHARF_DATA_DIR` marker is the same however the
+    /// data dir was spelled.
+    data_dir: PathBuf,
+    log_max_bytes: u64,
+    instances: Mutex<HashMap<InstanceId, Arc<Supervised>>>,
+    /// Process groups (= pids) of the children running right now, instances
+    /// and tasks: never "leftovers".
+    live_groups: Mutex<HashSet<u32>>,
+    events: broadcast::Sender<RuntimeEvent>,
+    logs: broadcast::Sender<LogLine>,
+}
+
+/// The handle of one supervised instance.
+#[derive(Debug)]
+struct Supervised {
+    state: Mutex<InstanceState>,
+    /// Set to `true` to ask the supervisor to stop the instance.
+    stop: watch::Sender<bool>,
+    /// Becomes `true` when the supervisor has stopped the instance.
+    done: watch::Receiver<bool>,
+}
+
+/// One running child of an instance.
+#[derive(Debug)]
+struct Running {
+    child: Child,
+    pid: u32,
+    started: Instant,
+    capture: Capture,
+}
+
+/// Locks, recovering from poisoning (a panic elsewhere must not cascade).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Rejects names that cannot safely become part of a path.
+fn check_name(what: &'static str, value: &str) -> Result<(), RuntimeError> {
+    let reason = if value.is_empty() {
+        "it is empty"
+    } else if value == "." || value == ".." {
+        "it is a relative path component"
+    } else if value.contains('/') {
+        "it contains '/'"
+    } else if value.contains('\0') {
+        "it contains a NUL byte"
+    } else if value.len() > 200 {
+        "it is longer than 200 bytes"
+    } else {
+        return Ok(());
+    };
+    Err(RuntimeError::InvalidName {
+        what,
+        value: value.to_owned(),
+        reason,
+    })
+}
+
+fn pid_of(pid: u32) -> Option<Pid> {
+    i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 1)
+        .map(Pid::from_raw)
+}
+
+/// Signals the process group led by our child `pid` (never our own group).
+fn signal_group(pid: u32, signal: Option<Signal>) -> bool {
+    let Some(pgid) = pid_of(pid) else {
+        return false;
+    };
+    if pgid == nix::unistd::getpgrp() {
+        return kill(pgid, signal).is_ok();
+    }
+    killpg(pgid, signal).is_ok()
+}
+
+/// Whether the group led by our child `pid` has a live (non-zombie) member:
+/// orphans that no init reaps yet must not count as running.
+fn group_alive(pid: u32) -> bool {
+    let Some(pgid) = pid_of(pid) else {
+        return false;
+    };
+    // Cheap pre-check: no such group at all.
+    if killpg(pgid, None).is_err() {
+        return false;
+    }
+    procfs::group_has_live_member(pgid.as_raw())
+}
+
+/// Resolves once a stop is requested (or nobody can request one any more).
+async fn stop_requested(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+fn decode(status: &ExitStatus) -> (Option<i32>, Option<i32>) {
+    (status.code(), status.signal())
+}
+
+/// SIGTERM to the group, SIGKILL after `timeout`. Returns the exit status of
+/// the child (if it could be waited for) and whether SIGKILL was needed.
+async fn terminate(child: &mut Child, pid: u32, timeout: Duration) -> (Option<ExitStatus>, bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    signal_group(pid, Some(Signal::SIGTERM));
+    let mut killed = false;
+    let status = match tokio::time::timeout_at(deadline, child.wait()).await {
+        Ok(status) => status.ok(),
+        Err(_) => {
+            killed = true;
+            signal_group(pid, Some(Signal::SIGKILL));
+            child.wait().await.ok()
+        }
+    };
+    // Whatever else is in the group (the app under a shell that died of
+    // SIGTERM first, workers) gets the rest of the grace period.
+    while group_alive(pid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if group_alive(pid) {
+        killed = true;
+        signal_group(pid, Some(Signal::SIGKILL));
+    }
+    (status, killed)
+}
 
 impl ProcessRuntime {
     pub fn new(options: ProcessRuntimeOptions) -> Result<Self, crate::RuntimeError> {
-        let _ = options;
-        unimplemented!()
+        let dir = &options.data_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|err| RuntimeError::io("create data directory", dir, err))?;
+        let data_dir = std::fs::canonicalize(dir)
+            .map_err(|err| RuntimeError::io("resolve data directory", dir, err))?;
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (logs, _) = broadcast::channel(LOG_CAPACITY);
+        Ok(ProcessRuntime {
+            inner: Arc::new(Inner {
+                data_dir,
+                log_max_bytes: options.log_max_bytes,
+                instances: Mutex::new(HashMap::new()),
+                live_groups: Mutex::new(HashSet::new()),
+                events,
+                logs,
+            }),
+        })
     }
 
+    /// The data directory, canonicalised.
     pub fn data_dir(&self) -> &Path {
-        unimplemented!()
+        &self.inner.data_dir
+    }
+
+    /// `<data_dir>/apps/<app>/releases/<release>`.
+    pub fn release_dir(&self, app: &str, release: u64) -> PathBuf {
+        self.inner
+            .app_dir(app)
+            .join("releases")
+            .join(release.to_string())
+    }
+
+    /// `<data_dir>/apps/<app>/logs`.
+    pub fn logs_dir(&self, app: &str) -> PathBuf {
+        self.inner.app_dir(app).join("logs")
+    }
+}
+
+impl Inner {
+    fn app_dir(&self, app: &str) -> PathBuf {
+        self.data_dir.join("apps").join(app)
+    }
+
+    fn log_file(&self, app: &str, file_name: String) -> SharedLogFile {
+        let path = self.app_dir(app).join("logs").join(file_name);
+        Arc::new(Mutex::new(LogFile::new(path, self.log_max_bytes)))
+    }
+
+    fn emit(&self, event: RuntimeEvent) {
+        // No subscriber is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// The command every child runs as, with its environment.
+    fn command(
+        &self,
+        command: &str,
+        workdir: &Path,
+        env: &BTreeMap<String, String>,
+        identity: &[(&str, String)],
+    ) -> Command {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            // No `exec` prefix: commands may be compound (`a && b`, `x; y`).
+            // dash may fork even a lone simple command, so the pid can be the
+            // shell's: stop signals the whole process group and waits for
+            // every live member, so the app still gets SIGTERM and its grace.
+            .arg(command)
+            .current_dir(workdir)
+            .process_group(0)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(false);
+        for key in INHERITED_ENV {
+            if let Some(value) = std::env::var_os(key) {
+                cmd.env(key, value);
+            }
+        }
+        cmd.envs(env);
+        for (key, value) in identity {
+            cmd.env(key, value);
+        }
+        cmd.env("WHARF_DATA_DIR", &self.data_dir);
+        cmd
+    }
+
+    /// Spawns `cmd` and starts capturing its output.
+    fn spawn(
+        &self,
+        mut cmd: Command,
+        source: LogSource,
+        log: SharedLogFile,
+        tail: Option<SharedTail>,
+    ) -> std::io::Result<Running> {
+        let mut child = cmd.spawn()?;
+        let Some(pid) = child.id() else {
+            return Err(std::io::Error::other(
+                "the child exited before its pid was known",
+            ));
+        };
+        lock(&self.live_groups).insert(pid);
+        let capture = Capture::start(
+            child.stdout.take(),
+            child.stderr.take(),
+            source,
+            log,
+            self.logs.clone(),
+            tail,
+        );
+        Ok(Running {
+            child,
+            pid,
+            started: Instant::now(),
+            capture,
+        })
+    }
+
+    fn forget_group(&self, pid: u32) {
+        lock(&self.live_groups).remove(&pid);
+    }
+
+    fn spawn_instance(
+        &self,
+        spec: &InstanceSpec,
+        log: &SharedLogFile,
+    ) -> Result<Running, RuntimeError> {
+        let identity = [
+            ("PORT", spec.port.to_string()),
+            ("WHARF_APP", spec.app.clone()),
+            ("WHARF_RELEASE", spec.release.to_string()),
+            ("WHARF_PROCESS", spec.process.clone()),
+            ("WHARF_INSTANCE", spec.id.clone()),
+        ];
+        let cmd = self.command(&spec.command, &spec.workdir, &spec.env, &identity);
+        let source = LogSource {
+            app: spec.app.clone(),
+            release: spec.release,
+            process: spec.process.clone(),
+            instance: spec.id.clone(),
+        };
+        self.spawn(cmd, source, log.clone(), None)
+            .map_err(|source| RuntimeError::Spawn {
+                instance: spec.id.clone(),
+                command: spec.command.clone(),
+                workdir: spec.workdir.clone(),
+                source,
+            })
+    }
+
+    fn set_state(&self, sup: &Supervised, state: InstanceState) {
+        *lock(&sup.state) = state;
+    }
+
+    /// Reaps what an exited child leaves: its group, its output.
+    fn after_exit(&self, run: Running) {
+        self.forget_group(run.pid);
+        // Stragglers of the group (e.g. forked workers) would hold the port.
+        signal_group(run.pid, Some(Signal::SIGKILL));
+        tokio::spawn(run.capture.finish(OUTPUT_DRAIN));
+    }
+
+    /// The supervisor of one instance; returns when it is stopped.
+    async fn supervise(
+        self: Arc<Self>,
+        spec: InstanceSpec,
+        sup: Arc<Supervised>,
+        first: Running,
+        log: SharedLogFile,
+        mut stop_rx: watch::Receiver<bool>,
+        done_tx: watch::Sender<bool>,
+    ) {
+        let mut backoff = INITIAL_BACKOFF;
+        let mut restarts: u32 = 0;
+        let mut current = Some(first);
+        let killed = loop {
+            if let Some(mut run) = current.take() {
+                tokio::select! {
+                    status = run.child.wait() => {
+                        let (code, signal) = match &status {
+                            Ok(status) => decode(status),
+                            Err(_) => (None, None),
+                        };
+                        if run.started.elapsed() >= BACKOFF_RESET_AFTER {
+                            backoff = INITIAL_BACKOFF;
+                        }
+                        self.after_exit(run);
+                        restarts = restarts.saturating_add(1);
+                        self.set_state(&sup, InstanceState::Restarting { restarts });
+                        tracing::warn!(instance = %spec.id, ?code, ?signal, restart_in = ?backoff, "instance exited unexpectedly");
+                        self.emit(RuntimeEvent::Exited { id: spec.id.clone(), code, signal, restart_in: Some(backoff) });
+                    }
+                    _ = stop_requested(&mut stop_rx) => {
+                        let (_, killed) = terminate(&mut run.child, run.pid, spec.stop_timeout).await;
+                        self.forget_group(run.pid);
+                        run.capture.finish(OUTPUT_DRAIN).await;
+                        break killed;
+                    }
+                }
+            }
+            // Not running: wait out the backoff, then start again.
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop_requested(&mut stop_rx) => break false,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            match self.spawn_instance(&spec, &log) {
+                Ok(run) => {
+                    let start_time = procfs::start_time(run.pid);
+                    self.set_state(&sup, InstanceState::Running { pid: run.pid });
+                    self.emit(RuntimeEvent::Started {
+                        id: spec.id.clone(),
+                        pid: run.pid,
+                        start_time,
+                    });
+                    current = Some(run);
+                }
+                Err(err) => {
+                    restarts = restarts.saturating_add(1);
+                    self.set_state(&sup, InstanceState::Restarting { restarts });
+                    tracing::error!(instance = %spec.id, error = %err, restart_in = ?backoff, "could not restart instance");
+                    self.emit(RuntimeEvent::Exited {
+                        id: spec.id.clone(),
+                        code: None,
+                        signal: None,
+                        restart_in: Some(backoff),
+                    });
+                }
+            }
+        };
+        self.set_state(&sup, InstanceState::Stopped);
+        {
+            let mut instances = lock(&self.instances);
+            if instances
+                .get(&spec.id)
+                .is_some_and(|s| Arc::ptr_eq(s, &sup))
+            {
+                instances.remove(&spec.id);
+            }
+        }
+        self.emit(RuntimeEvent::Stopped {
+            id: spec.id.clone(),
+            killed,
+        });
+        done_tx.send_replace(true);
+    }
+
+    async fn stop(&self, id: &str) {
+        let Some(sup) = lock(&self.instances).get(id).cloned() else {
+            return;
+        };
+        sup.stop.send_replace(true);
+        let mut done = sup.done.clone();
+        // An error means the supervisor is gone: stopped as well.
+        let _ = done.wait_for(|done| *done).await;
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    path: &Path,
+    f: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
+) -> Result<T, RuntimeError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(err) => Err(RuntimeError::io(
+            what,
+            path,
+            std::io::Error::other(err.to_string()),
+        )),
+    }
+}
+
+#[async_trait]
+impl Runtime for ProcessRuntime {
+    async fn prepare_release(
+        &self,
+        app: &str,
+        release: u64,
+        source: &Path,
+    ) -> Result<PathBuf, RuntimeError> {
+        check_name("app name", app)?;
+        let dest = self.release_dir(app, release);
+        let (source, target, avoid) =
+            (source.to_owned(), dest.clone(), self.inner.data_dir.clone());
+        blocking("prepare release", &dest, move || {
+            release::snapshot(&source, &target, &avoid)
+        })
+        .await?;
+        Ok(dest)
+    }
+
+    async fn remove_release(&self, app: &str, release: u64) -> Result<(), RuntimeError> {
+        check_name("app name", app)?;
+        let dest = self.release_dir(app, release);
+        let target = dest.clone();
+        blocking("remove release", &dest, move || release::remove(&target)).await
+    }
+
+    async fn run_task(&self, spec: TaskSpec) -> Result<TaskOutcome, RuntimeError> {
+        check_name("app name", &spec.app)?;
+        check_name("task name", &spec.name)?;
+        let inner = &self.inner;
+        let instance = format!("{}-r{}-{}", spec.app, spec.release, spec.name);
+        let log = inner.log_file(
+            &spec.app,
+            format!("release-{}-{}.log", spec.release, spec.name),
+        );
+        let tail: SharedTail = Arc::new(Mutex::new(VecDeque::new()));
+        let identity = [
+            ("WHARF_APP", spec.app.clone()),
+            ("WHARF_RELEASE", spec.release.to_string()),
+            ("WHARF_PROCESS", spec.name.clone()),
+            ("WHARF_INSTANCE", instance.clone()),
+        ];
+        let cmd = inner.command(&spec.command, &spec.workdir, &spec.env, &identity);
+        let source = LogSource {
+            app: spec.app.clone(),
+            release: spec.release,
+            process: spec.name.clone(),
+            instance: instance.clone(),
+        };
+        let mut run = inner
+            .spawn(cmd, source, log, Some(tail.clone()))
+            .map_err(|source| RuntimeError::Spawn {
+                instance: instance.clone(),
+                command: spec.command.clone(),
+                workdir: spec.workdir.clone(),
+                source,
+            })?;
+        let (status, timed_out) = tokio::select! {
+            status = run.child.wait() => (status.ok(), false),
+            _ = tokio::time::sleep(spec.timeout) => {
+                tracing::warn!(task = %instance, timeout = ?spec.timeout, "task ran past its timeout; stopping it");
+                let (status, _) = terminate(&mut run.child, run.pid, TASK_KILL_AFTER).await;
+                (status, true)
+            }
+        };
+        inner.forget_group(run.pid);
+        // A release command must not leave processes behind.
+        signal_group(run.pid, Some(Signal::SIGKILL));
+        run.capture.finish(OUTPUT_DRAIN).await;
+        let Some(status) = status else {
+            return Err(RuntimeError::io(
+                "wait for task",
+                spec.workdir.clone(),
+                std::io::Error::other(format!("lost track of task {instance} (pid {})", run.pid)),
+            ));
+        };
+        let (code, signal) = decode(&status);
+        let tail = lock(&tail).iter().cloned().collect();
+        Ok(TaskOutcome {
+            code,
+            signal,
+            timed_out,
+            tail,
+        })
+    }
+
+    async fn start(&self, spec: InstanceSpec) -> Result<u32, RuntimeError> {
+        check_name("app name", &spec.app)?;
+        check_name("instance id", &spec.id)?;
+        let inner = &self.inner;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (done_tx, done_rx) = watch::channel(false);
+        let sup = Arc::new(Supervised {
+            state: Mutex::new(InstanceState::Stopped),
+            stop: stop_tx,
+            done: done_rx,
+        });
+        {
+            let mut instances = lock(&inner.instances);
+            if instances.contains_key(&spec.id) {
+                return Err(RuntimeError::AlreadyRunning {
+                    instance: spec.id.clone(),
+                });
+            }
+            instances.insert(spec.id.clone(), sup.clone());
+        }
+        let log = inner.log_file(&spec.app, format!("{}.log", spec.id));
+        let run = match inner.spawn_instance(&spec, &log) {
+            Ok(run) => run,
+            Err(err) => {
+                lock(&inner.instances).remove(&spec.id);
+                return Err(err);
+            }
+        };
+        let pid = run.pid;
+        let start_time = procfs::start_time(pid);
+        inner.set_state(&sup, InstanceState::Running { pid });
+        inner.emit(RuntimeEvent::Started {
+            id: spec.id.clone(),
+            pid,
+            start_time,
+        });
+        tokio::spawn(
+            inner
+                .clone()
+                .supervise(spec, sup, run, log, stop_rx, done_tx),
+        );
+        Ok(pid)
+    }
+
+    async fn stop(&self, id: &str) -> Result<(), RuntimeError> {
+        self.inner.stop(id).await;
+        Ok(())
+    }
+
+    fn state(&self, id: &str) -> InstanceState {
+        lock(&self.inner.instances)
+            .get(id)
+            .map(|sup| *lock(&sup.state))
+            .unwrap_or(InstanceState::Stopped)
+    }
+
+    fn instances(&self) -> Vec<InstanceId> {
+        let mut ids: Vec<InstanceId> = lock(&self.inner.instances).keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    async fn kill_leftovers(&self, grace: Duration) -> Result<Vec<FoundProcess>, RuntimeError> {
+        let mut marker = b"WHARF_DATA_DIR=".to_vec();
+        marker.extend_from_slice(self.inner.data_dir.as_os_str().as_bytes());
+        let proc_root = PathBuf::from("/proc");
+        let root = proc_root.clone();
+        let found = blocking("scan", &proc_root, move || {
+            Ok(procfs::find_by_env(&root, &marker))
+        })
+        .await?;
+        let own_pid = std::process::id();
+        let own_group = nix::unistd::getpgrp().as_raw();
+        let live = lock(&self.inner.live_groups).clone();
+        let found: Vec<procfs::Marked> = found
+            .into_iter()
+            .filter(|p| {
+                p.pid != own_pid
+                    && !live.contains(&p.pid)
+                    && !u32::try_from(p.stat.pgid).is_ok_and(|g| live.contains(&g))
+            })
+            .collect();
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A whole group, unless it is ours (then only the process itself).
+        let send = |p: &procfs::Marked, signal: Signal| {
+            if p.stat.pgid > 1 && p.stat.pgid != own_group {
+                let _ = killpg(Pid::from_raw(p.stat.pgid), signal);
+            } else if let Some(pid) = pid_of(p.pid) {
+                let _ = kill(pid, signal);
+            }
+        };
+        for p in &found {
+            tracing::warn!(pid = p.pid, instance = ?p.instance, "stopping process left by an earlier server");
+            send(p, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        loop {
+            let left: Vec<&procfs::Marked> = found
+                .iter()
+                .filter(|p| procfs::alive(p.pid, p.stat.start_time))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                for p in &left {
+                    tracing::warn!(pid = p.pid, instance = ?p.instance, "leftover process ignored SIGTERM; killing it");
+                    send(p, Signal::SIGKILL);
+                }
+                // SIGKILL is not deferrable; give the kernel a moment to finish.
+                let until = Instant::now() + Duration::from_secs(1);
+                while Instant::now() < until
+                    && left.iter().any(|p| procfs::alive(p.pid, p.stat.start_time))
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(found
+            .into_iter()
+            .map(|p| FoundProcess {
+                pid: p.pid,
+                instance: p.instance,
+            })
+            .collect())
+    }
+
+    fn events(&self) -> broadcast::Receiver<RuntimeEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn log_lines(&self) -> broadcast::Receiver<LogLine> {
+        self.inner.logs.subscribe()
+    }
+
+    async fn tail_logs(
+        &self,
+        app: &str,
+        process: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<LogLine>, RuntimeError> {
+        check_name("app name", app)?;
+        let dir = self.logs_dir(app);
+        let (path, app, process) = (dir.clone(), app.to_owned(), process.map(str::to_owned));
+        blocking("read logs in", &dir, move || {
+            crate::logs::tail_dir(&path, &app, process.as_deref(), n)
+        })
+        .await
+    }
+
+    async fn shutdown(&self) {
+        let mut stops = tokio::task::JoinSet::new();
+        for id in self.instances() {
+            let inner = self.inner.clone();
+            stops.spawn(async move { inner.stop(&id).await });
+        }
+        while stops.join_next().await.is_some() {}
     }
 }

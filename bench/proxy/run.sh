@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Proxy benchmark: wrk direct to a backend, through the wharf proxy, and
+# through nginx as a keep-alive reverse proxy, in one run on 127.0.0.1.
+#
+# Backend: nginx (1 worker, access_log off) answering `return 200` with a
+# 13-byte text body. Both proxies forward to that same backend.
+#
+# Env knobs: THREADS (wharf tokio workers = nginx proxy worker_processes,
+# default 1), DURATION (default 10s), CONNS (default 64), WARMUP (default 3s).
+set -euo pipefail
+
+THREADS=${THREADS:-1}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+WARMUP=${WARMUP:-3s}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+
+need_install=()
+command -v wrk >/dev/null || need_install+=(wrk)
+command -v curl >/dev/null || need_install+=(curl)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_install+=(nginx)
+if [ ${#need_install[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_install[@]}"
+  else
+    echo "error: missing ${need_install[*]}; install them (apt-get install ${need_install[*]}) or run as root" >&2
+    exit 1
+  fi
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "== building bench_proxy (release)" >&2
+(cd "$ROOT" && cargo build --release -p wharf-proxy --example bench_proxy >&2)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BENCH_BIN=$TARGET_DIR/release/examples/bench_proxy
+
+WORK=$(mktemp -d /tmp/wharf-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()' 2>/dev/null \
+    || echo $((20000 + RANDOM % 30000))
+}
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "error: nothing listening on port $1" >&2
+  exit 1
+}
+
+start_nginx() { # name workers port body-of-http-block
+  local dir=$WORK/$1
+  mkdir -p "$dir/logs"
+  cat >"$dir/nginx.conf" <<CONF
+worker_processes $2;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  keepalive_requests 1000000;
+  $4
+}
+CONF
+  "$NGINX" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' &
+  PIDS+=($!)
+  wait_port "$3"
+}
+
+BACKEND_PORT=$(free_port)
+start_nginx backend 1 "$BACKEND_PORT" "
+  server {
+    listen 127.0.0.1:$BACKEND_PORT;
+    location / { default_type text/plain; return 200 'hello, world\n'; }
+  }"
+
+NGINX_PROXY_PORT=$(free_port)
+start_nginx proxy "$THREADS" "$NGINX_PROXY_PORT" "
+  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PROXY_PORT;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_set_header Host \$host;
+    }
+  }"
+
+"$BENCH_BIN" "127.0.0.1:$BACKEND_PORT" 0 "$THREADS" >"$WORK/wharf.port" &
+PIDS+=($!)
+for _ in $(seq 1 100); do [ -s "$WORK/wharf.port" ] && break; sleep 0.05; done
+WHARF_PORT=$(head -n1 "$WORK/wharf.port")
+wait_port "$WHARF_PORT"
+
+# to_ms VALUE-WITH-UNIT → milliseconds
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+    if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000;
+    printf "%.3f", n }'
+}
+
+declare -A RPS P50 P99
+run() { # name port
+  local url="http://127.0.0.1:$2/"
+  curl -fsS "$url" >/dev/null 2>&1 || { echo "error: $1 does not answer on $url" >&2; exit 1; }
+  wrk -t1 -c"$CONNS" -d"$WARMUP" "$url" >/dev/null
+  local out
+  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$url")
+  echo "---- $1: wrk -t1 -c$CONNS -d$DURATION --latency $url" >&2
+  echo "$out" >&2
+  if echo "$out" | grep -q "Non-2xx"; then echo "error: $1 returned non-2xx responses" >&2; exit 1; fi
+  RPS[$1]=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
+  P50[$1]=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
+  P99[$1]=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
+}
+
+run direct "$BACKEND_PORT"
+run wharf "$WHARF_PORT"
+run nginx "$NGINX_PROXY_PORT"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+echo
+echo "| target | req/s | p50 ms | p99 ms |"
+echo "| --- | ---: | ---: | ---: |"
+for t in direct wharf nginx; do
+  printf '| %s | %s | %s | %s |\n' "$t" "${RPS[$t]}" "${P50[$t]}" "${P99[$t]}"
+done
+echo
+echo "wharf/nginx: req/s $(ratio "${RPS[wharf]}" "${RPS[nginx]}"), p50 $(ratio "${P50[wharf]}" "${P50[nginx]}"), p99 $(ratio "${P99[wharf]}" "${P99[nginx]}")"
+echo "wharf/direct: req/s $(ratio "${RPS[wharf]}" "${RPS[direct]}"), p50 $(ratio "${P50[wharf]}" "${P50[direct]}"), p99 $(ratio "${P99[wharf]}" "${P99[direct]}")"
+echo "(THREADS=$THREADS: wharf tokio worker threads = nginx proxy worker_processes; backend nginx 1 worker; wrk -t1 -c$CONNS -d$DURATION, warm-up $WARMUP)"
