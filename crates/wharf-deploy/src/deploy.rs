@@ -3,6 +3,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -24,7 +25,7 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// How long the release command may run.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// A process without a health check is ready once it has stayed up this long.
-const READY_GRACE: Duration = Duration::from_millis(1000);
+pub(crate) const READY_GRACE: Duration = Duration::from_millis(1000);
 /// A starting instance that exits this many times fails the deploy at once
 /// instead of waiting out the health timeout.
 const CRASHES_BEFORE_GIVING_UP: u32 = 3;
@@ -563,6 +564,7 @@ impl Engine {
                 spec,
                 backend,
                 healthy,
+                up: Arc::new(AtomicBool::new(true)),
                 watcher: None,
             });
         }

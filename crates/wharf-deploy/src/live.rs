@@ -8,6 +8,7 @@
 //! passed `wait_healthy` for this deploy.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -24,6 +25,10 @@ pub(crate) struct LiveInstance {
     pub backend: Option<Arc<Backend>>,
     /// Health as last judged by its monitor; `None` until it passed once.
     pub healthy: Option<watch::Receiver<bool>>,
+    /// False from the moment its process exits until the restarted process
+    /// passed its health check again: a crash takes an instance out of the
+    /// table at once, not after `threshold` failed probes.
+    pub up: Arc<AtomicBool>,
     /// Task following `healthy` and republishing the table on changes.
     pub watcher: Option<JoinHandle<()>>,
 }
@@ -42,6 +47,13 @@ pub(crate) struct LiveRelease {
     pub number: i64,
     pub config: AppConfig,
     pub instances: Vec<LiveInstance>,
+}
+
+impl LiveInstance {
+    /// May the proxy send requests to it?
+    pub fn routable(&self) -> bool {
+        self.up.load(Ordering::Acquire) && self.healthy.as_ref().is_some_and(|h| *h.borrow())
+    }
 }
 
 impl LiveRelease {
@@ -102,6 +114,14 @@ impl Routes {
         old
     }
 
+    /// The serving instance `id`, if any, with the config of its release.
+    pub fn find(&self, id: &str) -> Option<(Arc<LiveRelease>, usize)> {
+        self.lock().values().find_map(|r| {
+            let i = r.instances.iter().position(|i| i.spec.id == id)?;
+            Some((r.clone(), i))
+        })
+    }
+
     /// Rebuilds and swaps the table (after a health change).
     pub fn publish(&self) {
         let serving = self.lock();
@@ -120,7 +140,7 @@ fn build_table(serving: &BTreeMap<String, Arc<LiveRelease>>) -> RoutingTable {
                 .instances
                 .iter()
                 .filter(|i| i.spec.process == process.name)
-                .filter(|i| i.healthy.as_ref().is_some_and(|h| *h.borrow()))
+                .filter(|i| i.routable())
                 .filter_map(|i| i.backend.clone())
                 .collect();
             routes.push(Route {

@@ -8,6 +8,7 @@
 //! serving release through the same start → health → switch path a deploy
 //! uses. The result: exactly one release serves, nothing is orphaned.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -107,7 +108,9 @@ impl Engine {
     }
 }
 
-/// Follows the runtime's events and records them (pids, restarts).
+/// Follows the runtime's events: records pids and exits, and keeps a
+/// crashed serving instance out of the routing table until its restarted
+/// process has passed its health check again.
 pub(crate) async fn record_runtime_events(engine: Weak<Engine>) {
     let mut events = match engine.upgrade() {
         Some(e) => e.runtime.events(),
@@ -125,16 +128,38 @@ pub(crate) async fn record_runtime_events(engine: Weak<Engine>) {
         let Some(engine) = engine.upgrade() else {
             return;
         };
-        let store = &engine.store;
-        let result = match &event {
-            RuntimeEvent::Started { id, pid, .. } => store.set_instance_pid(id, Some(*pid)),
+        if let Err(e) = engine.on_runtime_event(&event) {
+            tracing::error!(error = %e, "could not record a runtime event");
+        }
+    }
+}
+
+impl Engine {
+    fn on_runtime_event(
+        self: &Arc<Self>,
+        event: &RuntimeEvent,
+    ) -> Result<(), wharf_store::StoreError> {
+        let store = &self.store;
+        match event {
+            RuntimeEvent::Started { id, pid, .. } => {
+                store.set_instance_pid(id, Some(*pid))?;
+                if let Some((release, i)) = self.routes.find(id)
+                    && !release.instances[i].up.load(Ordering::Acquire)
+                {
+                    tokio::spawn(readmit(Arc::downgrade(self), release, i));
+                }
+            }
             RuntimeEvent::Exited {
                 id,
                 code,
                 signal,
                 restart_in,
             } => {
-                let app = store.instance(id).ok().flatten().map(|r| r.app_id);
+                if let Some((release, i)) = self.routes.find(id) {
+                    release.instances[i].up.store(false, Ordering::Release);
+                    self.routes.publish();
+                }
+                let app = store.instance(id)?.map(|r| r.app_id);
                 let how = match (code, signal) {
                     (Some(c), _) => format!("with code {c}"),
                     (None, Some(s)) => format!("on signal {s}"),
@@ -144,25 +169,65 @@ pub(crate) async fn record_runtime_events(engine: Weak<Engine>) {
                     format!("; restarting in {}", crate::deploy::humantime_fmt(d))
                 });
                 tracing::warn!(instance = %id, code, signal, "instance exited");
-                store
-                    .add_event(
-                        app,
-                        None,
-                        EventLevel::Warn,
-                        &format!("instance {id} exited {how}{next}"),
-                    )
-                    .and_then(|_| {
-                        if restart_in.is_some() {
-                            store.set_instance_state(id, InstanceState::Restarting)
-                        } else {
-                            Ok(())
-                        }
-                    })
+                store.add_event(
+                    app,
+                    None,
+                    EventLevel::Warn,
+                    &format!("instance {id} exited {how}{next}"),
+                )?;
+                if restart_in.is_some() {
+                    store.set_instance_state(id, InstanceState::Restarting)?;
+                }
             }
-            RuntimeEvent::Stopped { .. } => Ok(()),
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "could not record a runtime event");
+            RuntimeEvent::Stopped { .. } => {}
         }
+        Ok(())
+    }
+}
+
+/// Puts a restarted instance back in the table once it passes its health
+/// check (Architecture Invariant 1 holds across restarts too). Gives up when
+/// the instance is no longer serving (stopped, or its release replaced).
+async fn readmit(engine: Weak<Engine>, release: Arc<crate::live::LiveRelease>, i: usize) {
+    let inst = &release.instances[i];
+    let health = release
+        .config
+        .processes
+        .get(&inst.spec.process)
+        .and_then(|p| p.health.as_ref())
+        .map(crate::deploy::health_spec);
+    let timeout = release.config.deploy.health_timeout;
+    loop {
+        let passed = match &health {
+            Some(h) => wharf_proxy::health::wait_healthy(inst.spec.addr(), h, timeout)
+                .await
+                .is_ok(),
+            None => {
+                tokio::time::sleep(crate::deploy::READY_GRACE).await;
+                true
+            }
+        };
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        let still_serving = engine
+            .routes
+            .find(&inst.spec.id)
+            .is_some_and(|(r, _)| Arc::ptr_eq(&r, &release));
+        if !still_serving {
+            return;
+        }
+        if passed {
+            inst.up.store(true, Ordering::Release);
+            let _ = engine
+                .store
+                .set_instance_state(&inst.spec.id, InstanceState::Healthy);
+            engine.routes.publish();
+            tracing::info!(instance = %inst.spec.id, "restarted instance is healthy again");
+            return;
+        }
+        let _ = engine
+            .store
+            .set_instance_state(&inst.spec.id, InstanceState::Unhealthy);
     }
 }

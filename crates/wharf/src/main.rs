@@ -49,6 +49,21 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     1
 }
 
+/// The error and its causes, each said once: wharf's error messages embed
+/// their cause already ("could not read X: <io error>; …"), so a cause whose
+/// text is already in the message is not appended again.
+fn render_error(err: &anyhow::Error) -> String {
+    let mut msg = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+    }
+    msg
+}
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -64,7 +79,7 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            output::error(&format!("{err:#}"));
+            output::error(&render_error(&err));
             ExitCode::from(exit_code(&err))
         }
     }

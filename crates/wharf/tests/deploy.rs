@@ -239,3 +239,73 @@ fn metrics_count_requests_by_app_release_and_class() {
         "latency histogram:\n{body}"
     );
 }
+
+#[test]
+fn a_crashed_instance_is_restarted_and_serves_again() {
+    let server = Server::start();
+    let app = App::builder("crashes").instances(2).build();
+    server.deploy(&app, &[]);
+    let load = Load::start(server.proxy, 2, 1);
+    let victim = server.status()["apps"][0]["instances"][0].clone();
+    let (id, pid) = (
+        victim["id"].as_str().unwrap().to_owned(),
+        victim["pid"].as_u64().unwrap() as i32,
+    );
+    // The whole process group: the shell and the app.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+
+    assert_eventually!(
+        {
+            let s = server.status();
+            let inst = s["apps"][0]["instances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["id"] == id.as_str())
+                .cloned();
+            inst.is_some_and(|i| i["state"] == "healthy" && i["pid"].as_u64() != Some(pid as u64))
+        },
+        Duration::from_secs(20),
+        "{id} was not restarted and readmitted: {:#}",
+        server.status()
+    );
+    let events = server.ok(&["events"]);
+    assert!(
+        events.contains(&format!("instance {id} exited")) && events.contains("restarting in"),
+        "{events}"
+    );
+    // Both instances answer again.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let (status, _, body) = support::get_full(server.proxy, "/who");
+        assert_eq!(status, 200, "{body}");
+        seen.insert(
+            body.split("instance=")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .unwrap_or("")
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        seen.len(),
+        2,
+        "requests reach both instances again: {seen:?}"
+    );
+    let report = load.finish();
+    // Requests in flight on the killed process at the moment of SIGKILL may
+    // fail; none after it (a crashed instance leaves the table at once).
+    eprintln!(
+        "requests: {} ok, {} failed around the crash",
+        report.ok, report.failed
+    );
+    assert!(
+        report.failed <= 3,
+        "failed requests: {:#?}",
+        report.failures
+    );
+}

@@ -349,7 +349,7 @@ pub fn owned_processes(data: &Path) -> Vec<(u32, String)> {
             .split(|b| *b == 0)
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .collect();
-        if vars.iter().any(|v| *v == marker) {
+        if vars.contains(&marker) {
             let instance = vars
                 .iter()
                 .find_map(|v| v.strip_prefix("WHARF_INSTANCE="))
