@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Proxy benchmark: wrk direct to a backend, through the wharf proxy, and
-# through nginx as a keep-alive reverse proxy, in one run on 127.0.0.1.
+# Proxy benchmark: wrk direct to a backend, through the real `wharf server`,
+# through the wharf proxy crate alone (bench_proxy), and through nginx as a
+# keep-alive reverse proxy, in one run on 127.0.0.1.
 #
 # Backend: nginx (1 worker, access_log off) answering `return 200` with a
-# 13-byte text body. Both proxies forward to that same backend.
+# 13-byte text body, started by `wharf server` as the one instance of an
+# app, so wharf routes to it the way it routes to any app. All three
+# proxies forward to that same backend.
 #
 # Env knobs: THREADS (wharf tokio workers = nginx proxy worker_processes,
 # default 1), DURATION (default 10s), CONNS (default 64), WARMUP (default 3s).
@@ -29,10 +32,11 @@ if [ ${#need_install[@]} -gt 0 ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-echo "== building bench_proxy (release)" >&2
-(cd "$ROOT" && cargo build --release -p wharf-proxy --example bench_proxy >&2)
+echo "== building wharf and bench_proxy (release)" >&2
+(cd "$ROOT" && cargo build --release -p wharf -p wharf-proxy --example bench_proxy >&2)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BENCH_BIN=$TARGET_DIR/release/examples/bench_proxy
+WHARF_BIN=$TARGET_DIR/release/wharf
 
 WORK=$(mktemp -d /tmp/wharf-bench.XXXXXX)
 PIDS=()
@@ -81,12 +85,42 @@ CONF
   wait_port "$3"
 }
 
-BACKEND_PORT=$(free_port)
-start_nginx backend 1 "$BACKEND_PORT" "
+# The backend: an app of `wharf server`, whose one instance is nginx on $PORT.
+mkdir -p "$WORK/app"
+cat >"$WORK/app/nginx.conf.in" <<'CONF'
+worker_processes 1;
+pid nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path body; proxy_temp_path proxy; fastcgi_temp_path fastcgi;
+  uwsgi_temp_path uwsgi; scgi_temp_path scgi;
+  keepalive_requests 1000000;
   server {
-    listen 127.0.0.1:$BACKEND_PORT;
+    listen 127.0.0.1:__PORT__;
     location / { default_type text/plain; return 200 'hello, world\n'; }
-  }"
+  }
+}
+CONF
+cat >"$WORK/app/wharf.toml" <<TOML
+name = "bench"
+
+[processes.web]
+command = "sed s/__PORT__/\$PORT/ nginx.conf.in > nginx.conf && mkdir -p logs && exec $NGINX -p \"\$PWD/\" -c \"\$PWD/nginx.conf\" -g 'daemon off;'"
+http = { path = "/" }
+health = { path = "/", interval = "1s", timeout = "1s", threshold = 1 }
+TOML
+WHARF_PORT=$(free_port)
+WHARF_DATA="$WORK/data" TOKIO_WORKER_THREADS="$THREADS" HOME="$WORK" "$WHARF_BIN" server \
+  --listen "127.0.0.1:$WHARF_PORT" --admin 127.0.0.1:0 --no-access-log 2>"$WORK/wharf-server.log" &
+PIDS+=($!)
+wait_port "$WHARF_PORT"
+for _ in $(seq 1 100); do [ -S "$WORK/data/wharf.sock" ] && break; sleep 0.05; done
+WHARF_DATA="$WORK/data" HOME="$WORK" "$WHARF_BIN" deploy "$WORK/app" >&2
+BACKEND_PORT=$(WHARF_DATA="$WORK/data" HOME="$WORK" "$WHARF_BIN" status --json \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["apps"][0]["instances"][0]["port"])')
+wait_port "$BACKEND_PORT"
 
 NGINX_PROXY_PORT=$(free_port)
 start_nginx proxy "$THREADS" "$NGINX_PROXY_PORT" "
@@ -101,11 +135,11 @@ start_nginx proxy "$THREADS" "$NGINX_PROXY_PORT" "
     }
   }"
 
-"$BENCH_BIN" "127.0.0.1:$BACKEND_PORT" 0 "$THREADS" >"$WORK/wharf.port" &
+"$BENCH_BIN" "127.0.0.1:$BACKEND_PORT" 0 "$THREADS" >"$WORK/crate.port" &
 PIDS+=($!)
-for _ in $(seq 1 100); do [ -s "$WORK/wharf.port" ] && break; sleep 0.05; done
-WHARF_PORT=$(head -n1 "$WORK/wharf.port")
-wait_port "$WHARF_PORT"
+for _ in $(seq 1 100); do [ -s "$WORK/crate.port" ] && break; sleep 0.05; done
+CRATE_PORT=$(head -n1 "$WORK/crate.port")
+wait_port "$CRATE_PORT"
 
 # to_ms VALUE-WITH-UNIT → milliseconds
 to_ms() {
@@ -132,16 +166,18 @@ run() { # name port
 
 run direct "$BACKEND_PORT"
 run wharf "$WHARF_PORT"
+run wharf-proxy-crate "$CRATE_PORT"
 run nginx "$NGINX_PROXY_PORT"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo
 echo "| target | req/s | p50 ms | p99 ms |"
 echo "| --- | ---: | ---: | ---: |"
-for t in direct wharf nginx; do
+for t in direct wharf wharf-proxy-crate nginx; do
   printf '| %s | %s | %s | %s |\n' "$t" "${RPS[$t]}" "${P50[$t]}" "${P99[$t]}"
 done
 echo
 echo "wharf/nginx: req/s $(ratio "${RPS[wharf]}" "${RPS[nginx]}"), p50 $(ratio "${P50[wharf]}" "${P50[nginx]}"), p99 $(ratio "${P99[wharf]}" "${P99[nginx]}")"
+echo "wharf-proxy-crate/nginx: req/s $(ratio "${RPS[wharf-proxy-crate]}" "${RPS[nginx]}"), p99 $(ratio "${P99[wharf-proxy-crate]}" "${P99[nginx]}")"
 echo "wharf/direct: req/s $(ratio "${RPS[wharf]}" "${RPS[direct]}"), p50 $(ratio "${P50[wharf]}" "${P50[direct]}"), p99 $(ratio "${P99[wharf]}" "${P99[direct]}")"
-echo "(THREADS=$THREADS: wharf tokio worker threads = nginx proxy worker_processes; backend nginx 1 worker; wrk -t1 -c$CONNS -d$DURATION, warm-up $WARMUP)"
+echo "(THREADS=$THREADS: wharf server and bench_proxy tokio worker threads = nginx proxy worker_processes; backend nginx 1 worker, run by wharf; wrk -t1 -c$CONNS -d$DURATION, warm-up $WARMUP)"

@@ -480,7 +480,10 @@ impl Engine {
         run.step(
             self,
             Step::Starting,
-            Some(format!("{total} instances of release {number}")),
+            Some(format!(
+                "{total} instance{} of release {number}",
+                if total == 1 { "" } else { "s" }
+            )),
         )
         .await?;
         let mut instances = Vec::new();

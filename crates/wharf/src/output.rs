@@ -70,7 +70,7 @@ impl ProgressView {
                 let bar = self.tty.then(|| {
                     let bar = ProgressBar::new_spinner();
                     bar.set_style(
-                        ProgressStyle::with_template("  {spinner} {msg} {elapsed:.dim}")
+                        ProgressStyle::with_template("  {spinner} {msg} ({elapsed})")
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
                     bar.set_message(step_line(*step, detail.as_deref()));

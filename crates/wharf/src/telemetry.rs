@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 fn filter(default: &str) -> EnvFilter {
@@ -17,8 +18,23 @@ fn filter(default: &str) -> EnvFilter {
 
 /// Logs to stderr through a background writer, so a slow reader of
 /// stderr never stalls the proxy; keep the guard alive to flush.
-pub fn server_to_stderr() -> tracing_appender::non_blocking::WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+pub fn server_to_stderr() -> WorkerGuard {
+    json_logs(std::io::stderr())
+}
+
+/// Logs to `<data>/server.log`; keep the guard alive to flush.
+pub fn server_to_file(data_dir: &Path) -> anyhow::Result<WorkerGuard> {
+    std::fs::create_dir_all(data_dir)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join("server.log"))?;
+    Ok(json_logs(file))
+}
+
+/// JSON lines, written by a background thread.
+fn json_logs<W: std::io::Write + Send + 'static>(out: W) -> WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking(out);
     let _ = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
@@ -27,26 +43,6 @@ pub fn server_to_stderr() -> tracing_appender::non_blocking::WorkerGuard {
         .with_writer(writer)
         .try_init();
     guard
-}
-
-/// Logs to a file; keep the guard alive for as long as logs should flush.
-pub fn server_to_file(
-    data_dir: &Path,
-) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
-    std::fs::create_dir_all(data_dir)?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(data_dir.join("server.log"))?;
-    let (writer, guard) = tracing_appender::non_blocking(file);
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(filter("info"))
-        .with_writer(writer)
-        .try_init();
-    Ok(guard)
 }
 
 pub fn client() {
