@@ -23,6 +23,7 @@ use wharf_proxy::Proxy;
 use wharf_runtime::Runtime;
 use wharf_store::Store;
 
+pub mod analysis;
 mod deploy;
 mod error;
 mod live;
