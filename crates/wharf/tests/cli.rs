@@ -102,7 +102,21 @@ fn up_serves_the_app_and_ctrl_c_stops_everything() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Killed, with its instances, even when an assertion below fails.
+    struct KillOnDrop(std::process::Child, std::path::PathBuf);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            if let Ok(data) = self.1.canonicalize() {
+                for (pid, _) in owned_processes(&data) {
+                    support::signal(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+        }
+    }
     let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut child = KillOnDrop(child, data.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
@@ -127,8 +141,8 @@ fn up_serves_the_app_and_ctrl_c_stops_everything() {
     assert_eq!(get(addr, "/"), (200, Some(1)));
     assert_eq!(owned_instances(&data.canonicalize().unwrap()).len(), 1);
 
-    support::signal(child.id(), nix::sys::signal::Signal::SIGINT);
-    let status = child.wait().unwrap();
+    support::signal(child.0.id(), nix::sys::signal::Signal::SIGINT);
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "{status}");
     assert!(
         owned_processes(&data.canonicalize().unwrap()).is_empty(),
