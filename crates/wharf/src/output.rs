@@ -2,20 +2,22 @@
 //! plain lines otherwise), tables, errors. Everything here writes to
 //! stderr except [`data`], which is the command's answer on stdout.
 
-#![allow(clippy::print_stderr, clippy::print_stdout)]
-
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use wharf_server::api::{Progress, Step};
 
+// Writes ignore errors on purpose: a closed terminal or pipe (`wharf up |
+// head`, a dropped SSH session) must not panic wharf half-way through a
+// shutdown, as `eprintln!` would.
+
 pub fn error(msg: &str) {
-    eprintln!("error: {msg}");
+    let _ = writeln!(std::io::stderr().lock(), "error: {msg}");
 }
 
 pub fn note(msg: &str) {
-    eprintln!("{msg}");
+    let _ = writeln!(std::io::stderr().lock(), "{msg}");
 }
 
 /// A command's answer, on stdout.

@@ -89,7 +89,7 @@ fn commands_without_a_server_say_so_and_exit_3() {
 }
 
 #[test]
-fn up_serves_the_app_and_ctrl_c_stops_everything() {
+fn up_serves_the_app_and_ctrl_c_stops_everything_even_with_its_terminal_gone() {
     let app = support::App::builder("upapp").instances(1).build();
     let data = app.path().join(".wharf");
     let mut child = Command::new(wharf_bin())
@@ -118,9 +118,17 @@ fn up_serves_the_app_and_ctrl_c_stops_everything() {
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut child = KillOnDrop(child, data.clone());
     let (tx, rx) = std::sync::mpsc::channel();
+    // The reader stops (closing the pipe) after the "is live" line, and
+    // stdout is closed from the start: like a terminal that went away, which
+    // must not keep Ctrl-C from stopping everything.
+    drop(child.0.stdout.take());
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
+            let live = line.contains(" is live at ");
             let _ = tx.send(line);
+            if live {
+                return;
+            }
         }
     });
     let mut seen = Vec::new();
