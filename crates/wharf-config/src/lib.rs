@@ -50,7 +50,9 @@ pub const FILE_NAME: &str = "wharf.toml";
 
 /// A fully resolved app description. Serialisable so that a release can keep
 /// the exact config it was deployed with (the store keeps it as JSON).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Not `Eq`: [`AnalysisSettings`] holds `f64` limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppConfig {
     /// App name: `[a-z0-9][a-z0-9-]*`, at most 63 characters.
     pub name: String,
@@ -113,7 +115,8 @@ pub struct HealthCheck {
     pub threshold: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Not `Eq`: [`AnalysisSettings`] holds `f64` limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploySettings {
     /// How long new instances may take to pass their health check.
     #[serde(with = "humantime_serde")]
@@ -123,6 +126,112 @@ pub struct DeploySettings {
     pub drain_timeout: Duration,
     /// Releases kept (live one included) for instant rollback.
     pub retain: u32,
+    /// How traffic moves from the old release to the new one.
+    /// Defaults (also when absent from stored JSON) to blue-green, no bake.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Where to `POST` a JSON notice when wharf rolls a release back by
+    /// itself: an `http://` or `https://` URL with a host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<String>,
+    /// How the new release is judged while it takes traffic (canary steps,
+    /// blue-green bake).
+    #[serde(default)]
+    pub analysis: AnalysisSettings,
+}
+
+/// How a deploy moves traffic to the new release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Start the new release, switch all traffic to it once healthy, drain
+    /// the old one.
+    BlueGreen {
+        /// After the switch, keep the old release's instances running this
+        /// long while the new release is analysed; a failure switches back.
+        /// Zero: no bake, the old release is stopped right after the drain.
+        #[serde(default, with = "humantime_serde")]
+        bake: Duration,
+    },
+    /// Shift traffic to the new release step by step, analysing it at each
+    /// step; after the last step it gets 100%.
+    Canary {
+        /// 1 to 20 steps, weights strictly increasing.
+        steps: Vec<CanaryStep>,
+    },
+}
+
+impl Default for Strategy {
+    /// Blue-green without a bake.
+    fn default() -> Strategy {
+        Strategy::BlueGreen {
+            bake: Duration::ZERO,
+        }
+    }
+}
+
+/// One step of a canary deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryStep {
+    /// Share of traffic sent to the new release during this step, in
+    /// percent: 1 to 99 (100 comes by itself after the last step).
+    pub weight: u32,
+    /// How long to stay at this step (analysis passing) before moving on.
+    /// `None`: wait for `wharf promote`. Never zero.
+    #[serde(
+        default,
+        with = "humantime_serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pause: Option<Duration>,
+}
+
+/// When a new release counts as failing. The defaults are those of
+/// [`AnalysisSettings::default`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnalysisSettings {
+    /// How often the new release is checked; more than 0. Default 1s.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// How far back each check looks; at least `interval`. Default 30s.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Requests the new release must serve in the window before it is
+    /// judged. Default 100.
+    pub min_requests: u64,
+    /// 5xx responses (in the window) before the error-rate rules fire.
+    /// Default 5.
+    pub min_errors: u64,
+    /// Absolute limit on the new release's 5xx rate, a fraction in 0..=1.
+    /// Default 0.02.
+    pub max_error_rate: f64,
+    /// Limit on (new rate - stable rate), a fraction in 0..=1. Default 0.01.
+    pub max_error_rate_increase: f64,
+    /// Limit on new p99 / stable p99; at least 1.0. Default 2.0.
+    pub max_p99_ratio: f64,
+    /// A p99 below this never fails the latency rule. Default 50ms.
+    #[serde(with = "humantime_serde")]
+    pub p99_floor: Duration,
+    /// Consecutive failed checks tolerated; the next one rolls back.
+    /// 0 to 10. Default 1.
+    pub failures_tolerated: u32,
+}
+
+impl Default for AnalysisSettings {
+    fn default() -> AnalysisSettings {
+        AnalysisSettings {
+            interval: Duration::from_secs(1),
+            window: Duration::from_secs(30),
+            min_requests: 100,
+            min_errors: 5,
+            max_error_rate: 0.02,
+            max_error_rate_increase: 0.01,
+            max_p99_ratio: 2.0,
+            p99_floor: Duration::from_millis(50),
+            failures_tolerated: 1,
+        }
+    }
 }
 
 impl AppConfig {
@@ -175,6 +284,30 @@ pub mod humantime_serde {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `Option<Duration>` <-> "30s" or nothing, like [`humantime_serde`]; pair
+/// with `#[serde(default)]` so a missing field reads as `None`.
+pub mod humantime_serde_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(s) => humantime::parse_duration(&s)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
     }
 }
 

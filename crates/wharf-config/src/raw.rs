@@ -84,6 +84,55 @@ pub(crate) struct RawDeploy {
     pub health_timeout: Option<Sp<String>>,
     pub drain_timeout: Option<Sp<String>>,
     pub retain: Option<Sp<i128>>,
+    pub strategy: Option<Sp<String>>,
+    /// Whether a `strategy` key was written at all, even with a wrong type,
+    /// so a slip there does not also produce "steps only apply to canary".
+    pub strategy_written: bool,
+    pub bake: Option<Sp<String>>,
+    /// Where the `bake` key is, if written at all (even with a wrong type),
+    /// for "only applies to blue-green".
+    pub bake_key: Option<Span>,
+    pub steps: Option<RawSteps>,
+    /// Where the `steps` key is, if written at all (even with a wrong type),
+    /// for "only applies to canary".
+    pub steps_key: Option<Span>,
+    /// `steps` is absent and no typo of it was reported, so "canary needs
+    /// steps" is worth saying.
+    pub steps_missing: bool,
+    pub notify: Option<Sp<String>>,
+    pub analysis: Option<RawAnalysis>,
+}
+
+/// `steps = [...]` or `[[deploy.steps]]`.
+#[derive(Debug)]
+pub(crate) struct RawSteps {
+    /// Where the array is.
+    pub span: Span,
+    /// How many elements were written, tables or not.
+    pub len: usize,
+    /// The elements that are tables, in order.
+    pub steps: Vec<RawStep>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawStep {
+    /// 1-based position in `steps`, as messages name it.
+    pub number: usize,
+    pub weight: Option<Sp<i128>>,
+    pub pause: Option<Sp<String>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawAnalysis {
+    pub interval: Option<Sp<String>>,
+    pub window: Option<Sp<String>>,
+    pub min_requests: Option<Sp<i128>>,
+    pub min_errors: Option<Sp<i128>>,
+    pub max_error_rate: Option<Sp<f64>>,
+    pub max_error_rate_increase: Option<Sp<f64>>,
+    pub max_p99_ratio: Option<Sp<f64>>,
+    pub p99_floor: Option<Sp<String>>,
+    pub failures_tolerated: Option<Sp<i128>>,
 }
 
 pub(crate) const TOP_KEYS: &[&str] = &[
@@ -105,7 +154,32 @@ pub(crate) const PROCESS_KEYS: &[&str] = &[
 ];
 pub(crate) const HTTP_KEYS: &[&str] = &["host", "path"];
 pub(crate) const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout", "threshold"];
-pub(crate) const DEPLOY_KEYS: &[&str] = &["health_timeout", "drain_timeout", "retain"];
+pub(crate) const DEPLOY_KEYS: &[&str] = &[
+    "health_timeout",
+    "drain_timeout",
+    "retain",
+    "strategy",
+    "bake",
+    "steps",
+    "notify",
+    "analysis",
+];
+pub(crate) const STEP_KEYS: &[&str] = &["weight", "pause"];
+pub(crate) const ANALYSIS_KEYS: &[&str] = &[
+    "interval",
+    "window",
+    "min_requests",
+    "min_errors",
+    "max_error_rate",
+    "max_error_rate_increase",
+    "max_p99_ratio",
+    "p99_floor",
+    "failures_tolerated",
+];
+
+/// How to write `steps`, for hints.
+pub(crate) const STEPS_EXAMPLE: &str =
+    "steps = [{ weight = 10, pause = \"30s\" }, { weight = 50 }]";
 
 /// Walks the parsed document into a [`RawConfig`], reporting shape problems.
 pub(crate) fn read(root: &DeTable<'_>, sink: &mut Sink<'_>) -> RawConfig {
@@ -243,6 +317,87 @@ fn read_deploy(table: &DeTable<'_>, sink: &mut Sink<'_>) -> RawDeploy {
         health_timeout: t.duration(sink, "health_timeout"),
         drain_timeout: t.duration(sink, "drain_timeout"),
         retain: t.integer(sink, "retain"),
+        strategy: t.string(sink, "strategy"),
+        strategy_written: t.get("strategy").is_some(),
+        bake: t.duration(sink, "bake"),
+        bake_key: t.key_span("bake"),
+        steps: read_steps(&t, sink),
+        steps_key: t.key_span("steps"),
+        steps_missing: t.is_missing("steps"),
+        notify: t.string(sink, "notify"),
+        analysis: t
+            .table(sink, "analysis")
+            .map(|table| read_analysis(table, sink)),
+    }
+}
+
+/// `steps`: an array of inline tables, or `[[deploy.steps]]`.
+fn read_steps(deploy: &Table<'_, '_>, sink: &mut Sink<'_>) -> Option<RawSteps> {
+    let value = deploy.get("steps")?;
+    let DeValue::Array(array) = value.get_ref() else {
+        deploy.wrong_type(
+            sink,
+            "steps",
+            value,
+            "an array",
+            Some(format!("write {STEPS_EXAMPLE}")),
+        );
+        return None;
+    };
+    let steps = array
+        .iter()
+        .enumerate()
+        .filter_map(|(i, step)| read_step(i + 1, step, sink))
+        .collect();
+    Some(RawSteps {
+        span: value.span(),
+        len: array.len(),
+        steps,
+    })
+}
+
+fn read_step(number: usize, value: &Spanned<DeValue<'_>>, sink: &mut Sink<'_>) -> Option<RawStep> {
+    let ctx = step_ctx(number);
+    let DeValue::Table(table) = value.get_ref() else {
+        sink.error_hint(
+            &value.span(),
+            format!("{ctx} must be a table, found {}", describe(value.get_ref())),
+            format!("write {STEPS_EXAMPLE}"),
+        );
+        return None;
+    };
+    let t = Table::new(table, &ctx, STEP_KEYS, sink);
+    if t.is_missing("weight") {
+        sink.error_hint(
+            &value.span(),
+            format!("missing required key `weight` in {ctx}"),
+            "add weight = N: the new release's share of traffic in percent, 1 to 99",
+        );
+    }
+    Some(RawStep {
+        number,
+        weight: t.integer(sink, "weight"),
+        pause: t.duration(sink, "pause"),
+    })
+}
+
+/// How messages name step `number` (1-based) of `steps`.
+pub(crate) fn step_ctx(number: usize) -> String {
+    format!("[deploy] step {number}")
+}
+
+fn read_analysis(table: &DeTable<'_>, sink: &mut Sink<'_>) -> RawAnalysis {
+    let t = Table::new(table, "[deploy.analysis]", ANALYSIS_KEYS, sink);
+    RawAnalysis {
+        interval: t.duration(sink, "interval"),
+        window: t.duration(sink, "window"),
+        min_requests: t.integer(sink, "min_requests"),
+        min_errors: t.integer(sink, "min_errors"),
+        max_error_rate: t.number(sink, "max_error_rate"),
+        max_error_rate_increase: t.number(sink, "max_error_rate_increase"),
+        max_p99_ratio: t.number(sink, "max_p99_ratio"),
+        p99_floor: t.duration(sink, "p99_floor"),
+        failures_tolerated: t.integer(sink, "failures_tolerated"),
     }
 }
 
@@ -417,6 +572,30 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
+    /// A float; integers are taken as floats (`max_p99_ratio = 2`).
+    fn number(&self, sink: &mut Sink<'_>, key: &str) -> Option<Sp<f64>> {
+        let value = self.get(key)?;
+        let number = match value.get_ref() {
+            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+            // Too big for i128: as good as infinite, which the range check reports.
+            DeValue::Integer(i) => Some(int_value(i).map_or(f64::INFINITY, |n| n as f64)),
+            DeValue::String(s) if s.trim().parse::<f64>().is_ok() => {
+                let hint = format!("remove the quotes: {key} = {}", s.trim());
+                self.wrong_type(sink, key, value, "a number", Some(hint));
+                return None;
+            }
+            _ => {
+                self.wrong_type(sink, key, value, "a number", None);
+                return None;
+            }
+        };
+        // The parser only hands out floats Rust can read; be safe anyway.
+        Some(Sp {
+            value: number.unwrap_or(f64::NAN),
+            span: value.span(),
+        })
+    }
+
     fn table(&self, sink: &mut Sink<'_>, key: &str) -> Option<&'a DeTable<'i>> {
         let value = self.get(key)?;
         match value.get_ref() {
@@ -463,6 +642,9 @@ fn table_hint(key: &str, found: &DeValue<'_>) -> Option<String> {
         }
         ("http", _) => "write http = { host = \"example.com\", path = \"/\" }",
         ("health", _) => "write health = { path = \"/up\" }",
+        ("analysis", _) => {
+            "write [deploy.analysis] followed by its keys, e.g. max_error_rate = 0.02"
+        }
         _ => return None,
     };
     Some(hint.to_string())
@@ -505,8 +687,18 @@ pub(crate) fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
         .map(|(k, _)| k)
 }
 
-/// Process keys written at the top level are a common slip; say where they go.
+/// Process keys written at the top level, and analysis or step keys written
+/// in [deploy], are common slips; say where they go.
 fn elsewhere(name: &str, ctx: &str) -> Option<String> {
+    if ctx == "[deploy]" {
+        if ANALYSIS_KEYS.contains(&name) {
+            return Some(format!("`{name}` belongs in [deploy.analysis]"));
+        }
+        if STEP_KEYS.contains(&name) {
+            return Some(format!("`{name}` belongs to a step: {STEPS_EXAMPLE}"));
+        }
+        return None;
+    }
     if !ctx.is_empty() {
         return None;
     }
@@ -544,5 +736,19 @@ mod tests {
         assert_eq!(closest("port", HTTP_KEYS), None);
         assert_eq!(closest("xyzzy", PROCESS_KEYS), None);
         assert_eq!(closest("process", TOP_KEYS), Some("processes"));
+        assert_eq!(closest("step", DEPLOY_KEYS), Some("steps"));
+        assert_eq!(closest("stratgy", DEPLOY_KEYS), Some("strategy"));
+        assert_eq!(closest("paus", STEP_KEYS), Some("pause"));
+        assert_eq!(closest("windw", ANALYSIS_KEYS), Some("window"));
+        assert_eq!(closest("max_error", ANALYSIS_KEYS), Some("max_error_rate"));
+        assert_eq!(
+            closest("failures", ANALYSIS_KEYS),
+            Some("failures_tolerated")
+        );
+        // Analysis keys in [deploy] are not typos of deploy keys; `elsewhere`
+        // says where they go.
+        for key in ANALYSIS_KEYS.iter().chain(STEP_KEYS) {
+            assert_eq!(closest(key, DEPLOY_KEYS), None, "{key}");
+        }
     }
 }

@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::{AppConfig, DeploySettings, HealthCheck, HttpRoute, ProcessConfig, RuntimeKind};
+use crate::{
+    AnalysisSettings, AppConfig, CanaryStep, DeploySettings, HealthCheck, HttpRoute, ProcessConfig,
+    RuntimeKind, Strategy,
+};
 
 /// First line of the output. Holds nothing that varies (path, time) so that
 /// the output of two identical configs is identical.
@@ -73,6 +76,50 @@ fn deploy_table(out: &mut String, deploy: &DeploySettings) {
     kv(out, "health_timeout", &duration(deploy.health_timeout));
     kv(out, "drain_timeout", &duration(deploy.drain_timeout));
     kv(out, "retain", &deploy.retain.to_string());
+    match &deploy.strategy {
+        Strategy::BlueGreen { bake } => {
+            kv(out, "strategy", &string("blue-green"));
+            kv(out, "bake", &duration(*bake));
+        }
+        Strategy::Canary { steps } => {
+            kv(out, "strategy", &string("canary"));
+            let steps: Vec<String> = steps.iter().map(step).collect();
+            kv(out, "steps", &format!("[{}]", steps.join(", ")));
+        }
+    }
+    if let Some(notify) = &deploy.notify {
+        kv(out, "notify", &string(notify));
+    }
+    analysis_table(out, &deploy.analysis);
+}
+
+/// `{ weight = 10, pause = "30s" }`, without `pause` when there is none.
+fn step(step: &CanaryStep) -> String {
+    match step.pause {
+        Some(pause) => format!(
+            "{{ weight = {}, pause = {} }}",
+            step.weight,
+            duration(pause)
+        ),
+        None => format!("{{ weight = {} }}", step.weight),
+    }
+}
+
+fn analysis_table(out: &mut String, a: &AnalysisSettings) {
+    header(out, "deploy.analysis");
+    kv(out, "interval", &duration(a.interval));
+    kv(out, "window", &duration(a.window));
+    kv(out, "min_requests", &a.min_requests.to_string());
+    kv(out, "min_errors", &a.min_errors.to_string());
+    kv(out, "max_error_rate", &float(a.max_error_rate));
+    kv(
+        out,
+        "max_error_rate_increase",
+        &float(a.max_error_rate_increase),
+    );
+    kv(out, "max_p99_ratio", &float(a.max_p99_ratio));
+    kv(out, "p99_floor", &duration(a.p99_floor));
+    kv(out, "failures_tolerated", &a.failures_tolerated.to_string());
 }
 
 fn env_table(out: &mut String, table: &str, env: &BTreeMap<String, String>) {
@@ -115,6 +162,11 @@ fn bare_or_quoted(key: &str) -> String {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if bare { key.to_string() } else { string(key) }
+}
+
+/// A TOML float that reads back as the same `f64` ("0.02", "2.0").
+fn float(x: f64) -> String {
+    toml::Value::Float(x).to_string()
 }
 
 fn duration(d: Duration) -> String {

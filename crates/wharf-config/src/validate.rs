@@ -13,14 +13,24 @@ use std::time::Duration;
 use toml::de::DeTable;
 
 use crate::error::{ConfigErrors, Sink};
-use crate::raw::{self, RawConfig, RawDeploy, RawEnvVar, RawHealth, RawHttp, RawProcess, Sp};
-use crate::{AppConfig, DeploySettings, HealthCheck, HttpRoute, ProcessConfig, RuntimeKind};
+use crate::raw::{
+    self, RawAnalysis, RawConfig, RawDeploy, RawEnvVar, RawHealth, RawHttp, RawProcess, RawSteps,
+    Sp,
+};
+use crate::{
+    AnalysisSettings, AppConfig, CanaryStep, DeploySettings, HealthCheck, HttpRoute, ProcessConfig,
+    RuntimeKind, Strategy,
+};
 
 pub(crate) const DURATION_HINT: &str = "write a duration such as \"500ms\" or \"30s\"";
 
 /// Longest app or process name: one DNS label, so names fit in hostnames.
 const MAX_NAME_LEN: usize = 63;
 const MAX_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most canary steps; more is a typo or a deploy that never ends.
+const MAX_STEPS: usize = 20;
+/// Most requests or errors an analysis can ask for in one window.
+const MAX_ANALYSIS_COUNT: u64 = 1_000_000;
 
 /// Defaults, in one place so `to_toml` and the docs agree with the code.
 pub(crate) mod defaults {
@@ -36,6 +46,8 @@ pub(crate) mod defaults {
     pub const DEPLOY_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
     pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
     pub const RETAIN: u32 = 5;
+    // The [deploy.analysis] defaults are `AnalysisSettings::default()`, and
+    // the strategy's is `Strategy::default()`.
 }
 
 pub(crate) fn parse(path: &Path, source: &str) -> Result<AppConfig, ConfigErrors> {
@@ -449,6 +461,7 @@ pub(crate) fn default_health() -> HealthCheck {
 
 fn resolve_deploy(raw: RawDeploy, sink: &mut Sink<'_>) -> DeploySettings {
     let ctx = "[deploy]";
+    let strategy = resolve_strategy(&raw, sink);
     DeploySettings {
         health_timeout: duration(
             raw.health_timeout.as_ref(),
@@ -465,7 +478,385 @@ fn resolve_deploy(raw: RawDeploy, sink: &mut Sink<'_>) -> DeploySettings {
             sink,
         ),
         retain: int_in(raw.retain, ctx, "retain", 1..=100, defaults::RETAIN, sink),
+        strategy,
+        notify: raw.notify.map(|notify| {
+            if let Some((why, hint)) = url_problem(&notify.value) {
+                sink.error_hint(
+                    &notify.span,
+                    format!("`notify` in {ctx} {why}, found {:?}", notify.value),
+                    hint,
+                );
+            }
+            notify.value
+        }),
+        analysis: raw
+            .analysis
+            .map(|a| resolve_analysis(a, sink))
+            .unwrap_or_default(),
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum StrategyKind {
+    BlueGreen,
+    Canary,
+    /// Reported; `bake` and `steps` are still checked on their own.
+    Unknown,
+}
+
+const STRATEGY_VALUES: &str = "valid values: `blue-green` (the default), `canary`";
+
+fn resolve_strategy(raw: &RawDeploy, sink: &mut Sink<'_>) -> Strategy {
+    let ctx = "[deploy]";
+    let kind = match &raw.strategy {
+        // Written with a wrong type (reported): no telling what was meant.
+        None if raw.strategy_written => StrategyKind::Unknown,
+        None => StrategyKind::BlueGreen,
+        Some(s) if s.value == "blue-green" => StrategyKind::BlueGreen,
+        Some(s) if s.value == "canary" => StrategyKind::Canary,
+        Some(s) => {
+            let hint = match raw::closest(&s.value, &["blue-green", "canary"]) {
+                Some(close) => format!("did you mean `{close}`? {STRATEGY_VALUES}"),
+                None => STRATEGY_VALUES.to_string(),
+            };
+            sink.error_hint(
+                &s.span,
+                format!("unknown strategy `{}` in {ctx}", s.value),
+                hint,
+            );
+            StrategyKind::Unknown
+        }
+    };
+    let bake = duration(
+        raw.bake.as_ref(),
+        &raw::subject("bake", ctx),
+        DurationRule::ANY,
+        Duration::ZERO,
+        sink,
+    );
+    let steps = raw
+        .steps
+        .as_ref()
+        .map(|s| resolve_steps(s, sink))
+        .unwrap_or_default();
+    match kind {
+        StrategyKind::BlueGreen => {
+            if let Some(key) = &raw.steps_key {
+                sink.error_hint(
+                    key,
+                    format!("`steps` in {ctx} only applies to strategy = \"canary\""),
+                    "set strategy = \"canary\" or remove `steps`",
+                );
+            }
+        }
+        StrategyKind::Canary => {
+            if let Some(key) = &raw.bake_key {
+                sink.error_hint(
+                    key,
+                    format!("`bake` in {ctx} only applies to strategy = \"blue-green\""),
+                    "remove `bake` (a canary is analysed during its steps) or set strategy = \"blue-green\"",
+                );
+            }
+            if raw.steps_missing
+                && let Some(strategy) = &raw.strategy
+            {
+                sink.error_hint(
+                    &strategy.span,
+                    format!("strategy = \"canary\" needs `steps` in {ctx}"),
+                    format!(
+                        "add the new release's traffic share per step, e.g. {}",
+                        raw::STEPS_EXAMPLE
+                    ),
+                );
+            }
+        }
+        StrategyKind::Unknown => {}
+    }
+    match kind {
+        StrategyKind::Canary => Strategy::Canary { steps },
+        StrategyKind::BlueGreen | StrategyKind::Unknown => Strategy::BlueGreen { bake },
+    }
+}
+
+fn resolve_steps(raw: &RawSteps, sink: &mut Sink<'_>) -> Vec<CanaryStep> {
+    let what = raw::subject("steps", "[deploy]");
+    if raw.len == 0 {
+        sink.error_hint(
+            &raw.span,
+            format!("{what} must not be empty"),
+            format!("add at least one step, e.g. {}", raw::STEPS_EXAMPLE),
+        );
+    } else if raw.len > MAX_STEPS {
+        sink.error_hint(
+            &raw.span,
+            format!(
+                "{what} must have at most {MAX_STEPS} steps, found {}",
+                raw.len
+            ),
+            "use fewer, bigger steps",
+        );
+    }
+    // (step number, weight) of the last valid weight, for "must increase".
+    let mut previous: Option<(usize, u32)> = None;
+    let mut steps = Vec::new();
+    for step in &raw.steps {
+        let ctx = raw::step_ctx(step.number);
+        let weight = step.weight.as_ref().and_then(|w| {
+            let weight = u32::try_from(w.value).ok().filter(|n| (1..=99).contains(n));
+            let Some(weight) = weight else {
+                let message = format!(
+                    "{} must be between 1 and 99, found {}",
+                    raw::subject("weight", &ctx),
+                    sink.text(&w.span)
+                );
+                if w.value == 100 {
+                    sink.error_hint(
+                        &w.span,
+                        message,
+                        "the new release gets 100% after the last step by itself; remove this step",
+                    );
+                } else {
+                    sink.error(&w.span, message);
+                }
+                return None;
+            };
+            if let Some((number, before)) = previous
+                && weight <= before
+            {
+                sink.error_hint(
+                    &w.span,
+                    format!(
+                        "{} must be greater than the weight of step {number} ({before}), found {weight}",
+                        raw::subject("weight", &ctx)
+                    ),
+                    "weights must increase from step to step",
+                );
+            }
+            previous = Some((step.number, weight));
+            Some(weight)
+        });
+        let pause = step.pause.as_ref().and_then(|pause| {
+            let what = raw::subject("pause", &ctx);
+            if humantime::parse_duration(pause.value.trim()).is_ok_and(|d| d.is_zero()) {
+                sink.error_hint(
+                    &pause.span,
+                    format!("{what} must be greater than 0"),
+                    "leave out `pause` to wait for `wharf promote`, or write a duration such as \"30s\"",
+                );
+                return None;
+            }
+            checked_duration(pause, &what, DurationRule::POSITIVE, sink)
+        });
+        steps.push(CanaryStep {
+            weight: weight.unwrap_or_default(),
+            pause,
+        });
+    }
+    steps
+}
+
+/// Why `url` is not an `http://` or `https://` URL with a host, and how to
+/// fix it. Deliberately simple: scheme, host, optional port, anything after.
+fn url_problem(url: &str) -> Option<(String, String)> {
+    const EXAMPLE: &str = "write a URL such as \"http://127.0.0.1:9000/hooks/wharf\"";
+    let problem = |why: &str, hint: &str| Some((why.to_string(), hint.to_string()));
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return problem("must not contain spaces", "percent-encode them, e.g. %20");
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return problem("must be an http:// or https:// URL", EXAMPLE);
+    };
+    if scheme != "http" && scheme != "https" {
+        return problem("must be an http:// or https:// URL", EXAMPLE);
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // user:password@ is allowed (basic auth); the host comes after it.
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((addr, "")) => (addr, None),
+            Some((addr, after)) => match after.strip_prefix(':') {
+                Some(port) => (addr, Some(port)),
+                None => return problem("must have a valid host", EXAMPLE),
+            },
+            None => return problem("must have a valid host", EXAMPLE),
+        }
+    } else {
+        match host_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return problem("must have a host", EXAMPLE);
+    }
+    let host_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':');
+    if !host.chars().all(host_char) {
+        return problem("must have a valid host", EXAMPLE);
+    }
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|p| p > 0)
+    {
+        return problem(
+            "must have a port between 1 and 65535",
+            "leave out the port for the scheme's default",
+        );
+    }
+    None
+}
+
+fn resolve_analysis(raw: RawAnalysis, sink: &mut Sink<'_>) -> AnalysisSettings {
+    let ctx = "[deploy.analysis]";
+    let d = AnalysisSettings::default();
+    let what = |key: &str| raw::subject(key, ctx);
+    // `None` when invalid (reported) or absent.
+    let interval = raw
+        .interval
+        .as_ref()
+        .and_then(|i| checked_duration(i, &what("interval"), DurationRule::POSITIVE, sink));
+    let window = raw
+        .window
+        .as_ref()
+        .and_then(|w| checked_duration(w, &what("window"), DurationRule::ANY, sink));
+    // Compare only values that are valid or defaults, never a replacement
+    // for an invalid one.
+    let interval_ok = raw.interval.is_none() || interval.is_some();
+    let window_ok = raw.window.is_none() || window.is_some();
+    let interval = interval.unwrap_or(d.interval);
+    let window = window.unwrap_or(d.window);
+    if interval_ok && window_ok && window < interval {
+        let show = |d: Duration| humantime::format_duration(d).to_string();
+        if let Some(w) = &raw.window {
+            sink.error_hint(
+                &w.span,
+                format!(
+                    "{} must be at least `interval` ({}), found {:?}",
+                    what("window"),
+                    show(interval),
+                    w.value
+                ),
+                "each check looks back over `window`, so it cannot be shorter than the time between checks",
+            );
+        } else if let Some(i) = &raw.interval {
+            sink.error_hint(
+                &i.span,
+                format!(
+                    "{} must be at most `window` ({}, the default), found {:?}",
+                    what("interval"),
+                    show(window),
+                    i.value
+                ),
+                format!("shorten `interval` or set window = {:?} or more", i.value),
+            );
+        }
+    }
+    AnalysisSettings {
+        interval,
+        window,
+        min_requests: int_in(
+            raw.min_requests,
+            ctx,
+            "min_requests",
+            0..=MAX_ANALYSIS_COUNT,
+            d.min_requests,
+            sink,
+        ),
+        min_errors: int_in(
+            raw.min_errors,
+            ctx,
+            "min_errors",
+            0..=MAX_ANALYSIS_COUNT,
+            d.min_errors,
+            sink,
+        ),
+        max_error_rate: fraction(
+            raw.max_error_rate,
+            ctx,
+            "max_error_rate",
+            d.max_error_rate,
+            sink,
+        ),
+        max_error_rate_increase: fraction(
+            raw.max_error_rate_increase,
+            ctx,
+            "max_error_rate_increase",
+            d.max_error_rate_increase,
+            sink,
+        ),
+        max_p99_ratio: ratio(
+            raw.max_p99_ratio,
+            ctx,
+            "max_p99_ratio",
+            d.max_p99_ratio,
+            sink,
+        ),
+        p99_floor: duration(
+            raw.p99_floor.as_ref(),
+            &what("p99_floor"),
+            DurationRule::ANY,
+            d.p99_floor,
+            sink,
+        ),
+        failures_tolerated: int_in(
+            raw.failures_tolerated,
+            ctx,
+            "failures_tolerated",
+            0..=10,
+            d.failures_tolerated,
+            sink,
+        ),
+    }
+}
+
+/// A rate: a fraction in 0..=1.
+fn fraction(
+    field: Option<Sp<f64>>,
+    ctx: &str,
+    key: &str,
+    default: f64,
+    sink: &mut Sink<'_>,
+) -> f64 {
+    let Some(field) = field else {
+        return default;
+    };
+    if (0.0..=1.0).contains(&field.value) {
+        return field.value;
+    }
+    sink.error_hint(
+        &field.span,
+        format!(
+            "{} must be between 0 and 1, found {}",
+            raw::subject(key, ctx),
+            sink.text(&field.span)
+        ),
+        "rates are fractions: 0.02 is 2%",
+    );
+    default
+}
+
+/// A limit on a ratio of latencies: finite and at least 1.
+fn ratio(field: Option<Sp<f64>>, ctx: &str, key: &str, default: f64, sink: &mut Sink<'_>) -> f64 {
+    let Some(field) = field else {
+        return default;
+    };
+    if field.value.is_finite() && field.value >= 1.0 {
+        return field.value;
+    }
+    let what = raw::subject(key, ctx);
+    let found = sink.text(&field.span);
+    if field.value.is_infinite() && field.value > 0.0 {
+        sink.error(
+            &field.span,
+            format!("{what} must be a finite number, found {found}"),
+        );
+    } else {
+        sink.error_hint(
+            &field.span,
+            format!("{what} must be at least 1.0, found {found}"),
+            "it limits new p99 / stable p99: 2.0 fails a release more than twice as slow as the stable one",
+        );
+    }
+    default
 }
 
 /// What a duration field accepts beyond being a duration.
@@ -488,6 +879,7 @@ impl DurationRule {
     };
 }
 
+/// The duration in `field`, `default` if absent or invalid (reported).
 fn duration(
     field: Option<&Sp<String>>,
     what: &str,
@@ -495,16 +887,25 @@ fn duration(
     default: Duration,
     sink: &mut Sink<'_>,
 ) -> Duration {
-    let Some(field) = field else {
-        return default;
-    };
+    field
+        .and_then(|field| checked_duration(field, what, rule, sink))
+        .unwrap_or(default)
+}
+
+/// The duration in `field`, or `None` after reporting why it is not valid.
+fn checked_duration(
+    field: &Sp<String>,
+    what: &str,
+    rule: DurationRule,
+    sink: &mut Sink<'_>,
+) -> Option<Duration> {
     let Ok(parsed) = humantime::parse_duration(field.value.trim()) else {
         sink.error_hint(
             &field.span,
             format!("{what} must be a duration, found {:?}", field.value),
             DURATION_HINT,
         );
-        return default;
+        return None;
     };
     if rule.positive && parsed.is_zero() {
         sink.error_hint(
@@ -512,7 +913,7 @@ fn duration(
             format!("{what} must be greater than 0"),
             DURATION_HINT,
         );
-        return default;
+        return None;
     }
     if let Some(max) = rule.max
         && parsed > max
@@ -525,23 +926,26 @@ fn duration(
                 field.value
             ),
         );
-        return default;
+        return None;
     }
-    parsed
+    Some(parsed)
 }
 
-fn int_in(
+fn int_in<T>(
     field: Option<Sp<i128>>,
     ctx: &str,
     key: &str,
-    range: std::ops::RangeInclusive<u32>,
-    default: u32,
+    range: std::ops::RangeInclusive<T>,
+    default: T,
     sink: &mut Sink<'_>,
-) -> u32 {
+) -> T
+where
+    T: TryFrom<i128> + PartialOrd + std::fmt::Display + Copy,
+{
     let Some(field) = field else {
         return default;
     };
-    match u32::try_from(field.value) {
+    match T::try_from(field.value) {
         Ok(n) if range.contains(&n) => n,
         _ => {
             sink.error(
@@ -605,6 +1009,43 @@ mod tests {
             "*.a.com",
         ] {
             assert!(host_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn notify_urls() {
+        for ok in [
+            "http://127.0.0.1:9000/hooks/wharf",
+            "https://hooks.example.com",
+            "https://hooks.example.com/",
+            "http://localhost:1/x?y=z#f",
+            "https://user:pw@example.com/x",
+            "http://[::1]:9000/hooks",
+            "http://[::1]",
+            "http://Example.COM/x",
+        ] {
+            assert_eq!(url_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "example.com",
+            "ftp://example.com",
+            "HTTP://example.com",
+            "http://",
+            "http:///x",
+            "http://:80/x",
+            "http://user@/x",
+            "http://a b",
+            "http://a:0",
+            "http://a:65536",
+            "http://a:x",
+            "http://a:",
+            "http://[::1",
+            "http://[::1]x",
+            "http://é.com",
+            "http://a,b",
+        ] {
+            assert!(url_problem(bad).is_some(), "{bad}");
         }
     }
 

@@ -507,6 +507,432 @@ wharf.toml:18:10: `retain` in [deploy] must be between 1 and 100, found 101
 9 errors in wharf.toml
 "#,
     ),
+    (
+        "unknown strategy with a close match",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+strategy = "bluegreen"
+"#,
+        r#"
+wharf.toml:5:12: unknown strategy `bluegreen` in [deploy]
+  = hint: did you mean `blue-green`? valid values: `blue-green` (the default), `canary`
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "unknown strategy lists the valid ones; bake and steps are not judged against it",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+strategy = "rolling"
+bake = "30s"
+steps = [{ weight = 50 }]
+"#,
+        r#"
+wharf.toml:5:12: unknown strategy `rolling` in [deploy]
+  = hint: valid values: `blue-green` (the default), `canary`
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "steps with the default strategy",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+steps = [{ weight = 10 }]
+"#,
+        r#"
+wharf.toml:5:1: `steps` in [deploy] only applies to strategy = "canary"
+  = hint: set strategy = "canary" or remove `steps`
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "[[deploy.steps]] with strategy = \"blue-green\" is reported at the header",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+strategy = "blue-green"
+[[deploy.steps]]
+weight = 10
+"#,
+        r#"
+wharf.toml:6:10: `steps` in [deploy] only applies to strategy = "canary"
+  = hint: set strategy = "canary" or remove `steps`
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "bake with canary, even when bake itself is also wrong",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+strategy = "canary"
+steps = [{ weight = 50, pause = "1m" }]
+bake = 30
+"#,
+        r#"
+wharf.toml:7:1: `bake` in [deploy] only applies to strategy = "blue-green"
+  = hint: remove `bake` (a canary is analysed during its steps) or set strategy = "blue-green"
+wharf.toml:7:8: `bake` in [deploy] must be a duration string, found an integer
+  = hint: durations need a unit and quotes, e.g. bake = "30s"
+2 errors in wharf.toml
+"#,
+    ),
+    (
+        "canary without steps is reported at the strategy",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+strategy = "canary"
+"#,
+        r#"
+wharf.toml:5:12: strategy = "canary" needs `steps` in [deploy]
+  = hint: add the new release's traffic share per step, e.g. steps = [{ weight = 10, pause = "30s" }, { weight = 50 }]
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "a typo of steps with canary is reported only as a typo",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+strategy = "canary"
+step = [{ weight = 10 }]
+"#,
+        r#"
+wharf.toml:6:1: unknown key `step` in [deploy]
+  = hint: did you mean `steps`?
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "empty steps",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+strategy = "canary"
+steps = []
+"#,
+        r#"
+wharf.toml:6:9: `steps` in [deploy] must not be empty
+  = hint: add at least one step, e.g. steps = [{ weight = 10, pause = "30s" }, { weight = 50 }]
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "step weights out of range, 100, and not increasing",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+strategy = "canary"
+steps = [{ weight = 0 }, { weight = 30 }, { weight = 30 }, { weight = 20 }, { weight = 100 }]
+"#,
+        r#"
+wharf.toml:6:21: `weight` in [deploy] step 1 must be between 1 and 99, found 0
+wharf.toml:6:54: `weight` in [deploy] step 3 must be greater than the weight of step 2 (30), found 30
+  = hint: weights must increase from step to step
+wharf.toml:6:71: `weight` in [deploy] step 4 must be greater than the weight of step 3 (30), found 20
+  = hint: weights must increase from step to step
+wharf.toml:6:88: `weight` in [deploy] step 5 must be between 1 and 99, found 100
+  = hint: the new release gets 100% after the last step by itself; remove this step
+4 errors in wharf.toml
+"#,
+    ),
+    (
+        "step shape: unknown key, missing weight, not a table, quoted weight",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+strategy = "canary"
+steps = [{ weight = 10, paus = "1m" }, { pause = "1m" }, 50, { weight = "60" }]
+"#,
+        r#"
+wharf.toml:6:25: unknown key `paus` in [deploy] step 1
+  = hint: did you mean `pause`?
+wharf.toml:6:40: missing required key `weight` in [deploy] step 2
+  = hint: add weight = N: the new release's share of traffic in percent, 1 to 99
+wharf.toml:6:58: [deploy] step 3 must be a table, found an integer
+  = hint: write steps = [{ weight = 10, pause = "30s" }, { weight = 50 }]
+wharf.toml:6:73: `weight` in [deploy] step 4 must be an integer, found a string
+  = hint: remove the quotes: weight = 60
+4 errors in wharf.toml
+"#,
+    ),
+    (
+        "step pauses: zero, not a duration, no unit",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+strategy = "canary"
+[[deploy.steps]]
+weight = 10
+pause = "0s"
+[[deploy.steps]]
+weight = 20
+pause = "soon"
+[[deploy.steps]]
+weight = 30
+pause = 30
+"#,
+        r#"
+wharf.toml:8:9: `pause` in [deploy] step 1 must be greater than 0
+  = hint: leave out `pause` to wait for `wharf promote`, or write a duration such as "30s"
+wharf.toml:11:9: `pause` in [deploy] step 2 must be a duration, found "soon"
+  = hint: write a duration such as "500ms" or "30s"
+wharf.toml:14:9: `pause` in [deploy] step 3 must be a duration string, found an integer
+  = hint: durations need a unit and quotes, e.g. pause = "30s"
+3 errors in wharf.toml
+"#,
+    ),
+    (
+        "more than 20 steps",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+strategy = "canary"
+steps = [
+  { weight = 1 }, { weight = 2 }, { weight = 3 }, { weight = 4 }, { weight = 5 },
+  { weight = 6 }, { weight = 7 }, { weight = 8 }, { weight = 9 }, { weight = 10 },
+  { weight = 11 }, { weight = 12 }, { weight = 13 }, { weight = 14 }, { weight = 15 },
+  { weight = 16 }, { weight = 17 }, { weight = 18 }, { weight = 19 }, { weight = 20 },
+  { weight = 21 },
+]
+"#,
+        r#"
+wharf.toml:6:9: `steps` in [deploy] must have at most 20 steps, found 21
+  = hint: use fewer, bigger steps
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "steps and analysis of the wrong type",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+strategy = "canary"
+steps = { weight = 10 }
+analysis = "strict"
+"#,
+        r#"
+wharf.toml:6:9: `steps` in [deploy] must be an array, found a table
+  = hint: write steps = [{ weight = 10, pause = "30s" }, { weight = 50 }]
+wharf.toml:7:12: `analysis` in [deploy] must be a table, found a string
+  = hint: write [deploy.analysis] followed by its keys, e.g. max_error_rate = 0.02
+2 errors in wharf.toml
+"#,
+    ),
+    (
+        "notify with another scheme",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+notify = "ftp://hooks.example.com/wharf"
+"#,
+        r#"
+wharf.toml:5:10: `notify` in [deploy] must be an http:// or https:// URL, found "ftp://hooks.example.com/wharf"
+  = hint: write a URL such as "http://127.0.0.1:9000/hooks/wharf"
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "notify without a host",
+        r#"
+name = "hello"
+[processes.a]
+command = "bin/web"
+[deploy]
+notify = "https:///hooks/wharf"
+"#,
+        r#"
+wharf.toml:5:10: `notify` in [deploy] must have a host, found "https:///hooks/wharf"
+  = hint: write a URL such as "http://127.0.0.1:9000/hooks/wharf"
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "notify with a bad port",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+notify = "http://127.0.0.1:99999/hooks"
+"#,
+        r#"
+wharf.toml:5:10: `notify` in [deploy] must have a port between 1 and 65535, found "http://127.0.0.1:99999/hooks"
+  = hint: leave out the port for the scheme's default
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "notify without a scheme",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+notify = "hooks.example.com/wharf"
+"#,
+        r#"
+wharf.toml:5:10: `notify` in [deploy] must be an http:// or https:// URL, found "hooks.example.com/wharf"
+  = hint: write a URL such as "http://127.0.0.1:9000/hooks/wharf"
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "analysis values out of range",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy.analysis]
+min_requests = -1
+min_errors = 1000001
+max_error_rate = 2
+max_error_rate_increase = -0.5
+max_p99_ratio = 0.5
+p99_floor = "fast"
+failures_tolerated = 11
+"#,
+        r#"
+wharf.toml:5:16: `min_requests` in [deploy.analysis] must be between 0 and 1000000, found -1
+wharf.toml:6:14: `min_errors` in [deploy.analysis] must be between 0 and 1000000, found 1000001
+wharf.toml:7:18: `max_error_rate` in [deploy.analysis] must be between 0 and 1, found 2
+  = hint: rates are fractions: 0.02 is 2%
+wharf.toml:8:27: `max_error_rate_increase` in [deploy.analysis] must be between 0 and 1, found -0.5
+  = hint: rates are fractions: 0.02 is 2%
+wharf.toml:9:17: `max_p99_ratio` in [deploy.analysis] must be at least 1.0, found 0.5
+  = hint: it limits new p99 / stable p99: 2.0 fails a release more than twice as slow as the stable one
+wharf.toml:10:13: `p99_floor` in [deploy.analysis] must be a duration, found "fast"
+  = hint: write a duration such as "500ms" or "30s"
+wharf.toml:11:22: `failures_tolerated` in [deploy.analysis] must be between 0 and 10, found 11
+7 errors in wharf.toml
+"#,
+    ),
+    (
+        "analysis numbers of the wrong type, nan and inf",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy.analysis]
+max_error_rate = "0.05"
+max_error_rate_increase = nan
+max_p99_ratio = inf
+min_requests = 1.5
+"#,
+        r#"
+wharf.toml:5:18: `max_error_rate` in [deploy.analysis] must be a number, found a string
+  = hint: remove the quotes: max_error_rate = 0.05
+wharf.toml:6:27: `max_error_rate_increase` in [deploy.analysis] must be between 0 and 1, found nan
+  = hint: rates are fractions: 0.02 is 2%
+wharf.toml:7:17: `max_p99_ratio` in [deploy.analysis] must be a finite number, found inf
+wharf.toml:8:16: `min_requests` in [deploy.analysis] must be an integer, found a float
+4 errors in wharf.toml
+"#,
+    ),
+    (
+        "window shorter than interval",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy.analysis]
+interval = "5s"
+window = "2s"
+"#,
+        r#"
+wharf.toml:6:10: `window` in [deploy.analysis] must be at least `interval` (5s), found "2s"
+  = hint: each check looks back over `window`, so it cannot be shorter than the time between checks
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "interval longer than the default window",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+analysis = { interval = "1m" }
+"#,
+        r#"
+wharf.toml:5:25: `interval` in [deploy.analysis] must be at most `window` (30s, the default), found "1m"
+  = hint: shorten `interval` or set window = "1m" or more
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "an invalid interval is not compared with the window",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy.analysis]
+interval = "0s"
+window = "1ms"
+"#,
+        r#"
+wharf.toml:5:12: `interval` in [deploy.analysis] must be greater than 0
+  = hint: write a duration such as "500ms" or "30s"
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "unknown analysis keys, and analysis and step keys written in [deploy]",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+[deploy]
+max_error_rate = 0.05
+weight = 10
+[deploy.analysis]
+windw = "1m"
+latency = "50ms"
+"#,
+        r#"
+wharf.toml:5:1: unknown key `max_error_rate` in [deploy]
+  = hint: `max_error_rate` belongs in [deploy.analysis]
+wharf.toml:6:1: unknown key `weight` in [deploy]
+  = hint: `weight` belongs to a step: steps = [{ weight = 10, pause = "30s" }, { weight = 50 }]
+wharf.toml:8:1: unknown key `windw` in [deploy.analysis]
+  = hint: did you mean `window`?
+wharf.toml:9:1: unknown key `latency` in [deploy.analysis]
+  = hint: valid keys here are `interval`, `window`, `min_requests`, `min_errors`, `max_error_rate`, `max_error_rate_increase`, `max_p99_ratio`, `p99_floor`, `failures_tolerated`
+4 errors in wharf.toml
+"#,
+    ),
 ];
 
 #[test]

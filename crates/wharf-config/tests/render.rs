@@ -47,6 +47,37 @@ path = "/admin/"
 health_timeout = "2m"
 drain_timeout = "0s"
 retain = 10
+strategy = "canary"
+notify = "https://hooks.example.com/wharf?app=shop"
+
+[[deploy.steps]]
+weight = 5
+pause = "1m 30s"
+
+[[deploy.steps]]
+weight = 25
+
+[[deploy.steps]]
+weight = 75
+pause = "500ms"
+
+[deploy.analysis]
+window = "1m"
+min_requests = 1_000
+max_error_rate = 5e-2
+max_error_rate_increase = 0.1
+max_p99_ratio = 3
+"#;
+
+/// Blue-green with a bake and a partial analysis, inline.
+const BAKE: &str = r#"
+name = "hello"
+[processes.web]
+command = "bin/hello"
+[deploy]
+strategy = "blue-green"
+bake = "2m"
+analysis = { interval = "250ms", p99_floor = "0s", failures_tolerated = 0 }
 "#;
 
 fn reference() -> String {
@@ -65,8 +96,13 @@ fn show_rich() {
 }
 
 #[test]
+fn show_blue_green_with_bake() {
+    insta::assert_snapshot!(parse(BAKE).to_toml());
+}
+
+#[test]
 fn rendered_toml_parses_back_to_the_same_config() {
-    for source in [MINIMAL, RICH, &reference()] {
+    for source in [MINIMAL, RICH, BAKE, &reference()] {
         let config = parse(source);
         let rendered = config.to_toml();
         assert_eq!(parse(&rendered), config, "rendered:\n{rendered}");

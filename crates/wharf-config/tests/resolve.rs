@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use wharf_config::{AppConfig, HealthCheck, HttpRoute, LoadError, RuntimeKind};
+use wharf_config::{
+    AnalysisSettings, AppConfig, CanaryStep, HealthCheck, HttpRoute, LoadError, RuntimeKind,
+    Strategy,
+};
 
 fn parse(source: &str) -> AppConfig {
     match AppConfig::parse(Path::new("wharf.toml"), source) {
@@ -37,6 +40,157 @@ fn defaults_are_filled_in() {
     assert_eq!(config.deploy.health_timeout, Duration::from_secs(60));
     assert_eq!(config.deploy.drain_timeout, Duration::from_secs(30));
     assert_eq!(config.deploy.retain, 5);
+    assert_eq!(
+        config.deploy.strategy,
+        Strategy::BlueGreen {
+            bake: Duration::ZERO
+        }
+    );
+    assert_eq!(config.deploy.strategy, Strategy::default());
+    assert_eq!(config.deploy.notify, None);
+    assert_eq!(config.deploy.analysis, AnalysisSettings::default());
+}
+
+#[test]
+fn analysis_defaults_are_the_documented_ones() {
+    let expected = AnalysisSettings {
+        interval: Duration::from_secs(1),
+        window: Duration::from_secs(30),
+        min_requests: 100,
+        min_errors: 5,
+        max_error_rate: 0.02,
+        max_error_rate_increase: 0.01,
+        max_p99_ratio: 2.0,
+        p99_floor: Duration::from_millis(50),
+        failures_tolerated: 1,
+    };
+    assert_eq!(AnalysisSettings::default(), expected);
+    // An empty table, or one with some keys, keeps the other defaults.
+    let config = parse(&format!("{MINIMAL}[deploy.analysis]\n"));
+    assert_eq!(config.deploy.analysis, expected);
+    let config = parse(&format!(
+        "{MINIMAL}[deploy]\nanalysis = {{ max_p99_ratio = 3, window = \"1m\" }}\n"
+    ));
+    assert_eq!(
+        config.deploy.analysis,
+        AnalysisSettings {
+            max_p99_ratio: 3.0,
+            window: Duration::from_secs(60),
+            ..expected
+        }
+    );
+}
+
+#[test]
+fn full_canary_config() {
+    let config = parse(
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/hello"
+http = {}
+[deploy]
+strategy = "canary"
+steps = [{ weight = 10, pause = "30s" }, { weight = 50, pause = "1m" }, { weight = 90 }]
+notify = "https://hooks.example.com:8443/wharf?app=hello"
+[deploy.analysis]
+interval = "2s"
+window = "1m"
+min_requests = 0
+min_errors = 1
+max_error_rate = 0
+max_error_rate_increase = 1
+max_p99_ratio = 1.5
+p99_floor = "0s"
+failures_tolerated = 0
+"#,
+    );
+    let steps = vec![
+        CanaryStep {
+            weight: 10,
+            pause: Some(Duration::from_secs(30)),
+        },
+        CanaryStep {
+            weight: 50,
+            pause: Some(Duration::from_secs(60)),
+        },
+        CanaryStep {
+            weight: 90,
+            pause: None,
+        },
+    ];
+    assert_eq!(config.deploy.strategy, Strategy::Canary { steps });
+    assert_eq!(
+        config.deploy.notify.as_deref(),
+        Some("https://hooks.example.com:8443/wharf?app=hello")
+    );
+    assert_eq!(
+        config.deploy.analysis,
+        AnalysisSettings {
+            interval: Duration::from_secs(2),
+            window: Duration::from_secs(60),
+            min_requests: 0,
+            min_errors: 1,
+            max_error_rate: 0.0,
+            max_error_rate_increase: 1.0,
+            max_p99_ratio: 1.5,
+            p99_floor: Duration::ZERO,
+            failures_tolerated: 0,
+        }
+    );
+    // The other deploy settings keep their defaults.
+    assert_eq!(config.deploy.retain, 5);
+}
+
+#[test]
+fn canary_steps_as_an_array_of_tables() {
+    let inline = parse(&format!(
+        "{MINIMAL}[deploy]\nstrategy = \"canary\"\nsteps = [{{ weight = 1 }}, {{ weight = 99, pause = \"1h 30m\" }}]\n"
+    ));
+    let tables = parse(&format!(
+        "{MINIMAL}[deploy]\nstrategy = \"canary\"\n[[deploy.steps]]\nweight = 1\n[[deploy.steps]]\nweight = 99\npause = \"1h 30m\"\n"
+    ));
+    assert_eq!(inline, tables);
+    let Strategy::Canary { steps } = &tables.deploy.strategy else {
+        panic!("expected canary, got {:?}", tables.deploy.strategy);
+    };
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[1].pause, Some(Duration::from_secs(5400)));
+}
+
+#[test]
+fn twenty_canary_steps_are_fine() {
+    let steps: Vec<String> = (1..=20).map(|w| format!("{{ weight = {w} }}")).collect();
+    let config = parse(&format!(
+        "{MINIMAL}[deploy]\nstrategy = \"canary\"\nsteps = [{}]\n",
+        steps.join(", ")
+    ));
+    let Strategy::Canary { steps } = config.deploy.strategy else {
+        panic!("expected canary");
+    };
+    assert_eq!(steps.len(), 20);
+    assert!(steps.iter().all(|s| s.pause.is_none()));
+}
+
+#[test]
+fn blue_green_with_bake() {
+    let config = parse(&format!(
+        "{MINIMAL}[deploy]\nstrategy = \"blue-green\"\nbake = \"30s\"\nnotify = \"http://[::1]:9000/hooks\"\n"
+    ));
+    assert_eq!(
+        config.deploy.strategy,
+        Strategy::BlueGreen {
+            bake: Duration::from_secs(30)
+        }
+    );
+    assert_eq!(
+        config.deploy.notify.as_deref(),
+        Some("http://[::1]:9000/hooks")
+    );
+    assert_eq!(config.deploy.analysis, AnalysisSettings::default());
+    // `strategy` may be left out: blue-green is the default.
+    let implicit = parse(&format!("{MINIMAL}[deploy]\nbake = \"30s\"\n"));
+    assert_eq!(implicit.deploy.strategy, config.deploy.strategy);
 }
 
 #[test]
@@ -226,8 +380,14 @@ fn reference_file_parses() {
     assert_eq!(config.processes["web"].env["LOG"], "debug");
     let route = config.processes["web"].http.clone().unwrap();
     assert_eq!(route.host.as_deref(), Some("hello.localhost"));
+    assert_eq!(
+        config.deploy.notify.as_deref(),
+        Some("http://127.0.0.1:9000/hooks/wharf")
+    );
     // Everything else in it is a default, spelled out.
     assert_eq!(config.deploy.retain, 5);
+    assert_eq!(config.deploy.strategy, Strategy::default());
+    assert_eq!(config.deploy.analysis, AnalysisSettings::default());
 }
 
 #[test]
@@ -282,6 +442,45 @@ fn resolved_config_survives_json() {
 }
 
 #[test]
+fn canary_config_survives_json() {
+    let config = parse(&format!(
+        "{MINIMAL}[deploy]\nstrategy = \"canary\"\nsteps = [{{ weight = 10, pause = \"30s\" }}, {{ weight = 50 }}]\n[deploy.analysis]\nmax_error_rate = 0.05\n"
+    ));
+    let json = serde_json::to_value(&config).unwrap();
+    assert_eq!(
+        json["deploy"]["strategy"],
+        serde_json::json!({
+            "kind": "canary",
+            "steps": [{ "weight": 10, "pause": "30s" }, { "weight": 50 }]
+        })
+    );
+    assert_eq!(json["deploy"]["analysis"]["max_error_rate"], 0.05);
+    assert_eq!(json["deploy"]["analysis"]["p99_floor"], "50ms");
+    assert!(json["deploy"].get("notify").is_none());
+    let back: AppConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(back, config);
+
+    let blue_green = parse(&format!("{MINIMAL}[deploy]\nbake = \"1m\"\n"));
+    let json = serde_json::to_value(&blue_green).unwrap();
+    assert_eq!(
+        json["deploy"]["strategy"],
+        serde_json::json!({ "kind": "blue-green", "bake": "1m" })
+    );
+}
+
+#[test]
+fn configs_stored_before_strategies_still_load() {
+    // Releases stored by an older wharf have no strategy, notify or analysis.
+    let mut json = serde_json::to_value(parse(MINIMAL)).unwrap();
+    let deploy = json["deploy"].as_object_mut().unwrap();
+    for key in ["strategy", "notify", "analysis"] {
+        deploy.remove(key);
+    }
+    let back: AppConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(back, parse(MINIMAL));
+}
+
+#[test]
 fn hostile_input_never_panics() {
     let inputs = [
         "",
@@ -292,6 +491,10 @@ fn hostile_input_never_panics() {
         "name = \"a\"\n[processes.a]\ncommand = \"x\"\ninstances = -1\nstop_timeout = \"-1s\"\n",
         "x = 0x\n",
         "a = \"unterminated",
+        "name = \"a\"\n[deploy]\nstrategy = \"canary\"\nsteps = [[], {}, { weight = -1, pause = \"-1s\" }]\n",
+        "[deploy]\nnotify = \"http://[\"\n[deploy.analysis]\nmax_p99_ratio = -inf\nmin_requests = 1e400\n",
+        "[deploy]\nnotify = \"http://é@:\"\nsteps = 1\nanalysis = []\n",
+        "[deploy]\nnotify = \"https://[::1]x/\"\n[[deploy.steps]]\n[[deploy.steps]]\nweight = 99999999999999999999999999999999999999999\n",
     ];
     for input in inputs {
         let _ = AppConfig::parse(Path::new("wharf.toml"), input);

@@ -34,18 +34,22 @@ const TAIL_LINES: usize = 15;
 
 /// One running deploy: its row, and where its progress goes.
 pub(crate) struct Run {
-    app: AppRow,
-    deploy: i64,
+    pub(crate) app: AppRow,
+    pub(crate) deploy: i64,
     kind: DeployKind,
-    release: Option<i64>,
-    previous: Option<i64>,
+    pub(crate) release: Option<i64>,
+    pub(crate) previous: Option<i64>,
     started: Instant,
     tx: Option<ProgressTx>,
-    switched: bool,
+    pub(crate) switched: bool,
+    /// Canary: wait for `promote` at the first step.
+    pub(crate) pause: bool,
+    /// Where to POST a notice of an automatic rollback.
+    pub(crate) notify: Option<String>,
 }
 
 impl Run {
-    fn send(&self, p: Progress) {
+    pub(crate) fn send(&self, p: Progress) {
         if let Some(tx) = &self.tx {
             // The client may have gone away; the deploy goes on regardless.
             let _ = tx.send(p);
@@ -54,7 +58,7 @@ impl Run {
 
     /// Records `step` in the store, then reports it. Architecture Invariant
     /// 3: nothing outside the process happens for a step before this returns.
-    async fn step(
+    pub(crate) async fn step(
         &self,
         engine: &Engine,
         step: Step,
@@ -108,7 +112,9 @@ impl Engine {
         let lock = self.app_lock(&app.name);
         let _guard = self.acquire(&lock, &app, req.wait).await?;
         let app = self.store.app(&app.name)?;
-        let run = self.begin(app, DeployKind::Deploy, None, tx)?;
+        let mut run = self.begin(app, DeployKind::Deploy, None, tx)?;
+        run.pause = req.pause;
+        run.notify = config.deploy.notify.clone();
         self.run(run, |engine, run| {
             Box::pin(engine.deploy_steps(run, config, source))
         })
@@ -196,6 +202,8 @@ impl Engine {
             started: Instant::now(),
             tx,
             switched: false,
+            pause: false,
+            notify: None,
         })
     }
 
@@ -352,7 +360,7 @@ impl Engine {
         let live = self.start_release(run, number, config, &dir).await?;
         self.store
             .set_release_status(run.app.id, number, ReleaseStatus::Ready, None)?;
-        let abandoned = self.switch_and_retire(run, live).await?;
+        let abandoned = self.go_live(run, live).await?;
         self.retain(&run.app).await?;
         Ok(abandoned)
     }
@@ -644,6 +652,15 @@ impl Engine {
         // The old release may be only in the store (after a restart) or
         // its instances may be live in this process.
         let Some(old) = old else { return Ok(0) };
+        self.retire(run, old).await
+    }
+
+    /// Drains the old release (already out of the table) and stops it.
+    pub(crate) async fn retire(
+        self: &Arc<Self>,
+        run: &mut Run,
+        old: Arc<LiveRelease>,
+    ) -> Result<usize, DeployError> {
         let drain_timeout = old.config.deploy.drain_timeout;
         run.step(
             self,

@@ -34,6 +34,18 @@ pub enum DeployError {
     },
     #[error("{0}")]
     Unhealthy(Box<Unhealthy>),
+    #[error(
+        "{app} release {release} was rolled back {how}: {reason}; release {serving} keeps serving"
+    )]
+    RolledBack {
+        app: String,
+        release: i64,
+        how: &'static str,
+        reason: String,
+        serving: i64,
+    },
+    #[error("no canary of {app} is waiting; `wharf status` shows what is running")]
+    NoCanary { app: String },
     #[error("{app} has no release to roll back to: {why}")]
     NoRollbackTarget { app: String, why: String },
     #[error("{app} release {release} cannot be used: {why}")]

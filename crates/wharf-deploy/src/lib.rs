@@ -29,12 +29,14 @@ mod error;
 mod live;
 mod metrics;
 mod progress;
+mod progressive;
 mod recover;
 mod status;
 mod step;
 
 pub use error::DeployError;
 pub use progress::{DeployReport, Progress};
+pub use progressive::{Control, ProgressiveStatus, ReleaseTraffic};
 pub use recover::RecoveryReport;
 pub use status::{AppStatus, InstanceStatus, RouteStatus};
 pub use step::Step;
@@ -51,6 +53,8 @@ pub struct DeployRequest {
     pub env: std::collections::BTreeMap<String, String>,
     /// Wait for a running deploy of the same app instead of failing.
     pub wait: bool,
+    /// Canary: stop at the first step until `promote` (whatever its pause).
+    pub pause: bool,
 }
 
 /// The deploy engine. One per server.
@@ -63,6 +67,8 @@ pub struct Engine {
     /// across processes too).
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     metrics: metrics::DeployMetrics,
+    /// Per app: how to reach a canary or bake in progress, and what it shows.
+    progressive: Mutex<HashMap<String, progressive::InProgress>>,
 }
 
 impl Engine {
@@ -80,8 +86,10 @@ impl Engine {
             routes: Arc::new(live::Routes::new(proxy)),
             locks: Mutex::new(HashMap::new()),
             metrics: metrics::DeployMetrics::new(registry),
+            progressive: Mutex::new(HashMap::new()),
         });
         tokio::spawn(recover::record_runtime_events(Arc::downgrade(&engine)));
+        tokio::spawn(progressive::record_release_metrics(Arc::downgrade(&engine)));
         engine
     }
 

@@ -4,8 +4,12 @@ use serde::{Deserialize, Serialize};
 use wharf_store::{InstanceRow, StoreError};
 
 use crate::Engine;
+use crate::progressive::{ProgressiveStatus, ReleaseTraffic};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How far back `traffic` in a status looks.
+const TRAFFIC_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppStatus {
     pub name: String,
     pub source_dir: String,
@@ -15,6 +19,10 @@ pub struct AppStatus {
     pub deploying: Option<(i64, String, String)>,
     pub routes: Vec<RouteStatus>,
     pub instances: Vec<InstanceStatus>,
+    /// Requests of each routed release over the last 30 s.
+    pub traffic: Vec<ReleaseTraffic>,
+    /// A canary or bake in progress: step, weights, live numbers.
+    pub progressive: Option<ProgressiveStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +93,8 @@ impl Engine {
                 .find(|d| d.app_id == app.id)
                 .map(|d| (d.id, d.kind.to_string(), d.state.clone()));
             out.push(AppStatus {
+                traffic: self.traffic(&app.name, TRAFFIC_WINDOW),
+                progressive: self.progressive_status(&app.name),
                 name: app.name,
                 source_dir: app.source_dir,
                 release: app.current_release,

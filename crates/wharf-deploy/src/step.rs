@@ -17,8 +17,16 @@ pub enum Step {
     Starting,
     /// Waiting for every new instance to pass its health check.
     HealthChecking,
+    /// A canary step: the new release gets a share of the traffic while it
+    /// is analysed against the stable one.
+    Canary,
     /// The commit point: the new release serves (store, then routing table).
     Switched,
+    /// Blue-green: the old release is kept warm while the new one is analysed.
+    Baking,
+    /// The new release failed its analysis (or was aborted) and traffic
+    /// goes back to the old one.
+    RollingBack,
     /// Letting in-flight requests to the old release finish.
     Draining,
     /// Stopping the old release's instances.
@@ -33,7 +41,10 @@ impl Step {
             Step::Releasing => "releasing",
             Step::Starting => "starting",
             Step::HealthChecking => "health_checking",
+            Step::Canary => "canary",
             Step::Switched => "switched",
+            Step::Baking => "baking",
+            Step::RollingBack => "rolling_back",
             Step::Draining => "draining",
             Step::StoppingOld => "stopping_old",
         }
@@ -47,7 +58,10 @@ impl Step {
             Step::Releasing => "release command",
             Step::Starting => "start instances",
             Step::HealthChecking => "health checks",
+            Step::Canary => "canary",
             Step::Switched => "switch traffic",
+            Step::Baking => "bake",
+            Step::RollingBack => "roll back",
             Step::Draining => "drain old release",
             Step::StoppingOld => "stop old release",
         }

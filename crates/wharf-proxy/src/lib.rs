@@ -11,11 +11,22 @@
 //!   is sent or dropped); [`drain`] waits on that count.
 //! * [`health`]: HTTP probes with thresholds. Only instances that passed are
 //!   put in a table by the caller (Architecture Invariant 1).
+//! * [`stats`]: per-release sliding windows of requests, 5xx and latency.
+//!   The proxy feeds one per (app, release) with every proxied response
+//!   (its own 502/503/504 for a release's backend included); the deploy
+//!   engine reads them with [`Proxy::release_stats`] to judge a canary.
+//! * Sticky assignment: on a route that splits traffic between releases
+//!   (two or more groups of weight > 0), a client is assigned a release by
+//!   weight once and kept there by a session cookie `wharf_<app>=<release>`.
+//! * Override for testing: with [`ProxyConfig::override_token`] set, a
+//!   request carrying `X-Wharf-Release: <n>` and the token in
+//!   `X-Wharf-Token` goes to release n of its route, even at weight 0. Both
+//!   headers are always removed before forwarding.
 //!
 //! This crate knows nothing of config files or the store.
 //!
-//! Request handling lives in `proxy` (private), upstream connections in
-//! `pool`, metrics in `metrics`.
+//! Request handling (including the sticky and override decisions) lives in
+//! `proxy` (private), upstream connections in `pool`, metrics in `metrics`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,12 +42,13 @@ pub mod health;
 mod metrics;
 mod pool;
 mod proxy;
+pub mod stats;
 mod table;
 
 pub use table::{BackendSet, ReleaseGroup, Route, RoutingTable, WeightedPick};
 
 /// Limits and timeouts of the edge.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProxyConfig {
     /// Largest request head (request line + headers); larger gets 431.
     pub max_header_bytes: usize,
@@ -53,6 +65,31 @@ pub struct ProxyConfig {
     pub upstream_idle_timeout: Duration,
     /// Write one JSON access-log line per request (tracing target `wharf::access`).
     pub access_log: bool,
+    /// Secret that lets a request pick its release: with `X-Wharf-Token`
+    /// equal to it (compared in constant time), `X-Wharf-Release: <n>`
+    /// sends the request to release n of its route, even at weight 0 (503
+    /// if the route has no release n). `None` (the default) or an empty
+    /// string disables overrides; the two headers are then ignored. They
+    /// are never forwarded to instances. Redacted from `Debug`.
+    pub override_token: Option<String>,
+}
+
+impl std::fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyConfig")
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("upstream_connect_timeout", &self.upstream_connect_timeout)
+            .field("upstream_timeout", &self.upstream_timeout)
+            .field("upstream_idle_timeout", &self.upstream_idle_timeout)
+            .field("access_log", &self.access_log)
+            .field(
+                "override_token",
+                &self.override_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl Default for ProxyConfig {
@@ -65,6 +102,7 @@ impl Default for ProxyConfig {
             upstream_timeout: Duration::from_secs(60),
             upstream_idle_timeout: Duration::from_secs(60),
             access_log: true,
+            override_token: None,
         }
     }
 }
@@ -81,6 +119,9 @@ pub struct Backend {
     pool: pool::Pool,
     in_flight: AtomicUsize,
     metrics: metrics::Handles,
+    /// The live window of (app, release), shared with the release's other
+    /// backends.
+    window: Arc<stats::LiveWindow>,
 }
 
 impl Backend {
@@ -158,6 +199,8 @@ pub struct Proxy {
     metrics: metrics::Metrics,
     /// Handles for responses that match no route (app and release "none").
     unrouted: Arc<metrics::Handles>,
+    /// Live stats per (app, release); time counts from the proxy's creation.
+    windows: stats::LiveWindows,
 }
 
 impl Proxy {
@@ -170,10 +213,12 @@ impl Proxy {
             config,
             metrics,
             unrouted,
+            windows: stats::LiveWindows::new(),
         })
     }
 
-    /// Creates a backend bound to this proxy's metrics for (`app`, `release`).
+    /// Creates a backend bound to this proxy's metrics and live stats for
+    /// (`app`, `release`).
     pub fn backend(&self, id: &str, addr: SocketAddr, app: &str, release: u64) -> Arc<Backend> {
         let host = HeaderValue::from_str(&addr.to_string())
             .unwrap_or(HeaderValue::from_static("localhost"));
@@ -190,7 +235,17 @@ impl Proxy {
             ),
             in_flight: AtomicUsize::new(0),
             metrics: self.metrics.handles(app, &release.to_string()),
+            window: self.windows.get_or_create(app, release),
         })
+    }
+
+    /// What release `release` of `app` did over the last `window` (rounded
+    /// up to whole seconds, at most two minutes): every response proxied
+    /// for one of its backends, whatever its route or process, the proxy's
+    /// own 502/503/504 for its backends included. Empty stats when the
+    /// proxy knows nothing of that release.
+    pub fn release_stats(&self, app: &str, release: u64, window: Duration) -> stats::WindowStats {
+        self.windows.snapshot_last(app, release, window)
     }
 
     /// Atomically replaces the routing table; returns the previous one.

@@ -1,14 +1,33 @@
 //! Request handling: accept loop, routing, forwarding, error pages.
 //!
-//! One request is: load the table once, resolve the route, pick a backend
-//! (counted in flight from here), take a pooled connection or connect (a
+//! One request is: load the table once, resolve the route, choose a release
+//! group and a backend in it (counted in flight from here; see below), take
+//! a pooled connection or connect (a
 //! failed connect of a bodyless request is retried once on another backend
 //! of the same release group), rewrite headers in place, send, and hand the
 //! upstream body to hyper inside a [`ProxyBody`] that keeps the backend
 //! counted until the last byte is sent or the body is dropped. Everything
 //! that must happen "at the end" (metrics, access log, returning the
-//! connection to the pool, in-flight decrement) is in `Exchange::drop`, so
-//! it also happens when the client goes away mid-request.
+//! connection to the pool, in-flight decrement, the release's live stats)
+//! is in `Exchange::drop`, so it also happens when the client goes away
+//! mid-request.
+//!
+//! Choosing the group, right after the route is resolved (`choose`):
+//!
+//! 1. **Override**: with an override token configured, a request whose
+//!    `X-Wharf-Token` matches it (constant-time [`ct_eq`]) and that names a
+//!    release in `X-Wharf-Release` goes to that release's group, even at
+//!    weight 0; 503 when the route has no such release. No cookie is read
+//!    or set.
+//! 2. **Sticky**: on a route with two or more groups of weight > 0, a
+//!    `wharf_<app>` cookie naming one of them (weight > 0, with backends)
+//!    keeps the client there; otherwise the weighted pick assigns it and
+//!    the upstream response carries `Set-Cookie` (not the proxy's own
+//!    error pages: a request that was never served assigns nothing).
+//! 3. Otherwise, the weighted pick.
+//!
+//! Inside the group, round robin. `X-Wharf-Release` and `X-Wharf-Token` are
+//! removed from every forwarded request.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -31,7 +50,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 
 use crate::metrics::{Handles, UpstreamErrorKind};
 use crate::pool::{ConnectError, Pool, Sender};
-use crate::{Backend, Proxy};
+use crate::{Backend, Proxy, ProxyConfig, RoutingTable};
 
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -39,6 +58,8 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static X_WHARF_RELEASE: HeaderName = HeaderName::from_static("x-wharf-release");
+static X_WHARF_TOKEN: HeaderName = HeaderName::from_static("x-wharf-token");
 
 /// Accepts connections until `shutdown`, then drains them (bounded by `grace`).
 pub(crate) async fn serve(
@@ -305,6 +326,129 @@ struct Selected {
     fallback: Option<Arc<Backend>>,
 }
 
+/// The release group (and backend) a request goes to, or why none.
+enum Choice<'t> {
+    Picked {
+        group: usize,
+        backend: &'t Arc<Backend>,
+        /// `Set-Cookie` for the response: a new or changed sticky assignment.
+        set_cookie: Option<HeaderValue>,
+    },
+    /// Nothing can take the request (503 "no healthy instance").
+    NoBackend,
+    /// An override names a release the route doesn't have.
+    NotServing(u64),
+    /// An override with a valid token and an unreadable release number.
+    BadRelease,
+}
+
+/// A release asked for explicitly (see [`ProxyConfig::override_token`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Override {
+    Release(u64),
+    Invalid,
+}
+
+/// The override a request asks for, if it carries the right token.
+fn requested_override(token: Option<&str>, h: &HeaderMap) -> Option<Override> {
+    let token = token.filter(|t| !t.is_empty())?;
+    let release = h.get(&X_WHARF_RELEASE)?;
+    let given = h.get(&X_WHARF_TOKEN)?;
+    if !ct_eq(given.as_bytes(), token.as_bytes()) {
+        return None;
+    }
+    Some(parse_release(release.as_bytes()).map_or(Override::Invalid, Override::Release))
+}
+
+/// Whether `a == b`, in time that depends on the lengths only: every byte
+/// is compared, the first difference doesn't end the loop.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// A release number: ASCII digits, optionally in double quotes (as cookie
+/// values may be) and surrounded by spaces.
+fn parse_release(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    let v = v
+        .strip_prefix(b"\"")
+        .and_then(|v| v.strip_suffix(b"\""))
+        .unwrap_or(v);
+    if v.is_empty() || v.len() > 20 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// The values of every cookie called `name` in the request's `Cookie`
+/// headers, in order. Any bytes are tolerated: several headers, spaces,
+/// empty or `=`-less pairs, non-UTF-8.
+fn cookie_values<'a>(h: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    h.get_all(header::COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .filter_map(move |pair| {
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            let (k, v) = pair.split_at(eq);
+            let v = v.get(1..).unwrap_or_default();
+            (k.trim_ascii() == name.as_bytes()).then(|| v.trim_ascii())
+        })
+}
+
+/// Chooses the release group and backend of route `idx` for a request with
+/// headers `h` (see the module docs for the order of the rules).
+fn choose<'t>(
+    table: &'t RoutingTable,
+    idx: usize,
+    h: &HeaderMap,
+    token: Option<&str>,
+) -> Choice<'t> {
+    match requested_override(token, h) {
+        Some(Override::Release(release)) => {
+            return match table.release_group(idx, release) {
+                None => Choice::NotServing(release),
+                Some(group) => match table.pick_in(idx, group) {
+                    Some(backend) => Choice::Picked {
+                        group,
+                        backend,
+                        set_cookie: None,
+                    },
+                    None => Choice::NoBackend,
+                },
+            };
+        }
+        Some(Override::Invalid) => return Choice::BadRelease,
+        None => {}
+    }
+    let sticky = table.sticky(idx);
+    if let Some(st) = sticky {
+        let kept = cookie_values(h, st.cookie())
+            .filter_map(parse_release)
+            .find_map(|r| table.sticky_group(idx, r));
+        if let Some(group) = kept
+            && let Some(backend) = table.pick_in(idx, group)
+        {
+            return Choice::Picked {
+                group,
+                backend,
+                set_cookie: None,
+            };
+        }
+    }
+    match table.pick(idx) {
+        Some((group, backend)) => Choice::Picked {
+            group,
+            backend,
+            set_cookie: sticky.and_then(|st| st.set_cookie(group)),
+        },
+        None => Choice::NoBackend,
+    }
+}
+
 impl ConnCtx {
     fn new(proxy: Arc<Proxy>, client: IpAddr) -> ConnCtx {
         let client_hv = HeaderValue::from_str(&client.to_string())
@@ -342,7 +486,7 @@ impl ConnCtx {
         let bodyless = body.is_end_stream();
 
         // The one table load of this request.
-        let selected = {
+        let (selected, set_cookie) = {
             let table = proxy.table.load();
             let host = request_host(&parts);
             let Some(idx) = table.resolve_index(host, parts.uri.path()) else {
@@ -354,12 +498,29 @@ impl ConnCtx {
                 log.app.clone_from(&route.app);
                 log.process.clone_from(&route.process);
             }
-            match table.pick(idx) {
-                None => {
+            let token = cfg.override_token.as_deref();
+            match choose(&table, idx, &parts.headers, token) {
+                Choice::NoBackend => {
                     ex.fixed = Some(Arc::new(proxy.metrics.handles(&route.app, "none")));
                     return page(Page::NoBackend, rid, ex);
                 }
-                Some((group, backend)) => {
+                Choice::NotServing(release) => {
+                    ex.fixed = Some(Arc::new(proxy.metrics.handles(&route.app, "none")));
+                    let msg = format!("Release {release} is not serving this route.");
+                    let body = html_page(StatusCode::SERVICE_UNAVAILABLE, &msg);
+                    return respond(StatusCode::SERVICE_UNAVAILABLE, body, false, rid, ex);
+                }
+                Choice::BadRelease => {
+                    ex.fixed = Some(Arc::new(proxy.metrics.handles(&route.app, "none")));
+                    let msg = "X-Wharf-Release must be a release number.";
+                    let body = html_page(StatusCode::BAD_REQUEST, msg);
+                    return respond(StatusCode::BAD_REQUEST, body, false, rid, ex);
+                }
+                Choice::Picked {
+                    group,
+                    backend,
+                    set_cookie,
+                } => {
                     ex.set_backend(backend.clone());
                     let pooled = backend.pool.take();
                     // Only a request that may need a new connection needs a
@@ -368,7 +529,7 @@ impl ConnCtx {
                         None if bodyless => table.pick_other(idx, group, backend).cloned(),
                         _ => None,
                     };
-                    Selected { pooled, fallback }
+                    (Selected { pooled, fallback }, set_cookie)
                 }
             }
         };
@@ -379,6 +540,9 @@ impl ConnCtx {
                 let (mut rp, rbody) = resp.into_parts();
                 strip_hop_by_hop(&mut rp.headers);
                 rp.headers.insert(X_REQUEST_ID.clone(), rid);
+                if let Some(cookie) = set_cookie {
+                    rp.headers.append(header::SET_COOKIE, cookie);
+                }
                 rp.version = Version::HTTP_11;
                 ex.status = rp.status.as_u16();
                 ex.upstream_ms = Some(ms(start.elapsed()));
@@ -405,7 +569,7 @@ impl ConnCtx {
 /// Gets a connection (retrying a failed connect once elsewhere when allowed)
 /// and sends the request; returns the upstream response head.
 async fn forward(
-    cfg: &crate::ProxyConfig,
+    cfg: &ProxyConfig,
     ex: &mut Exchange,
     selected: Selected,
     parts: http::request::Parts,
@@ -588,6 +752,13 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
 fn prepare_request(parts: &mut http::request::Parts, rid: &HeaderValue, client_hv: &HeaderValue) {
     let h = &mut parts.headers;
     strip_hop_by_hop(h);
+    // Override headers are the proxy's business only, valid token or not.
+    if h.contains_key(&X_WHARF_RELEASE) {
+        h.remove(&X_WHARF_RELEASE);
+    }
+    if h.contains_key(&X_WHARF_TOKEN) {
+        h.remove(&X_WHARF_TOKEN);
+    }
     if let Some(host) = h.get(header::HOST).cloned() {
         h.insert(X_FORWARDED_HOST.clone(), host);
     } else if let Some(a) = parts.uri.authority()
@@ -620,11 +791,42 @@ fn prepare_request(parts: &mut http::request::Parts, rid: &HeaderValue, client_h
     }
 }
 
-fn page(p: Page, rid: HeaderValue, mut ex: Exchange) -> Response<ProxyBody> {
-    let status = p.status();
+fn page(p: Page, rid: HeaderValue, ex: Exchange) -> Response<ProxyBody> {
+    let body = Bytes::from_static(p.body().as_bytes());
+    respond(p.status(), body, p.closes(), rid, ex)
+}
+
+/// A page like [`Page`]'s with a message made at run time (HTML-escaped).
+fn html_page(status: StatusCode, msg: &str) -> Bytes {
+    let code = status.as_str();
+    let title = status.canonical_reason().unwrap_or("");
+    let mut escaped = String::with_capacity(msg.len());
+    for c in msg.chars() {
+        match c {
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '&' => escaped.push_str("&amp;"),
+            '"' => escaped.push_str("&quot;"),
+            c => escaped.push(c),
+        }
+    }
+    Bytes::from(format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{code} {title}</title></head>\n\
+         <body><h1>{code} {title}</h1>\n<p>{escaped}</p>\n<hr><p>wharf</p></body></html>\n"
+    ))
+}
+
+/// One of the proxy's own HTML responses.
+fn respond(
+    status: StatusCode,
+    body: Bytes,
+    closes: bool,
+    rid: HeaderValue,
+    mut ex: Exchange,
+) -> Response<ProxyBody> {
     ex.status = status.as_u16();
     let mut resp = Response::new(ProxyBody {
-        kind: Kind::Page(Some(Bytes::from_static(p.body().as_bytes()))),
+        kind: Kind::Page(Some(body)),
         done: false,
         ex: Some(ex),
     });
@@ -636,7 +838,7 @@ fn page(p: Page, rid: HeaderValue, mut ex: Exchange) -> Response<ProxyBody> {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(X_REQUEST_ID.clone(), rid);
-    if p.closes() {
+    if closes {
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
@@ -703,6 +905,9 @@ impl Drop for Exchange {
             };
             if let Some(h) = handles {
                 h.record(self.status, elapsed);
+            }
+            if let Some(b) = &self.backend {
+                b.window.record(self.status, elapsed);
             }
         }
         if let Some(b) = &self.backend {
@@ -868,6 +1073,96 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn constant_time_eq() {
+        assert!(ct_eq(b"", b""));
+        assert!(ct_eq(b"s3cret", b"s3cret"));
+        assert!(!ct_eq(b"s3cret", b"s3creT"));
+        assert!(!ct_eq(b"s3cret", b"X3cret"));
+        assert!(!ct_eq(b"s3cret", b"s3cre"));
+        assert!(!ct_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn release_numbers() {
+        for (v, want) in [
+            (&b"12"[..], Some(12)),
+            (b" 7 ", Some(7)),
+            (b"\"3\"", Some(3)),
+            (b"0", Some(0)),
+            (b"18446744073709551615", Some(u64::MAX)),
+            (b"18446744073709551616", None),
+            (b"", None),
+            (b"\"\"", None),
+            (b"-1", None),
+            (b"+1", None),
+            (b"1.0", None),
+            (b"abc", None),
+            (b"\xff\xfe", None),
+            (b"99999999999999999999999", None),
+        ] {
+            assert_eq!(parse_release(v), want, "{:?}", String::from_utf8_lossy(v));
+        }
+    }
+
+    #[test]
+    fn cookies_parsed_robustly() {
+        let mut h = HeaderMap::new();
+        let values = |h: &HeaderMap| -> Vec<String> {
+            cookie_values(h, "wharf_shop")
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect()
+        };
+        assert!(values(&h).is_empty());
+        for v in [
+            &b"a=1; wharf_shop=2;b=3"[..],
+            b"garbage;;; =;=x; wharf_shop; wharf_shopx=9; xwharf_shop=8",
+            b"  wharf_shop = 4 ;WHARF_SHOP=5",
+            b"wharf_shop=\"6\"; wharf_shop=a=b",
+            b"\xff\xfe=\x80; wharf_shop=\xff",
+        ] {
+            h.append(header::COOKIE, HeaderValue::from_bytes(v).unwrap());
+        }
+        assert_eq!(values(&h), ["2", "4", "\"6\"", "a=b", "\u{fffd}"]);
+        let releases: Vec<u64> = cookie_values(&h, "wharf_shop")
+            .filter_map(parse_release)
+            .collect();
+        assert_eq!(releases, [2, 4, 6]);
+    }
+
+    #[test]
+    fn override_needs_the_token() {
+        let mut h = HeaderMap::new();
+        h.insert(&X_WHARF_RELEASE, HeaderValue::from_static("7"));
+        assert_eq!(requested_override(Some("tok"), &h), None, "no token header");
+        h.insert(&X_WHARF_TOKEN, HeaderValue::from_static("tok"));
+        assert_eq!(requested_override(None, &h), None, "not configured");
+        assert_eq!(requested_override(Some(""), &h), None, "empty disables");
+        assert_eq!(requested_override(Some("tok2"), &h), None);
+        assert_eq!(
+            requested_override(Some("tok"), &h),
+            Some(Override::Release(7))
+        );
+        h.insert(&X_WHARF_RELEASE, HeaderValue::from_static("seven"));
+        assert_eq!(requested_override(Some("tok"), &h), Some(Override::Invalid));
+        h.remove(&X_WHARF_RELEASE);
+        assert_eq!(requested_override(Some("tok"), &h), None);
+    }
+
+    #[test]
+    fn dynamic_pages_are_escaped() {
+        let body = html_page(StatusCode::SERVICE_UNAVAILABLE, "release <1> & \"2\"");
+        let body = std::str::from_utf8(&body).unwrap();
+        assert!(
+            body.contains("<title>503 Service Unavailable</title>"),
+            "{body}"
+        );
+        assert!(
+            body.contains("<p>release &lt;1&gt; &amp; &quot;2&quot;</p>"),
+            "{body}"
+        );
     }
 
     #[test]

@@ -5,9 +5,17 @@
 //! needs to pick a backend (sorted routes, lower-cased hosts, cumulative
 //! weights) is therefore computed in [`RoutingTable::new`], so the hot path
 //! is a linear scan over a few routes plus two cheap counters.
+//!
+//! That includes what sticky assignment needs: whether a route splits its
+//! traffic between releases (two or more groups of weight > 0), the name of
+//! its cookie (`wharf_<app>`) and the ready-made `Set-Cookie` value of each
+//! group. The proxy decides; the table only answers "which group serves
+//! release n" and picks round robin inside a group.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use http::HeaderValue;
 
 use crate::Backend;
 
@@ -40,7 +48,7 @@ impl RoutingTable {
             .collect();
         // Stable sort: among equally specific routes the caller's order wins.
         routes.sort_by_key(|r| (r.host.is_none(), std::cmp::Reverse(r.path_prefix.len())));
-        let picks = routes.iter().map(|r| RoutePick::new(&r.backends)).collect();
+        let picks = routes.iter().map(RoutePick::new).collect();
         RoutingTable { routes, picks }
     }
 
@@ -79,6 +87,49 @@ impl RoutingTable {
         Some((group, &backends[n % backends.len()]))
     }
 
+    /// Round robin inside group `group` of route `idx`, whatever its
+    /// weight; `None` when the group has no backend.
+    pub(crate) fn pick_in(&self, idx: usize, group: usize) -> Option<&Arc<Backend>> {
+        let backends = &self.routes.get(idx)?.backends.groups.get(group)?.backends;
+        if backends.is_empty() {
+            return None;
+        }
+        let n = self
+            .picks
+            .get(idx)?
+            .rr
+            .get(group)?
+            .fetch_add(1, Ordering::Relaxed);
+        Some(&backends[n % backends.len()])
+    }
+
+    /// Sticky assignment of route `idx`, when it splits its traffic.
+    pub(crate) fn sticky(&self, idx: usize) -> Option<&Sticky> {
+        self.picks.get(idx)?.sticky.as_ref()
+    }
+
+    /// The group of route `idx` a client assigned to `release` stays in:
+    /// the first of that release with weight > 0 and a backend.
+    pub(crate) fn sticky_group(&self, idx: usize, release: u64) -> Option<usize> {
+        self.routes
+            .get(idx)?
+            .backends
+            .groups
+            .iter()
+            .position(|g| g.release == release && g.weight > 0 && !g.backends.is_empty())
+    }
+
+    /// The group of route `idx` serving `release` at any weight, for an
+    /// explicit override: the first of that release with a backend, else
+    /// the first of that release (which then has none).
+    pub(crate) fn release_group(&self, idx: usize, release: u64) -> Option<usize> {
+        let groups = &self.routes.get(idx)?.backends.groups;
+        groups
+            .iter()
+            .position(|g| g.release == release && !g.backends.is_empty())
+            .or_else(|| groups.iter().position(|g| g.release == release))
+    }
+
     /// Another backend of the same group than `not`, for a retry.
     pub(crate) fn pick_other(
         &self,
@@ -102,14 +153,68 @@ struct RoutePick {
     weights: WeightedPick,
     /// Round-robin counter per release group.
     rr: Vec<AtomicUsize>,
+    /// Set when two or more groups have weight > 0.
+    sticky: Option<Sticky>,
 }
 
 impl RoutePick {
-    fn new(set: &BackendSet) -> RoutePick {
+    fn new(route: &Route) -> RoutePick {
+        let set = &route.backends;
         RoutePick {
             weights: WeightedPick::new(set),
             rr: set.groups.iter().map(|_| AtomicUsize::new(0)).collect(),
+            sticky: Sticky::new(route),
         }
+    }
+}
+
+/// Sticky assignment of a route that splits its traffic between releases:
+/// the cookie that remembers a client's release, computed once per table.
+#[derive(Debug, Clone)]
+pub(crate) struct Sticky {
+    /// `wharf_<app>`.
+    cookie: String,
+    /// `Set-Cookie` value assigning a client to each group, same index as
+    /// the groups; `None` for groups of weight 0.
+    set_cookie: Vec<Option<HeaderValue>>,
+}
+
+impl Sticky {
+    /// `None` unless two or more groups have weight > 0, or when the app
+    /// name can't be a cookie name (app names are `[a-z0-9-]`, so only a
+    /// hand-made route would do that).
+    fn new(route: &Route) -> Option<Sticky> {
+        let groups = &route.backends.groups;
+        if groups.iter().filter(|g| g.weight > 0).count() < 2 {
+            return None;
+        }
+        let cookie = format!("wharf_{}", route.app);
+        if !cookie
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return None;
+        }
+        let set_cookie = groups
+            .iter()
+            .map(|g| {
+                (g.weight > 0).then(|| {
+                    let v = format!("{cookie}={}; Path=/; HttpOnly; SameSite=Lax", g.release);
+                    HeaderValue::from_str(&v).ok()
+                })?
+            })
+            .collect();
+        Some(Sticky { cookie, set_cookie })
+    }
+
+    /// The cookie's name, `wharf_<app>`.
+    pub(crate) fn cookie(&self) -> &str {
+        &self.cookie
+    }
+
+    /// The `Set-Cookie` value assigning a client to group `group`.
+    pub(crate) fn set_cookie(&self, group: usize) -> Option<HeaderValue> {
+        self.set_cookie.get(group)?.clone()
     }
 }
 
@@ -122,6 +227,7 @@ impl Clone for RoutePick {
                 .iter()
                 .map(|c| AtomicUsize::new(c.load(Ordering::Relaxed)))
                 .collect(),
+            sticky: self.sticky.clone(),
         }
     }
 }

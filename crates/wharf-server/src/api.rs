@@ -7,6 +7,8 @@
 //! | `GET /v1/status` | | [`StatusResponse`] |
 //! | `POST /v1/deploys` | [`DeployBody`] | NDJSON stream of [`Progress`], ending with `finished` |
 //! | `POST /v1/apps/{app}/rollback` | [`RollbackBody`] | NDJSON stream of [`Progress`] |
+//! | `POST /v1/apps/{app}/promote` | | 204; 409 when no canary waits |
+//! | `POST /v1/apps/{app}/abort` | | 204; 409 when no canary runs |
 //! | `GET /v1/apps/{app}/releases` | | `[`[`ReleaseInfo`]`]` |
 //! | `GET /v1/apps/{app}/events?limit=N` | | `[`[`EventInfo`]`]` |
 //! | `GET /v1/apps/{app}/logs?process=P&tail=N&follow=true` | | NDJSON stream of [`LogLineOut`] |
@@ -18,7 +20,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-pub use wharf_deploy::{AppStatus, DeployReport, InstanceStatus, Progress, RouteStatus, Step};
+pub use wharf_deploy::{
+    AppStatus, Control, DeployReport, InstanceStatus, Progress, ProgressiveStatus, ReleaseTraffic,
+    RouteStatus, Step,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerInfo {
@@ -32,7 +37,7 @@ pub struct ServerInfo {
     pub socket: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusResponse {
     pub server: ServerInfo,
     pub apps: Vec<AppStatus>,
@@ -46,6 +51,9 @@ pub struct DeployBody {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub wait: bool,
+    /// Canary: stop at the first step until `promote`.
+    #[serde(default)]
+    pub pause: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

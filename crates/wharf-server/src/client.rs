@@ -132,6 +132,21 @@ impl Client {
             .await
     }
 
+    /// `wharf promote` / `wharf abort`.
+    pub async fn control(&self, app: &str, control: Control) -> Result<(), ClientError> {
+        let verb = match control {
+            Control::Promote => "promote",
+            Control::Abort => "abort",
+        };
+        self.send(
+            Method::POST,
+            &format!("/v1/apps/{}/{verb}", encode(app)),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
     pub async fn logs(
         &self,
         app: &str,

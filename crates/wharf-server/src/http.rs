@@ -30,6 +30,14 @@ pub(crate) fn api_router(state: AppState) -> axum::Router {
         .route("/v1/status", get(status))
         .route("/v1/deploys", post(deploy))
         .route("/v1/apps/{app}/rollback", post(rollback))
+        .route(
+            "/v1/apps/{app}/promote",
+            post(|s: State<AppState>, a: Path<String>| control(s, a, Control::Promote)),
+        )
+        .route(
+            "/v1/apps/{app}/abort",
+            post(|s: State<AppState>, a: Path<String>| control(s, a, Control::Abort)),
+        )
         .route("/v1/apps/{app}/releases", get(releases))
         .route("/v1/apps/{app}/events", get(events))
         .route("/v1/apps/{app}/logs", get(logs))
@@ -105,6 +113,7 @@ async fn deploy(State(s): State<AppState>, Json(body): Json<DeployBody>) -> Resp
         source_dir: body.source_dir,
         env: body.env,
         wait: body.wait,
+        pause: body.pause,
     };
     progress_stream(move |tx| async move { s.engine.deploy(req, Some(tx)).await })
 }
@@ -119,6 +128,18 @@ async fn rollback(
             .rollback(&app, body.release, body.wait, Some(tx))
             .await
     })
+}
+
+async fn control(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+    control: Control,
+) -> Result<StatusCode, Failure> {
+    s.engine.store().app(&app)?;
+    s.engine
+        .control(&app, control)
+        .map_err(|e| Failure(StatusCode::CONFLICT, e.to_string()))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Runs a deploy in its own task (a client that goes away does not stop

@@ -10,7 +10,7 @@
 //! open that file (mode 0600, owner only) can deploy.
 
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -33,6 +33,9 @@ pub use api::ServerInfo;
 pub const SOCKET_FILE: &str = "wharf.sock";
 pub const STORE_FILE: &str = "wharf.db";
 pub const INFO_FILE: &str = "server.json";
+/// The server's secret token (owner-only file). Today it unlocks the
+/// proxy's `X-Wharf-Release` override; the control plane's API tokens come later.
+pub const TOKEN_FILE: &str = "token";
 
 /// How a server is set up.
 #[derive(Debug, Clone)]
@@ -148,12 +151,14 @@ impl Server {
             socket: socket.clone(),
         };
 
+        let mut proxy_config = opts.proxy.clone();
+        proxy_config.override_token = Some(token(&data_dir)?);
         let mut registry = Registry::default();
         let runtime = Arc::new(ProcessRuntime::new(ProcessRuntimeOptions {
             data_dir: data_dir.clone(),
             log_max_bytes: opts.log_max_bytes,
         })?);
-        let proxy = Proxy::new(opts.proxy.clone(), &mut registry);
+        let proxy = Proxy::new(proxy_config, &mut registry);
         let engine = Engine::new(store, runtime, proxy.clone(), &mut registry);
         let registry = Arc::new(registry);
 
@@ -240,6 +245,36 @@ impl Server {
         let _ = std::fs::remove_file(self.info.data_dir.join(INFO_FILE));
         tracing::info!("stopped");
     }
+}
+
+/// Reads `<data>/token`, creating it (32 random hex characters from the
+/// kernel, mode 0600) on first start.
+fn token(data_dir: &Path) -> Result<String, ServerError> {
+    use std::io::{Read, Write};
+    let path = data_dir.join(TOKEN_FILE);
+    if let Ok(t) = std::fs::read_to_string(&path)
+        && !t.trim().is_empty()
+    {
+        return Ok(t.trim().to_owned());
+    }
+    let write_err = |source| ServerError::Write {
+        path: path.clone(),
+        source,
+    };
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(write_err)?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(write_err)?;
+    file.write_all(token.as_bytes()).map_err(write_err)?;
+    Ok(token)
 }
 
 fn local_addr(l: &tokio::net::TcpListener) -> SocketAddr {

@@ -7,8 +7,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use crate::model::*;
 use crate::{Store, StoreError, now_ms};
 
-const DEPLOY_COLS: &str =
-    "id, app_id, kind, from_release, to_release, state, outcome, error, started_ms, finished_ms";
+const DEPLOY_COLS: &str = "id, app_id, kind, from_release, to_release, state, outcome, error, started_ms, finished_ms, strategy, weight, verdict";
 
 fn deploy_row(r: &Row<'_>) -> rusqlite::Result<DeployRow> {
     let conv = |i: usize, e: StoreError| {
@@ -30,6 +29,9 @@ fn deploy_row(r: &Row<'_>) -> rusqlite::Result<DeployRow> {
         error: r.get(7)?,
         started_ms: r.get(8)?,
         finished_ms: r.get(9)?,
+        strategy: r.get(10)?,
+        weight: r.get(11)?,
+        verdict: r.get(12)?,
     })
 }
 
@@ -89,6 +91,45 @@ impl Store {
         let tx = conn.transaction()?;
         record_transition(&tx, id, state, detail)?;
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Records the strategy a deploy runs with.
+    pub fn set_deploy_strategy(&self, id: i64, strategy: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE deploys SET strategy = ?2 WHERE id = ?1",
+            params![id, strategy],
+        )?;
+        Ok(())
+    }
+
+    /// Records a new traffic share of the new release, as a transition
+    /// (`step` names it, e.g. "canary"), before the table that applies it is
+    /// swapped in.
+    pub fn set_weight(
+        &self,
+        id: i64,
+        step: &str,
+        weight: u32,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        record_transition(&tx, id, step, Some(detail))?;
+        tx.execute(
+            "UPDATE deploys SET weight = ?2 WHERE id = ?1",
+            params![id, weight],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Keeps the latest analysis decision of a deploy (JSON).
+    pub fn set_verdict(&self, id: i64, verdict_json: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE deploys SET verdict = ?2 WHERE id = ?1",
+            params![id, verdict_json],
+        )?;
         Ok(())
     }
 

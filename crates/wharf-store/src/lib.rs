@@ -24,7 +24,7 @@ mod queries;
 pub use error::StoreError;
 pub use model::{
     AppRow, DeployKind, DeployOutcome, DeployRow, EventLevel, EventRow, InstanceRow, InstanceState,
-    NewInstance, ReleaseRow, ReleaseStatus, TransitionRow,
+    NewInstance, ReleaseMetricsRow, ReleaseRow, ReleaseStatus, TransitionRow,
 };
 
 /// A handle on the store. Cheap to share behind an `Arc`; queries are short

@@ -9,7 +9,10 @@ use rusqlite::Connection;
 
 use crate::StoreError;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_progressive.sql"),
+];
 
 /// The schema version this build knows.
 pub const LATEST: u32 = MIGRATIONS.len() as u32;

@@ -109,6 +109,12 @@ pub struct DeployRow {
     pub error: Option<String>,
     pub started_ms: i64,
     pub finished_ms: Option<i64>,
+    /// `blue-green` or `canary`.
+    pub strategy: String,
+    /// Traffic share (0-100) of the new release while it is analysed.
+    pub weight: Option<i64>,
+    /// The last analysis decision, as JSON.
+    pub verdict: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -153,4 +159,15 @@ pub struct EventRow {
     pub at_ms: i64,
     pub level: EventLevel,
     pub message: String,
+}
+
+/// Requests of one release in one 10 s bucket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseMetricsRow {
+    pub release: i64,
+    pub bucket_ms: i64,
+    pub requests: i64,
+    pub errors: i64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
 }

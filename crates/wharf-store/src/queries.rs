@@ -254,4 +254,49 @@ impl Store {
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
+
+    /// Adds one 10 s bucket of a release's request metrics (merging into an
+    /// existing bucket).
+    pub fn add_release_metrics(
+        &self,
+        app_id: i64,
+        m: &ReleaseMetricsRow,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO release_metrics (app_id, release, bucket_ms, requests, errors, p50_ms, p99_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (app_id, release, bucket_ms) DO UPDATE SET
+                 requests = requests + excluded.requests, errors = errors + excluded.errors,
+                 p50_ms = COALESCE(excluded.p50_ms, p50_ms), p99_ms = COALESCE(excluded.p99_ms, p99_ms)",
+            params![app_id, m.release, m.bucket_ms, m.requests, m.errors, m.p50_ms, m.p99_ms],
+        )?;
+        Ok(())
+    }
+
+    /// A release's metric buckets since `since_ms`, oldest first.
+    pub fn release_metrics(
+        &self,
+        app_id: i64,
+        release: i64,
+        since_ms: i64,
+    ) -> Result<Vec<ReleaseMetricsRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT release, bucket_ms, requests, errors, p50_ms, p99_ms FROM release_metrics
+             WHERE app_id = ?1 AND release = ?2 AND bucket_ms >= ?3 ORDER BY bucket_ms",
+        )?;
+        let rows = stmt
+            .query_map(params![app_id, release, since_ms], |r| {
+                Ok(ReleaseMetricsRow {
+                    release: r.get(0)?,
+                    bucket_ms: r.get(1)?,
+                    requests: r.get(2)?,
+                    errors: r.get(3)?,
+                    p50_ms: r.get(4)?,
+                    p99_ms: r.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
 }

@@ -123,5 +123,46 @@ fn instances_and_events() {
 #[test]
 fn schema_version_is_latest() {
     let (_d, s) = store();
-    assert_eq!(s.schema_version().unwrap(), 1);
+    assert_eq!(s.schema_version().unwrap(), 2);
+}
+
+#[test]
+fn canary_progress_and_release_metrics() {
+    let (_d, s) = store();
+    let a = s.upsert_app("a", "/src/a").unwrap();
+    let d = s
+        .begin_deploy(&a, DeployKind::Deploy, None, Some(2))
+        .unwrap();
+    assert_eq!((d.strategy.as_str(), d.weight), ("blue-green", None));
+    s.set_deploy_strategy(d.id, "canary").unwrap();
+    s.set_weight(d.id, "canary", 10, "step 1 of 2: 10%")
+        .unwrap();
+    s.set_verdict(d.id, r#"{"verdict":"continue"}"#).unwrap();
+    let d = s.deploy(d.id).unwrap().unwrap();
+    assert_eq!(
+        (d.strategy.as_str(), d.weight, d.state.as_str()),
+        ("canary", Some(10), "canary")
+    );
+    assert_eq!(d.verdict.as_deref(), Some(r#"{"verdict":"continue"}"#));
+
+    let bucket = |ms, requests, errors| ReleaseMetricsRow {
+        release: 2,
+        bucket_ms: ms,
+        requests,
+        errors,
+        p50_ms: Some(1.0),
+        p99_ms: Some(9.0),
+    };
+    s.add_release_metrics(a.id, &bucket(10_000, 100, 1))
+        .unwrap();
+    s.add_release_metrics(a.id, &bucket(10_000, 50, 2)).unwrap();
+    s.add_release_metrics(a.id, &bucket(20_000, 10, 0)).unwrap();
+    let rows = s.release_metrics(a.id, 2, 0).unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.bucket_ms, r.requests, r.errors))
+            .collect::<Vec<_>>(),
+        [(10_000, 150, 3), (20_000, 10, 0)]
+    );
+    assert!(s.release_metrics(a.id, 1, 0).unwrap().is_empty());
 }

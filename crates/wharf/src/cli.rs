@@ -37,6 +37,10 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Go back to a retained release (default: the one before the live one).
     Rollback(RollbackArgs),
+    /// Move a canary to its next step now (or to 100% after the last one).
+    Promote(ControlArgs),
+    /// Roll a canary (or a blue-green bake) back now.
+    Abort(ControlArgs),
     /// What is serving: releases, routes, instances.
     Status(AppArgs),
     /// The releases of an app: live, retained, failed.
@@ -92,9 +96,19 @@ pub struct DeployArgs {
     /// If another deploy of the app runs, wait for it instead of failing.
     #[arg(long)]
     pub wait: bool,
+    /// Canary: stop at the first step until `wharf promote`.
+    #[arg(long)]
+    pub pause: bool,
     /// Print the outcome as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// App name (needed when the server runs several apps).
+    #[arg(long)]
+    pub app: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod canary;
 mod edge;
 mod health;
 mod routing;

@@ -16,6 +16,7 @@ pub async fn run(client: &Client, args: DeployArgs) -> Result<()> {
         source_dir,
         env: args.env.into_iter().collect(),
         wait: args.wait,
+        pause: args.pause,
     };
     let lines = client.deploy(&body).await?;
     super::follow_progress(lines, args.json).await

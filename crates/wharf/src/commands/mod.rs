@@ -8,6 +8,7 @@ use crate::cli::{Cli, Command, ConfigCommand};
 use crate::settings;
 
 mod config;
+mod control;
 mod deploy;
 mod events;
 mod logs;
@@ -34,6 +35,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             match command {
                 Command::Deploy(args) => deploy::run(&client, args).await,
                 Command::Rollback(args) => rollback::run(&client, args).await,
+                Command::Promote(args) => {
+                    control::run(&client, args, wharf_server::api::Control::Promote).await
+                }
+                Command::Abort(args) => {
+                    control::run(&client, args, wharf_server::api::Control::Abort).await
+                }
                 Command::Status(args) => status::run(&client, args).await,
                 Command::Releases(args) => releases::run(&client, args).await,
                 Command::Logs(args) => logs::run(&client, args).await,

@@ -35,6 +35,34 @@ pub async fn run(client: &Client, args: AppArgs) -> Result<()> {
         if let Some((id, kind, state)) = &app.deploying {
             out.push_str(&format!(" · {kind} {id} in progress ({state})"));
         }
+        if let Some(p) = &app.progressive {
+            let wait = if p.waiting_for_promote {
+                " · waiting for `wharf promote`"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "\n  {} (deploy {}): step {} of {}, release {} at {}%{wait}",
+                p.strategy, p.deploy, p.step, p.steps, p.candidate.release, p.candidate.weight
+            ));
+            if let Some(check) = &p.last_check {
+                out.push_str(&format!("\n  last check: {check}"));
+            }
+        }
+        for t in &app.traffic {
+            let pct =
+                |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+            let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}ms"));
+            out.push_str(&format!(
+                "\n  release {} ({}%): {} requests in 30s, errors {}, p50 {}, p99 {}",
+                t.release,
+                t.weight,
+                t.requests,
+                pct(t.error_rate),
+                ms(t.p50_ms),
+                ms(t.p99_ms)
+            ));
+        }
         for r in &app.routes {
             let groups: Vec<String> = r
                 .groups

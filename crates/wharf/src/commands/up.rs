@@ -36,7 +36,7 @@ pub async fn run(data: Option<&Path>, args: UpArgs) -> Result<()> {
     let req = DeployRequest {
         source_dir: args.dir.clone(),
         env: args.env.into_iter().collect(),
-        wait: false,
+        ..Default::default()
     };
     let deploy = tokio::spawn(async move { engine.deploy(req, Some(tx)).await });
     let mut view = ProgressView::default();

@@ -64,6 +64,7 @@ pub struct AppBuilder {
     release_command: Option<String>,
     health_timeout: String,
     drain_timeout: String,
+    deploy_extra: String,
 }
 
 impl App {
@@ -74,6 +75,7 @@ impl App {
             release_command: None,
             health_timeout: "15s".into(),
             drain_timeout: "5s".into(),
+            deploy_extra: String::new(),
         }
     }
 
@@ -93,6 +95,11 @@ impl AppBuilder {
     }
     pub fn release_command(mut self, cmd: &str) -> Self {
         self.release_command = Some(cmd.into());
+        self
+    }
+    /// TOML appended to the `[deploy]` table (may open `[deploy.analysis]`).
+    pub fn deploy(mut self, toml: &str) -> Self {
+        self.deploy_extra = toml.into();
         self
     }
     pub fn health_timeout(mut self, t: &str) -> Self {
@@ -119,12 +126,14 @@ stop_timeout = "5s"
 health_timeout = "{ht}"
 drain_timeout = "{dt}"
 retain = 3
+{extra}
 "#,
             name = self.name,
             bin = hello_bin().display(),
             instances = self.instances,
             ht = self.health_timeout,
             dt = self.drain_timeout,
+            extra = self.deploy_extra,
         );
         let app = App {
             dir,
@@ -387,11 +396,20 @@ pub fn get(addr: SocketAddr, path: &str) -> (u16, Option<i64>) {
 
 /// One GET on a fresh connection: (status, head, body).
 pub fn get_full(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    get_with(addr, path, &[])
+}
+
+/// One GET with extra headers on a fresh connection: (status, head, body).
+pub fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut buf = Vec::new();
@@ -404,6 +422,16 @@ pub fn get_full(addr: SocketAddr, path: &str) -> (u16, String, String) {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (status, head.to_owned(), body.to_owned())
+}
+
+/// The value of a response header in a raw head, any case.
+pub fn header(head: &str, name: &str) -> Option<String> {
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .starts_with(&prefix)
+            .then(|| l[prefix.len()..].trim().to_owned())
+    })
 }
 
 pub fn tail(text: &str, n: usize) -> String {
