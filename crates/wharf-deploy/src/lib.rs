@@ -38,7 +38,7 @@ pub use error::DeployError;
 pub use progress::{DeployReport, Progress};
 pub use progressive::{Control, ProgressiveStatus, ReleaseTraffic};
 pub use recover::RecoveryReport;
-pub use status::{AppStatus, InstanceStatus, RouteStatus};
+pub use status::{AppStatus, DeploySummary, InstanceStatus, RouteStatus};
 pub use step::Step;
 
 /// Where progress of a deploy goes (the API streams it to the CLI).

@@ -23,6 +23,19 @@ pub struct AppStatus {
     pub traffic: Vec<ReleaseTraffic>,
     /// A canary or bake in progress: step, weights, live numbers.
     pub progressive: Option<ProgressiveStatus>,
+    /// The most recent deploy that ended, and how (with the reason when it failed).
+    pub last_deploy: Option<DeploySummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploySummary {
+    pub id: i64,
+    pub kind: String,
+    pub strategy: String,
+    pub release: Option<i64>,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub finished_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,7 +105,22 @@ impl Engine {
                 .iter()
                 .find(|d| d.app_id == app.id)
                 .map(|d| (d.id, d.kind.to_string(), d.state.clone()));
+            let last_deploy = self
+                .store
+                .deploys(app.id, 10)?
+                .into_iter()
+                .find(|d| d.outcome.is_some())
+                .map(|d| DeploySummary {
+                    id: d.id,
+                    kind: d.kind.to_string(),
+                    strategy: d.strategy,
+                    release: d.to_release,
+                    outcome: d.outcome.map(|o| o.to_string()).unwrap_or_default(),
+                    error: d.error,
+                    finished_ms: d.finished_ms,
+                });
             out.push(AppStatus {
+                last_deploy,
                 traffic: self.traffic(&app.name, TRAFFIC_WINDOW),
                 progressive: self.progressive_status(&app.name),
                 name: app.name,

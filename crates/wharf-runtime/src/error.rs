@@ -32,6 +32,9 @@ pub enum RuntimeError {
     /// `start` was called for an instance id that is already supervised.
     #[error("instance {instance} is already running: stop it before starting it again")]
     AlreadyRunning { instance: String },
+    /// The Docker runtime failed (engine unreachable, build failed, …).
+    #[error(transparent)]
+    Docker(Box<crate::docker::DockerError>),
 }
 
 impl RuntimeError {

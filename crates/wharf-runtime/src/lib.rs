@@ -2,7 +2,8 @@
 //!
 //! [`Runtime`] is the seam between the deploy engine and the thing that
 //! actually runs code: [`process::ProcessRuntime`] (child processes, the
-//! default) now, a Docker driver next. The trait speaks in instances of a
+//! default) and [`docker::DockerRuntime`] (containers through the Docker
+//! Engine API; not selectable from `wharf.toml` yet). The trait speaks in instances of a
 //! release, never in routes or strategies: the runtime does not know the
 //! proxy exists.
 
@@ -14,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+pub mod docker;
 mod error;
 mod logs;
 pub mod process;
@@ -34,7 +36,9 @@ pub struct InstanceSpec {
     pub release: u64,
     pub process: String,
     pub index: u32,
-    /// Shell command, run as `/bin/sh -c "<command>"` (may be compound).
+    /// The command. `process`: run as `/bin/sh -c "<command>"` (may be
+    /// compound). `docker`: split into argv with shell-words and run without
+    /// a shell (images `FROM scratch` have none); empty keeps the image's CMD.
     pub command: String,
     /// The release directory the command runs in.
     pub workdir: PathBuf,

@@ -28,15 +28,27 @@ fn kill_9_at_each_deploy_step_then_restart_converges() {
     }
 }
 
+#[test]
+fn kill_9_during_a_canary_step_then_restart_serves_the_stable_release() {
+    let app = App::builder("crashy")
+        .deploy("strategy = \"canary\"\nsteps = [{ weight = 50, pause = \"10m\" }]")
+        .build();
+    crash_with(&app, "canary", 1);
+}
+
 fn crash_at(step: &str, expect: i64) {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
     let app = App::builder("crashy")
         .release_command("echo release $WHARF_RELEASE")
         .build();
+    crash_with(&app, step, expect);
+}
+
+fn crash_with(app: &App, step: &str, expect: i64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
     let failpoint = format!("{step}@2");
     let mut first = Server::start_on(&data, &[("WHARF_FAILPOINT", &failpoint)]);
-    assert_eq!(first.deploy(&app, &[]), 1, "[{step}]");
+    assert_eq!(first.deploy(app, &[]), 1, "[{step}]");
     let mut deploy = first
         .cmd(&["deploy", app.path().to_str().unwrap()])
         .stdout(Stdio::null())
@@ -88,8 +100,28 @@ fn crash_at(step: &str, expect: i64) {
         events.contains("interrupted"),
         "[{step}] the interrupted deploy is recorded: {events}"
     );
-    // And the app can be deployed again.
-    let next = second.deploy(&app, &[]);
+    // And the app can be deployed again (a canary is promoted by hand).
+    let mut again = second
+        .cmd(&["deploy", app.path().to_str().unwrap(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut promoted = false;
+    while again.try_wait().unwrap().is_none() {
+        if !promoted && !second.status()["apps"][0]["progressive"].is_null() {
+            second.ok(&["promote"]);
+            promoted = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = again.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "[{step}] the deploy after the restart failed"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let next = report["release"].as_i64().unwrap();
     assert_eq!(get(second.proxy, "/"), (200, Some(next)), "[{step}]");
     second.stop();
     assert!(

@@ -1,6 +1,6 @@
 //! `hello`: the example app of wharf, a tiny HTTP server.
 //!
-//! Listens on `127.0.0.1:$PORT` (default 3000). `GET /up` is the health
+//! Listens on `$HELLO_HOST:$PORT` (default `127.0.0.1:3000`). `GET /up` is the health
 //! check, `GET /` a small HTML page, and every other path answers one plain
 //! text line `hello release=<R> instance=<I> path=<P>`. Every response has
 //! an `X-Hello-Release` header. Bad releases are simulated from the
@@ -25,6 +25,8 @@ use failure::FailureRate;
 /// Settings read from the environment at start.
 #[derive(Debug, Clone)]
 struct Config {
+    /// `HELLO_HOST`: address to bind (default 127.0.0.1; `0.0.0.0` in a container).
+    host: std::net::IpAddr,
     port: u16,
     release: String,
     instance: String,
@@ -57,6 +59,12 @@ fn duration_var(name: &str) -> Result<Duration, String> {
 
 impl Config {
     fn from_env() -> Result<Self, String> {
+        let host = match var("HELLO_HOST") {
+            None => std::net::IpAddr::from([127, 0, 0, 1]),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("HELLO_HOST={v:?} is not an IP address"))?,
+        };
         let port = match var("PORT") {
             None => 3000,
             Some(v) => v
@@ -80,6 +88,7 @@ impl Config {
                 })?,
         };
         Ok(Config {
+            host,
             port,
             release: var("WHARF_RELEASE").unwrap_or_else(|| "?".to_owned()),
             instance: var("WHARF_INSTANCE").unwrap_or_else(|| "?".to_owned()),
@@ -200,7 +209,7 @@ async fn run(config: Config) -> Result<(), String> {
     if !config.startup_delay.is_zero() {
         tokio::time::sleep(config.startup_delay).await;
     }
-    let addr = SocketAddr::from(([127, 0, 0, 1], config.port));
+    let addr = SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|err| format!("could not listen on {addr}: {err}"))?;

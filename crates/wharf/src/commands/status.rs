@@ -35,6 +35,18 @@ pub async fn run(client: &Client, args: AppArgs) -> Result<()> {
         if let Some((id, kind, state)) = &app.deploying {
             out.push_str(&format!(" · {kind} {id} in progress ({state})"));
         }
+        if let Some(d) = &app.last_deploy {
+            let release = d
+                .release
+                .map_or_else(String::new, |r| format!(" of release {r}"));
+            out.push_str(&format!(
+                "\n  last {} {}{release}: {}",
+                d.kind, d.id, d.outcome
+            ));
+            if let Some(e) = &d.error {
+                out.push_str(&format!(" — {}", e.lines().next().unwrap_or_default()));
+            }
+        }
         if let Some(p) = &app.progressive {
             let wait = if p.waiting_for_promote {
                 " · waiting for `wharf promote`"

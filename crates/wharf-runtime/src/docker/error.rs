@@ -1,0 +1,72 @@
+//! Errors of the Docker runtime: what failed, on what, and what to do.
+
+use std::path::PathBuf;
+
+/// What went wrong talking to the Docker engine, and on what.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    /// The engine did not answer on its socket (not running, no permission,
+    /// wrong path).
+    #[error(
+        "could not reach the Docker engine at {socket}: {source}; is dockerd running and may this user use it? Set DOCKER_HOST to its socket (unix:///path/to/docker.sock)"
+    )]
+    Unreachable {
+        socket: String,
+        source: bollard::errors::Error,
+    },
+    /// `DOCKER_HOST` names something other than a unix socket.
+    #[error(
+        "DOCKER_HOST={host:?} is not a unix socket: the docker runtime only talks to a local engine; set DOCKER_HOST to unix:///path/to/docker.sock or unset it"
+    )]
+    UnsupportedHost { host: String },
+    /// The release source has no `Dockerfile`.
+    #[error(
+        "no Dockerfile in {source_dir}: the docker runtime builds each release's image from the app's Dockerfile; add one or use the process runtime"
+    )]
+    NoDockerfile { source_dir: PathBuf },
+    /// The engine refused or failed to build the image.
+    #[error(
+        "could not build image {tag} from {source_dir}: {message}; fix the Dockerfile (last build output below)\n{tail}"
+    )]
+    Build {
+        tag: String,
+        source_dir: PathBuf,
+        message: String,
+        tail: String,
+    },
+    /// A release directory without the `image` file `prepare_release` writes.
+    #[error(
+        "{path} has no image id: the release was not prepared by the docker runtime; deploy it again"
+    )]
+    NoImage { path: PathBuf },
+    /// A command that cannot become an argv.
+    #[error(
+        "command {command:?} of {what} cannot run in a container: {reason}; containers run the command as an argv without a shell (images FROM scratch have none): write `sh -c '…'` if the image has a shell"
+    )]
+    Command {
+        what: String,
+        command: String,
+        reason: String,
+    },
+    /// Any other request the engine refused or failed.
+    #[error("the Docker engine could not {action}: {source}")]
+    Api {
+        action: String,
+        source: bollard::errors::Error,
+    },
+}
+
+impl DockerError {
+    pub(crate) fn api(action: impl Into<String>, source: bollard::errors::Error) -> Self {
+        DockerError::Api {
+            action: action.into(),
+            source,
+        }
+    }
+}
+
+impl From<DockerError> for crate::RuntimeError {
+    fn from(err: DockerError) -> Self {
+        crate::RuntimeError::Docker(Box::new(err))
+    }
+}

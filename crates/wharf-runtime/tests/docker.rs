@@ -1,0 +1,674 @@
+//! The `docker` runtime against this machine's real Docker engine.
+//!
+//! The engine cannot pull, so every image is `FROM scratch` with a static
+//! binary: the example app `hello` (built once per run into
+//! `target/static`) and `tiny`, a small C server (`tests/common/tiny.c`,
+//! built with `cc -static`) that listens on `0.0.0.0:$PORT`, which `hello`
+//! (bound to 127.0.0.1) cannot do behind a published port. An unreachable
+//! engine fails these tests; they never skip. Every container, network and
+//! image a test makes is removed by its [`Cleanup`] guard.
+
+#![allow(clippy::unwrap_used)] // Test helpers: a failed step is a failed test.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+    ListImagesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+};
+use common::{WAIT, next_event, wait_line};
+use wharf_runtime::docker::{DockerNetwork, DockerRuntime, DockerRuntimeOptions};
+use wharf_runtime::{InstanceSpec, InstanceState, Runtime, RuntimeEvent, TaskSpec};
+
+const HELLO_DOCKERFILE: &str = "FROM scratch\nCOPY hello /hello\nCMD [\"/hello\"]\n";
+const TINY_DOCKERFILE: &str = "FROM scratch\nCOPY tiny /tiny\nCMD [\"/tiny\"]\n";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The static `hello` binary, built once per test run.
+fn hello_binary() -> &'static Path {
+    static HELLO: OnceLock<PathBuf> = OnceLock::new();
+    HELLO.get_or_init(|| {
+        let root = workspace_root();
+        let target = root.join("target/static");
+        let status = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-p",
+                "hello",
+                "--release",
+                "--target",
+                "x86_64-unknown-linux-gnu",
+            ])
+            .current_dir(&root)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("CARGO_BUILD_TARGET")
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the static hello failed");
+        target.join("x86_64-unknown-linux-gnu/release/hello")
+    })
+}
+
+/// The static `tiny` binary, built once per test run.
+fn tiny_binary() -> &'static Path {
+    static TINY: OnceLock<PathBuf> = OnceLock::new();
+    TINY.get_or_init(|| {
+        let dir = workspace_root().join("target/static/tiny");
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("tiny.c");
+        std::fs::write(&src, include_str!("common/tiny.c")).unwrap();
+        let out = dir.join("tiny");
+        let status = std::process::Command::new("cc")
+            .args(["-static", "-O1", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cc -static tiny.c failed");
+        out
+    })
+}
+
+/// A free port on 127.0.0.1 (free a moment ago).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A runtime on a fresh data dir, and the cleanup of one app.
+struct Env {
+    dir: tempfile::TempDir,
+    rt: DockerRuntime,
+    app: String,
+    _cleanup: Cleanup,
+}
+
+async fn connect(data_dir: &Path, network: DockerNetwork) -> DockerRuntime {
+    let mut options = DockerRuntimeOptions::new(data_dir, 10 * 1024 * 1024);
+    options.network = network;
+    match DockerRuntime::connect(options).await {
+        Ok(rt) => rt,
+        Err(err) => panic!("these tests need this machine's Docker engine: {err}"),
+    }
+}
+
+impl Env {
+    async fn new(test: &str, network: DockerNetwork) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let app = format!("t{}-{test}", std::process::id());
+        let rt = connect(&dir.path().join("data"), network).await;
+        let cleanup = Cleanup {
+            app: app.clone(),
+            data_dir: rt.data_dir().to_owned(),
+        };
+        Env {
+            dir,
+            rt,
+            app,
+            _cleanup: cleanup,
+        }
+    }
+
+    /// An app source dir with `binary` and `dockerfile`.
+    fn source(&self, name: &str, binary: &Path, dockerfile: &str) -> PathBuf {
+        let src = self.dir.path().join(name);
+        std::fs::create_dir_all(&src).unwrap();
+        let file = binary.file_name().unwrap();
+        std::fs::copy(binary, src.join(file)).unwrap();
+        std::fs::write(src.join("Dockerfile"), dockerfile).unwrap();
+        src
+    }
+
+    async fn release(&self, release: u64, binary: &Path, dockerfile: &str) -> PathBuf {
+        let src = self.source(&format!("src{release}"), binary, dockerfile);
+        self.rt
+            .prepare_release(&self.app, release, &src)
+            .await
+            .unwrap()
+    }
+
+    fn spec(&self, workdir: &Path, process: &str, command: &str) -> InstanceSpec {
+        InstanceSpec {
+            id: format!("{}-r1-{process}-0", self.app),
+            app: self.app.clone(),
+            release: 1,
+            process: process.to_owned(),
+            index: 0,
+            command: command.to_owned(),
+            workdir: workdir.to_owned(),
+            env: BTreeMap::new(),
+            port: free_port(),
+            stop_timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn task(&self, workdir: &Path, command: &str, env: &[(&str, &str)]) -> TaskSpec {
+        TaskSpec {
+            app: self.app.clone(),
+            release: 1,
+            name: "release".to_owned(),
+            command: command.to_owned(),
+            workdir: workdir.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Removes an app's containers (of one data dir), network and images, also
+/// when the test fails.
+struct Cleanup {
+    app: String,
+    data_dir: PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let (app, data_dir) = (self.app.clone(), self.data_dir.clone());
+        // Its own thread and runtime: Drop cannot await, and may run while
+        // the test's runtime unwinds.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(clean_app(&app, &data_dir));
+        })
+        .join();
+    }
+}
+
+async fn docker() -> Docker {
+    Docker::connect_with_unix_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap()
+}
+
+async fn clean_app(app: &str, data_dir: &Path) {
+    let docker = docker().await;
+    let filters = HashMap::from([(
+        "label",
+        vec![
+            format!("wharf.app={app}"),
+            format!("wharf.data-dir={}", data_dir.display()),
+        ],
+    )]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    for c in docker
+        .list_containers(Some(options))
+        .await
+        .unwrap_or_default()
+    {
+        if let Some(id) = c.id {
+            let options = RemoveContainerOptionsBuilder::default().force(true).build();
+            let _ = docker.remove_container(&id, Some(options)).await;
+        }
+    }
+    let _ = docker.remove_network(&format!("wharf-{app}")).await;
+    let filters = HashMap::from([("reference", vec![format!("wharf/{app}")])]);
+    let options = ListImagesOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    for image in docker.list_images(Some(options)).await.unwrap_or_default() {
+        let options = RemoveImageOptionsBuilder::default().force(true).build();
+        let _ = docker.remove_image(&image.id, Some(options), None).await;
+    }
+}
+
+/// `GET path` on 127.0.0.1:`port`, retried until it answers: (status, head, body).
+fn http_get(port: u16, path: &str) -> (u16, String, String) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+            let mut text = String::new();
+            stream.read_to_string(&mut text)?;
+            Ok(text)
+        })();
+        match attempt {
+            Ok(text) if text.starts_with("HTTP/") => {
+                let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+                let status = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap();
+                return (status, head.to_owned(), body.to_owned());
+            }
+            other => {
+                assert!(
+                    Instant::now() < deadline,
+                    "GET {path} on port {port} never answered: {other:?}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+async fn container_exists(name: &str) -> bool {
+    docker()
+        .await
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+        .is_ok()
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn unreachable_engine_names_the_socket_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = DockerRuntimeOptions::new(dir.path().join("data"), 1024);
+    options.socket = Some(dir.path().join("no/docker.sock"));
+    let err = DockerRuntime::connect(options).await.unwrap_err();
+    let msg = err.to_string();
+    let socket = format!("unix://{}", dir.path().join("no/docker.sock").display());
+    assert!(
+        msg.starts_with(&format!("could not reach the Docker engine at {socket}: ")),
+        "{msg}"
+    );
+    assert!(msg.contains("is dockerd running"), "{msg}");
+    assert!(msg.contains("Set DOCKER_HOST"), "{msg}");
+}
+
+#[tokio::test]
+async fn prepare_release_builds_tags_and_removes_images() {
+    let env = Env::new("build", DockerNetwork::AppBridge).await;
+    let mut logs = env.rt.log_lines();
+    let dir = env.release(1, hello_binary(), HELLO_DOCKERFILE).await;
+    assert_eq!(
+        dir,
+        env.rt
+            .data_dir()
+            .join(format!("apps/{}/releases/1", env.app))
+    );
+    let image = std::fs::read_to_string(dir.join("image")).unwrap();
+    assert!(image.starts_with("sha256:"), "{image}");
+    let tag = format!("wharf/{}:r1", env.app);
+    let inspected = docker().await.inspect_image(&tag).await.unwrap();
+    assert_eq!(inspected.id.as_deref(), Some(image.trim()));
+    // Build output is logged as process "build".
+    let line = wait_line(&mut logs, &format!("{}-r1-build", env.app), |l| {
+        l.line.contains("COPY hello /hello")
+    })
+    .await;
+    assert_eq!(line.process, "build");
+    let tail = env
+        .rt
+        .tail_logs(&env.app, Some("build"), 100)
+        .await
+        .unwrap();
+    assert!(
+        tail.iter().any(|l| l.line.contains("COPY hello")),
+        "{tail:?}"
+    );
+
+    // A failing Dockerfile: the error has the engine's message and the output.
+    let src = env.source("bad", hello_binary(), "FROM scratch\nCOPY missing.txt /x\n");
+    let err = env
+        .rt
+        .prepare_release(&env.app, 2, &src)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!("could not build image wharf/{}:r2 from ", env.app)),
+        "{err}"
+    );
+    assert!(err.contains("missing.txt"), "{err}");
+    assert!(err.contains("COPY missing.txt /x"), "{err}");
+    assert!(!env.rt.release_dir(&env.app, 2).exists());
+
+    // No Dockerfile at all.
+    let empty = env.dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = env
+        .rt
+        .prepare_release(&env.app, 3, &empty)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("no Dockerfile in "), "{err}");
+
+    env.rt.remove_release(&env.app, 1).await.unwrap();
+    assert!(!dir.exists());
+    assert!(docker().await.inspect_image(&tag).await.is_err());
+    // Removing again is fine.
+    env.rt.remove_release(&env.app, 1).await.unwrap();
+}
+
+#[tokio::test]
+async fn host_network_instance_serves_http_and_stops_gracefully() {
+    let env = Env::new("host", DockerNetwork::Host).await;
+    let workdir = env.release(1, hello_binary(), HELLO_DOCKERFILE).await;
+    let mut events = env.rt.events();
+    let mut spec = env.spec(&workdir, "web", "");
+    spec.env.insert(
+        "HELLO_MESSAGE".to_owned(),
+        "from the docker test".to_owned(),
+    );
+    let id = spec.id.clone();
+    let port = spec.port;
+    let pid = env.rt.start(spec).await.unwrap();
+    assert!(pid > 1);
+    assert_eq!(env.rt.state(&id), InstanceState::Running { pid });
+    assert_eq!(env.rt.instances(), vec![id.clone()]);
+    match next_event(&mut events, &id).await {
+        RuntimeEvent::Started { pid: p, .. } => assert_eq!(p, pid),
+        other => panic!("expected Started, got {other:?}"),
+    }
+    let (status, head, _) = tokio::task::spawn_blocking(move || http_get(port, "/up"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase().contains("x-hello-release: 1"),
+        "{head}"
+    );
+    let (_, _, body) = tokio::task::spawn_blocking(move || http_get(port, "/"))
+        .await
+        .unwrap();
+    assert!(body.contains("from the docker test"), "{body}");
+    assert!(body.contains(&id), "WHARF_INSTANCE not passed: {body}");
+
+    let name = format!("wharf-{id}");
+    let labels = docker()
+        .await
+        .inspect_container(&name, None::<InspectContainerOptions>)
+        .await
+        .unwrap()
+        .config
+        .unwrap()
+        .labels
+        .unwrap();
+    assert_eq!(labels["wharf.app"], env.app);
+    assert_eq!(labels["wharf.instance"], id);
+    assert_eq!(labels["wharf.process"], "web");
+    assert_eq!(labels["wharf.release"], "1");
+    assert_eq!(
+        labels["wharf.data-dir"],
+        env.rt.data_dir().to_string_lossy()
+    );
+
+    let started = Instant::now();
+    env.rt.stop(&id).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        next_event(&mut events, &id).await,
+        RuntimeEvent::Stopped {
+            id: id.clone(),
+            killed: false
+        }
+    );
+    assert!(!container_exists(&name).await);
+    assert_eq!(env.rt.state(&id), InstanceState::Stopped);
+    let log = std::fs::read_to_string(env.rt.logs_dir(&env.app).join(format!("{id}.log"))).unwrap();
+    assert!(log.contains("stdout hello: listening on"), "{log}");
+    assert!(log.contains("stopped gracefully"), "{log}");
+    // Unknown ids are fine.
+    env.rt.stop(&id).await.unwrap();
+}
+
+#[tokio::test]
+async fn bridge_instance_is_published_on_loopback_with_an_alias() {
+    let env = Env::new("bridge", DockerNetwork::AppBridge).await;
+    let workdir = env.release(1, tiny_binary(), TINY_DOCKERFILE).await;
+    let mut spec = env.spec(&workdir, "web", "");
+    spec.env.insert("GREETING".to_owned(), "ahoy".to_owned());
+    let id = spec.id.clone();
+    let port = spec.port;
+    env.rt.start(spec).await.unwrap();
+    let (status, _, body) = tokio::task::spawn_blocking(move || http_get(port, "/up"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body, "greeting=ahoy\n");
+
+    let name = format!("wharf-{id}");
+    let info = docker()
+        .await
+        .inspect_container(&name, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
+    let host = info.host_config.unwrap();
+    let binding = &host.port_bindings.unwrap()[&format!("{port}/tcp")];
+    let binding = &binding.as_ref().unwrap()[0];
+    assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        binding.host_port.as_deref(),
+        Some(port.to_string().as_str())
+    );
+    let networks = info.network_settings.unwrap().networks.unwrap();
+    let endpoint = &networks[&format!("wharf-{}", env.app)];
+    assert!(
+        endpoint
+            .aliases
+            .as_ref()
+            .is_some_and(|a| a.contains(&"web".to_owned())),
+        "{endpoint:?}"
+    );
+
+    env.rt.shutdown().await;
+    assert!(!container_exists(&name).await);
+    assert!(env.rt.instances().is_empty());
+    env.rt.remove_network(&env.app).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_crashed_container_is_reported_and_started_again() {
+    let env = Env::new("crash", DockerNetwork::Host).await;
+    let workdir = env.release(1, hello_binary(), HELLO_DOCKERFILE).await;
+    let mut events = env.rt.events();
+    let spec = env.spec(&workdir, "web", "/hello");
+    let id = spec.id.clone();
+    let port = spec.port;
+    let pid = env.rt.start(spec).await.unwrap();
+    assert!(matches!(
+        next_event(&mut events, &id).await,
+        RuntimeEvent::Started { .. }
+    ));
+    tokio::task::spawn_blocking(move || http_get(port, "/up"))
+        .await
+        .unwrap();
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    match next_event(&mut events, &id).await {
+        RuntimeEvent::Exited {
+            code, restart_in, ..
+        } => {
+            assert_eq!(code, Some(137));
+            assert_eq!(restart_in, Some(Duration::from_millis(100)));
+        }
+        other => panic!("expected Exited, got {other:?}"),
+    }
+    let new_pid = match next_event(&mut events, &id).await {
+        RuntimeEvent::Started { pid, .. } => pid,
+        other => panic!("expected Started, got {other:?}"),
+    };
+    assert_ne!(new_pid, pid);
+    assert_eq!(env.rt.state(&id), InstanceState::Running { pid: new_pid });
+    let (status, _, _) = tokio::task::spawn_blocking(move || http_get(port, "/up"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    env.rt.stop(&id).await.unwrap();
+    assert!(!container_exists(&format!("wharf-{id}")).await);
+}
+
+#[tokio::test]
+async fn run_task_reports_exit_codes_output_and_timeouts() {
+    let env = Env::new("task", DockerNetwork::AppBridge).await;
+    let hello = env.release(1, hello_binary(), HELLO_DOCKERFILE).await;
+
+    // hello refuses a bad setting with exit code 2.
+    let outcome = env
+        .rt
+        .run_task(env.task(&hello, "/hello", &[("HELLO_FAILURE_RATE", "abc")]))
+        .await
+        .unwrap();
+    assert_eq!(outcome.code, Some(2));
+    assert!(!outcome.success());
+    assert!(
+        outcome
+            .tail
+            .iter()
+            .any(|l| l.contains("HELLO_FAILURE_RATE")),
+        "{:?}",
+        outcome.tail
+    );
+    let log = env.rt.logs_dir(&env.app).join("release-1-release.log");
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(text.contains("stderr hello: HELLO_FAILURE_RATE"), "{text}");
+
+    // A server that outlives its timeout is stopped.
+    let mut task = env.task(&hello, "", &[]);
+    task.timeout = Duration::from_secs(1);
+    let outcome = env.rt.run_task(task).await.unwrap();
+    assert!(outcome.timed_out);
+    assert!(!outcome.success());
+
+    // An argv with quoting, exit codes 0 and 7.
+    let tiny = {
+        let src = env.source("tiny", tiny_binary(), TINY_DOCKERFILE);
+        env.rt.prepare_release(&env.app, 2, &src).await.unwrap()
+    };
+    let outcome = env
+        .rt
+        .run_task(env.task(&tiny, "/tiny exit '0'", &[]))
+        .await
+        .unwrap();
+    assert!(outcome.success(), "{outcome:?}");
+    assert_eq!(outcome.tail, vec!["tiny: exiting with 0"]);
+    let outcome = env
+        .rt
+        .run_task(env.task(&tiny, "/tiny exit 7", &[]))
+        .await
+        .unwrap();
+    assert_eq!(outcome.code, Some(7));
+
+    // Shell syntax is refused up front.
+    let err = env
+        .rt
+        .run_task(env.task(&tiny, "/tiny exit 0 && /tiny", &[]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shell syntax"), "{err}");
+
+    // No task container is left behind.
+    let filters = HashMap::from([("label", vec![format!("wharf.app={}", env.app)])]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    assert!(
+        docker()
+            .await
+            .list_containers(Some(options))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Creates and starts a labelled `tiny` container as an earlier server would have.
+async fn leftover(image: &str, name: &str, data_dir: &Path, app: &str, instance: &str) {
+    let docker = docker().await;
+    let body = ContainerCreateBody {
+        image: Some(image.to_owned()),
+        env: Some(vec![format!("PORT={}", free_port())]),
+        labels: Some(HashMap::from([
+            (
+                "wharf.data-dir".to_owned(),
+                data_dir.to_string_lossy().into_owned(),
+            ),
+            ("wharf.app".to_owned(), app.to_owned()),
+            ("wharf.instance".to_owned(), instance.to_owned()),
+        ])),
+        ..Default::default()
+    };
+    let options = CreateContainerOptionsBuilder::default().name(name).build();
+    docker.create_container(Some(options), body).await.unwrap();
+    docker.start_container(name, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn kill_leftovers_removes_only_this_data_dirs_containers() {
+    let env = Env::new("leftovers", DockerNetwork::AppBridge).await;
+    let workdir = env.release(1, tiny_binary(), TINY_DOCKERFILE).await;
+    let image = std::fs::read_to_string(workdir.join("image")).unwrap();
+    let image = image.trim();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_data = other_dir.path().canonicalize().unwrap();
+    let _other_cleanup = Cleanup {
+        app: env.app.clone(),
+        data_dir: other_data.clone(),
+    };
+    let mine = format!("wharf-{}-old-0", env.app);
+    let theirs = format!("wharf-{}-other-0", env.app);
+    leftover(image, &mine, env.rt.data_dir(), &env.app, "old-0").await;
+    leftover(image, &theirs, &other_data, &env.app, "other-0").await;
+    // A live instance of this runtime is no leftover.
+    let spec = env.spec(&workdir, "web", "");
+    let live = spec.id.clone();
+    env.rt.start(spec).await.unwrap();
+
+    let found = env.rt.kill_leftovers(Duration::from_secs(2)).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].instance.as_deref(), Some("old-0"));
+    assert!(found[0].pid > 1);
+    assert!(!container_exists(&mine).await);
+    assert!(container_exists(&theirs).await);
+    assert!(matches!(env.rt.state(&live), InstanceState::Running { .. }));
+    assert!(container_exists(&format!("wharf-{live}")).await);
+    // Nothing left the second time.
+    assert!(
+        env.rt
+            .kill_leftovers(Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    env.rt.shutdown().await;
+}
