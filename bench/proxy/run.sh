@@ -33,7 +33,7 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 echo "== building wharf and bench_proxy (release)" >&2
-(cd "$ROOT" && cargo build --release -p wharf -p wharf-proxy --example bench_proxy >&2)
+(cd "$ROOT" && cargo build --release -p wharf -p wharf-proxy --bins --example bench_proxy >&2)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BENCH_BIN=$TARGET_DIR/release/examples/bench_proxy
 WHARF_BIN=$TARGET_DIR/release/wharf

@@ -223,7 +223,7 @@ impl Default for AnalysisSettings {
         AnalysisSettings {
             interval: Duration::from_secs(1),
             window: Duration::from_secs(30),
-            min_requests: 100,
+            min_requests: 50,
             min_errors: 5,
             max_error_rate: 0.02,
             max_error_rate_increase: 0.01,

@@ -56,7 +56,7 @@ fn analysis_defaults_are_the_documented_ones() {
     let expected = AnalysisSettings {
         interval: Duration::from_secs(1),
         window: Duration::from_secs(30),
-        min_requests: 100,
+        min_requests: 50,
         min_errors: 5,
         max_error_rate: 0.02,
         max_error_rate_increase: 0.01,

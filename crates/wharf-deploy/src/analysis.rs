@@ -118,7 +118,7 @@ impl Default for Rules {
             min_errors: 5,
             max_p99_ratio: 2.0,
             p99_floor: Duration::from_millis(50),
-            min_requests: 100,
+            min_requests: 50,
             failures_tolerated: 1,
             interval: Duration::from_secs(1),
         }
@@ -570,9 +570,9 @@ mod tests {
         let rows: &[Row] = &[
             ("clean", (1000, 0, 20), (1000, 0, 20), Expect::Pass),
             // minimum sample
-            ("below min_requests", (1000, 0, 20), (99, 50, 900), Expect::NotEnough),
-            ("at min_requests", (1000, 0, 20), (100, 0, 20), Expect::Pass),
-            ("at min_requests, failing", (1000, 0, 20), (100, 10, 20), Expect::Fail(&[RATE, INCREASE])),
+            ("below min_requests", (1000, 0, 20), (49, 25, 900), Expect::NotEnough),
+            ("at min_requests", (1000, 0, 20), (50, 0, 20), Expect::Pass),
+            ("at min_requests, failing", (1000, 0, 20), (50, 5, 20), Expect::Fail(&[RATE, INCREASE])),
             // min_errors
             ("4% but only 4 errors", (1000, 0, 20), (100, 4, 20), Expect::Pass),
             ("5% with 5 errors", (1000, 0, 20), (100, 5, 20), Expect::Fail(&[RATE, INCREASE])),
@@ -597,7 +597,7 @@ mod tests {
             // no (or too little) stable traffic: relative rules skipped
             ("stable idle, canary 1.5% and slow", (0, 0, 0), (1000, 15, 900), Expect::Pass),
             ("stable idle, canary 3%", (0, 0, 0), (1000, 30, 900), Expect::Fail(&[RATE])),
-            ("stable below min_requests", (99, 0, 10), (1000, 15, 900), Expect::Pass),
+            ("stable below min_requests", (49, 0, 10), (1000, 15, 900), Expect::Pass),
         ];
         let rules = Rules::default();
         for (name, s, c, expect) in rows {
@@ -751,7 +751,7 @@ mod tests {
                     Verdict::Continue {
                         check: Check::NotEnoughData {
                             requests: 10,
-                            needed: 100
+                            needed: 50
                         }
                     }
                 ),
@@ -1063,8 +1063,8 @@ mod tests {
             }
         }
         // 10 canary requests a second: first judged (and failed) after the
-        // 10th second (tick 9); that failure is tolerated, the next one
-        // rolls back.
-        assert_eq!(rolled_back_at, Some(10));
+        // 5th second (tick 4, 50 requests); that failure is tolerated, the
+        // next one rolls back.
+        assert_eq!(rolled_back_at, Some(5));
     }
 }
