@@ -439,17 +439,8 @@ impl Engine {
         serving: i64,
         violations: Option<Vec<Violation>>,
     ) -> Result<usize, DeployError> {
-        self.clear_status(&run.app.name);
-        let message = format!(
-            "{} release {release} rolled back {how}: {reason}",
-            run.app.name
-        );
-        self.store.add_event(
-            Some(run.app.id),
-            Some(run.deploy),
-            EventLevel::Error,
-            &message,
-        )?;
+        // The failure itself is recorded once, by `Engine::run`.
+        self.close_controls(&run.app.name);
         if let (Some(violations), Some(url)) = (&violations, run.notify.as_deref()) {
             let body = serde_json::json!({
                 "event": "rollback",
@@ -509,10 +500,6 @@ impl Engine {
         {
             p.status = Some(status);
         }
-    }
-
-    fn clear_status(&self, app: &str) {
-        self.close_controls(app);
     }
 
     /// Where the canary or bake of `app` stands, if one runs.

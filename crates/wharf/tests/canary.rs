@@ -143,8 +143,13 @@ fn a_bad_canary_is_rolled_back_automatically_and_stable_serves_everything() {
     assert_only(&server, 1);
     let events = server.ok(&["events"]);
     assert!(
-        events.contains("badcanary release 2 rolled back automatically: error rate"),
+        events.contains("badcanary release 2 was rolled back automatically: error rate"),
         "{events}"
+    );
+    assert_eq!(
+        events.matches("rolled back automatically").count(),
+        1,
+        "the rollback is recorded once: {events}"
     );
     let releases: serde_json::Value =
         serde_json::from_str(&server.ok(&["releases", "--json"])).unwrap();
