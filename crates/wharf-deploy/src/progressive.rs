@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use wharf_config::{AnalysisSettings, CanaryStep, Strategy};
 use wharf_proxy::stats::WindowStats;
-use wharf_store::{EventLevel, ReleaseMetricsRow, ReleaseStatus};
+use wharf_store::{EventLevel, ReleaseMetricsRow};
 
 use crate::analysis::{Judge, Rules, Verdict, Violation};
 use crate::deploy::{Run, humantime_fmt};
@@ -95,6 +95,17 @@ pub struct ProgressiveStatus {
 pub(crate) struct InProgress {
     control: mpsc::UnboundedSender<Control>,
     status: Option<ProgressiveStatus>,
+}
+
+/// How and why, for a rollback by `wharf abort`.
+const ABORTED: (&str, &str) = ("by hand (`wharf abort`)", "aborted");
+
+/// Where traffic goes when a new release is rolled back.
+enum Back {
+    /// Canary: drop its group; the stable release takes everything again.
+    DropCanary,
+    /// Bake: switch back to the old release's still-warm instances.
+    SwitchTo(Arc<LiveRelease>),
 }
 
 /// How an observation period ended.
@@ -198,12 +209,16 @@ impl Engine {
             {
                 Observed::Elapsed | Observed::Promoted => {}
                 Observed::Aborted => {
+                    let (how, why) = ABORTED;
                     return self
-                        .roll_back(run, &new, "by hand (`wharf abort`)", "aborted".into(), None)
+                        .roll_back(run, &new, Back::DropCanary, how, why.into(), None)
                         .await;
                 }
                 Observed::Failed(v) => {
-                    return self.roll_back_automatically(run, &stable, &new, v).await;
+                    let why = reason(&v, &self.judge_numbers(&app, &stable, &new, &analysis));
+                    return self
+                        .roll_back(run, &new, Back::DropCanary, "automatically", why, Some(v))
+                        .await;
                 }
             }
         }
@@ -257,21 +272,21 @@ impl Engine {
                 self.retire(run, old).await
             }
             Observed::Aborted => {
-                self.switch_back(
-                    run,
-                    old,
-                    &new,
-                    "by hand (`wharf abort`)",
-                    "aborted".into(),
-                    None,
-                )
-                .await
+                let (how, why) = ABORTED;
+                self.roll_back(run, &new, Back::SwitchTo(old), how, why.into(), None)
+                    .await
             }
             Observed::Failed(v) => {
-                let stats = self.judge_numbers(&app, &old, &new, &analysis);
-                let reason = reason(&v, &stats);
-                self.switch_back(run, old, &new, "automatically", reason, Some(v))
-                    .await
+                let why = reason(&v, &self.judge_numbers(&app, &old, &new, &analysis));
+                self.roll_back(
+                    run,
+                    &new,
+                    Back::SwitchTo(old),
+                    "automatically",
+                    why,
+                    Some(v),
+                )
+                .await
             }
         }
     }
@@ -347,78 +362,44 @@ impl Engine {
         )
     }
 
-    async fn roll_back_automatically(
-        self: &Arc<Self>,
-        run: &mut Run,
-        stable: &LiveRelease,
-        new: &Arc<LiveRelease>,
-        violations: Vec<Violation>,
-    ) -> Result<usize, DeployError> {
-        let stats = self.judge_numbers(&run.app.name, stable, new, &new.config.deploy.analysis);
-        let reason = reason(&violations, &stats);
-        self.roll_back(run, new, "automatically", reason, Some(violations))
-            .await
-    }
-
-    /// Canary rollback: the new release leaves the table in one swap, then
-    /// its instances stop.
+    /// Takes traffic away from `new` in one table swap (recorded first),
+    /// then stops its instances, and fails the deploy with `reason`.
+    #[allow(clippy::too_many_arguments)]
     async fn roll_back(
         self: &Arc<Self>,
         run: &mut Run,
         new: &Arc<LiveRelease>,
+        back: Back,
         how: &'static str,
         reason: String,
         violations: Option<Vec<Violation>>,
     ) -> Result<usize, DeployError> {
         let app = run.app.name.clone();
         self.close_controls(&app);
-        self.store.set_weight(
-            run.deploy,
-            Step::RollingBack.as_str(),
-            0,
-            &format!("rolled back {how}: {reason}"),
-        )?;
-        self.routes.clear_canary(&app);
-        run.send(Progress::Step {
-            step: Step::RollingBack,
-            detail: Some(format!("{how}: {reason}")),
-        });
-        self.retire_new(run, new).await;
-        let serving = run.previous.unwrap_or_default();
-        self.after_rollback(run, new.number, how, &reason, serving, violations)
-            .await
-    }
-
-    /// Bake rollback: back to the still-warm old instances, then the new
-    /// ones stop.
-    async fn switch_back(
-        self: &Arc<Self>,
-        run: &mut Run,
-        old: Arc<LiveRelease>,
-        new: &Arc<LiveRelease>,
-        how: &'static str,
-        reason: String,
-        violations: Option<Vec<Violation>>,
-    ) -> Result<usize, DeployError> {
-        let app = run.app.name.clone();
-        self.close_controls(&app);
-        self.store.set_weight(
-            run.deploy,
-            Step::RollingBack.as_str(),
-            0,
-            &format!("switching back {how}: {reason}"),
-        )?;
-        self.store.switch(run.deploy, run.app.id, old.number)?;
-        let number = old.number;
-        self.routes.switch(&app, old);
-        run.send(Progress::Step {
-            step: Step::RollingBack,
-            detail: Some(format!("{how}: {reason}")),
-        });
-        self.retire_new(run, new).await;
+        let detail = format!("rolled back {how}: {reason}");
         self.store
-            .set_release_status(run.app.id, new.number, ReleaseStatus::Failed, None)?;
-        self.after_rollback(run, new.number, how, &reason, number, violations)
+            .set_weight(run.deploy, Step::RollingBack.as_str(), 0, &detail)?;
+        let serving = match back {
+            Back::DropCanary => {
+                self.routes.clear_canary(&app);
+                run.previous.unwrap_or_default()
+            }
+            Back::SwitchTo(old) => {
+                let number = old.number;
+                self.store.switch(run.deploy, run.app.id, number)?;
+                self.routes.switch(&app, old);
+                // The switch is undone: the new release never served for
+                // good, and is failed and cleaned up like any other.
+                run.switched = false;
+                number
+            }
+        };
+        run.send(Progress::Step {
+            step: Step::RollingBack,
+            detail: Some(format!("{how}: {reason}")),
+        });
+        self.retire_new(run, new).await;
+        self.after_rollback(run, new.number, how, &reason, serving, violations)
             .await
     }
 

@@ -224,6 +224,16 @@ fn a_bad_release_is_switched_back_after_the_bake_and_the_old_instances_never_sto
         before,
         "the old release's instances were restarted or stopped"
     );
+    let releases: serde_json::Value =
+        serde_json::from_str(&server.ok(&["releases", "--json"])).unwrap();
+    assert_eq!(
+        (
+            releases[0]["number"].as_i64(),
+            releases[0]["status"].as_str()
+        ),
+        (Some(2), Some("failed")),
+        "{releases:#}"
+    );
     assert_only(&server, 1);
 }
 
