@@ -52,7 +52,17 @@ fn main() {
     )
     .unwrap();
 
-    let mut server = Command::new(&wharf)
+    // Killed with its instances when the benchmark ends, however it ends.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            // SIGTERM: the server drains and stops its instances.
+            let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = self.0.wait();
+        }
+    }
+    let server = Command::new(&wharf)
         .args([
             "server",
             "--listen",
@@ -66,6 +76,7 @@ fn main() {
         .stderr(std::fs::File::create(tmp.path().join("server.log")).unwrap())
         .spawn()
         .unwrap();
+    let server = Server(server);
     let proxy = wait_for_server(&data);
     let cli = |args: &[&str]| {
         let mut c = Command::new(&wharf);
@@ -117,8 +128,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     runtime.block_on(load).unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     let samples = samples.lock().unwrap();
     let (Some(canary_at), Some(decided_at)) = (canary_at, decided_at) else {
