@@ -2,20 +2,9 @@
 
 use std::path::Path;
 
-use wharf_config::AppConfig;
+mod common;
 
-fn parse(source: &str) -> AppConfig {
-    match AppConfig::parse(Path::new("wharf.toml"), source) {
-        Ok(config) => config,
-        Err(errors) => panic!("expected a valid config, got:\n{errors}"),
-    }
-}
-
-const MINIMAL: &str = r#"
-name = "hello"
-[processes.web]
-command = "bin/hello"
-"#;
+use common::{MINIMAL, parse};
 
 const RICH: &str = r#"
 name = "shop"

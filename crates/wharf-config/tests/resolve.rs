@@ -9,18 +9,9 @@ use wharf_config::{
     Strategy,
 };
 
-fn parse(source: &str) -> AppConfig {
-    match AppConfig::parse(Path::new("wharf.toml"), source) {
-        Ok(config) => config,
-        Err(errors) => panic!("expected a valid config, got:\n{errors}"),
-    }
-}
+mod common;
 
-const MINIMAL: &str = r#"
-name = "hello"
-[processes.web]
-command = "bin/hello"
-"#;
+use common::{MINIMAL, parse};
 
 #[test]
 fn defaults_are_filled_in() {
