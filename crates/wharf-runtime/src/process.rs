@@ -22,8 +22,8 @@ use tokio::sync::{broadcast, watch};
 
 use crate::logs::{Capture, LogFile, LogSource, SharedLogFile, SharedTail};
 use crate::{
-    FoundProcess, InstanceId, InstanceSpec, InstanceState, LogLine, Runtime, RuntimeError,
-    RuntimeEvent, TaskOutcome, TaskSpec, procfs, release,
+    FoundProcess, InstanceId, InstanceSpec, InstanceState, LogLine, ReleaseSource, Runtime,
+    RuntimeError, RuntimeEvent, TaskOutcome, TaskSpec, procfs, release,
 };
 
 /// First restart delay after an unexpected exit.
@@ -467,16 +467,14 @@ async fn blocking<T: Send + 'static>(
 
 #[async_trait]
 impl Runtime for ProcessRuntime {
-    async fn prepare_release(
-        &self,
-        app: &str,
-        release: u64,
-        source: &Path,
-    ) -> Result<PathBuf, RuntimeError> {
-        check_name("app name", app)?;
-        let dest = self.release_dir(app, release);
-        let (source, target, avoid) =
-            (source.to_owned(), dest.clone(), self.inner.data_dir.clone());
+    async fn prepare_release(&self, source: &ReleaseSource) -> Result<PathBuf, RuntimeError> {
+        check_name("app name", &source.app)?;
+        let dest = self.release_dir(&source.app, source.release);
+        let (source, target, avoid) = (
+            source.dir.clone(),
+            dest.clone(),
+            self.inner.data_dir.clone(),
+        );
         blocking("prepare release", &dest, move || {
             release::snapshot(&source, &target, &avoid)
         })

@@ -27,7 +27,9 @@ use bollard::query_parameters::{
 };
 use common::{WAIT, next_event, wait_line};
 use wharf_runtime::docker::{DockerNetwork, DockerRuntime, DockerRuntimeOptions};
-use wharf_runtime::{InstanceSpec, InstanceState, Runtime, RuntimeEvent, TaskSpec};
+use wharf_runtime::{
+    InstanceSpec, InstanceState, Limits, RestartPolicy, Runtime, RuntimeEvent, TaskSpec,
+};
 
 const HELLO_DOCKERFILE: &str = "FROM scratch\nCOPY hello /hello\nCMD [\"/hello\"]\n";
 const TINY_DOCKERFILE: &str = "FROM scratch\nCOPY tiny /tiny\nCMD [\"/tiny\"]\n";
@@ -141,7 +143,7 @@ impl Env {
     async fn release(&self, release: u64, binary: &Path, dockerfile: &str) -> PathBuf {
         let src = self.source(&format!("src{release}"), binary, dockerfile);
         self.rt
-            .prepare_release(&self.app, release, &src)
+            .prepare_release(&common::source(&self.app, release, &src))
             .await
             .unwrap()
     }
@@ -158,6 +160,8 @@ impl Env {
             env: BTreeMap::new(),
             port: free_port(),
             stop_timeout: Duration::from_secs(5),
+            limits: Limits::default(),
+            restart: RestartPolicy::default(),
         }
     }
 
@@ -340,7 +344,7 @@ async fn prepare_release_builds_tags_and_removes_images() {
     let src = env.source("bad", hello_binary(), "FROM scratch\nCOPY missing.txt /x\n");
     let err = env
         .rt
-        .prepare_release(&env.app, 2, &src)
+        .prepare_release(&common::source(&env.app, 2, &src))
         .await
         .unwrap_err()
         .to_string();
@@ -357,7 +361,7 @@ async fn prepare_release_builds_tags_and_removes_images() {
     std::fs::create_dir_all(&empty).unwrap();
     let err = env
         .rt
-        .prepare_release(&env.app, 3, &empty)
+        .prepare_release(&common::source(&env.app, 3, &empty))
         .await
         .unwrap_err()
         .to_string();
@@ -571,7 +575,10 @@ async fn run_task_reports_exit_codes_output_and_timeouts() {
     // An argv with quoting, exit codes 0 and 7.
     let tiny = {
         let src = env.source("tiny", tiny_binary(), TINY_DOCKERFILE);
-        env.rt.prepare_release(&env.app, 2, &src).await.unwrap()
+        env.rt
+            .prepare_release(&common::source(&env.app, 2, &src))
+            .await
+            .unwrap()
     };
     let outcome = env
         .rt

@@ -37,7 +37,11 @@ async fn prepare_release_copies_skips_and_keeps_modes() {
     // A loop: must be copied as a link, not followed.
     std::os::unix::fs::symlink(".", src.join("loop")).unwrap();
 
-    let dir = env.rt.prepare_release("shop", 3, &src).await.unwrap();
+    let dir = env
+        .rt
+        .prepare_release(&common::source("shop", 3, &src))
+        .await
+        .unwrap();
     assert_eq!(dir, env.rt.data_dir().join("apps/shop/releases/3"));
     assert_eq!(std::fs::read_to_string(dir.join("app.txt")).unwrap(), "v1");
     assert!(!dir.join(".git").exists());
@@ -71,7 +75,11 @@ async fn prepare_release_copies_skips_and_keeps_modes() {
 
     // Re-preparing replaces it, leaving no temporary directories.
     std::fs::write(dir.join("stale"), "from a crashed run").unwrap();
-    let again = env.rt.prepare_release("shop", 3, &src).await.unwrap();
+    let again = env
+        .rt
+        .prepare_release(&common::source("shop", 3, &src))
+        .await
+        .unwrap();
     assert_eq!(again, dir);
     assert_eq!(std::fs::read_to_string(dir.join("app.txt")).unwrap(), "v2");
     assert!(!dir.join("stale").exists());
@@ -97,7 +105,10 @@ async fn prepare_release_with_the_data_dir_inside_the_source() {
         },
     )
     .unwrap();
-    let release = rt.prepare_release("app", 1, dir.path()).await.unwrap();
+    let release = rt
+        .prepare_release(&common::source("app", 1, dir.path()))
+        .await
+        .unwrap();
     assert!(release.join("app.txt").exists());
     assert!(!release.join("state").exists());
 }
@@ -122,20 +133,22 @@ async fn prepare_release_rejects_bad_input() {
     let missing = env.dir.path().join("nope");
     let err = env
         .rt
-        .prepare_release("shop", 1, &missing)
+        .prepare_release(&common::source("shop", 1, &missing))
         .await
         .unwrap_err();
     assert!(matches!(err, RuntimeError::NotADirectory { .. }), "{err}");
     let file = env.dir.path().join("file");
     std::fs::write(&file, "x").unwrap();
     assert!(matches!(
-        env.rt.prepare_release("shop", 1, &file).await,
+        env.rt
+            .prepare_release(&common::source("shop", 1, &file))
+            .await,
         Err(RuntimeError::NotADirectory { .. })
     ));
     for bad in ["", "..", "a/b"] {
         let err = env
             .rt
-            .prepare_release(bad, 1, env.dir.path())
+            .prepare_release(&common::source(bad, 1, env.dir.path()))
             .await
             .unwrap_err();
         assert!(matches!(err, RuntimeError::InvalidName { .. }), "{err}");

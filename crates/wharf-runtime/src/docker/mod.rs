@@ -59,8 +59,8 @@ pub use error::DockerError;
 
 use crate::logs::{Capture, LogFile, LogSource, SharedLogFile, SharedTail};
 use crate::{
-    FoundProcess, InstanceId, InstanceSpec, InstanceState, LogLine, Runtime, RuntimeError,
-    RuntimeEvent, TaskOutcome, TaskSpec, procfs, release,
+    FoundProcess, InstanceId, InstanceSpec, InstanceState, LogLine, ReleaseSource, Runtime,
+    RuntimeError, RuntimeEvent, TaskOutcome, TaskSpec, procfs, release,
 };
 
 /// First restart delay after an unexpected exit.
@@ -957,15 +957,11 @@ fn unique_suffix() -> String {
 
 #[async_trait]
 impl Runtime for DockerRuntime {
-    async fn prepare_release(
-        &self,
-        app: &str,
-        release: u64,
-        source: &Path,
-    ) -> Result<PathBuf, RuntimeError> {
+    async fn prepare_release(&self, source: &ReleaseSource) -> Result<PathBuf, RuntimeError> {
+        let (app, release) = (source.app.as_str(), source.release);
         check_app(app)?;
         let tag = image_tag(app, release);
-        let image = self.inner.build(app, release, source, &tag).await?;
+        let image = self.inner.build(app, release, &source.dir, &tag).await?;
         let dest = self.release_dir(app, release);
         let dir = dest.clone();
         blocking("write release", &dest, move || write_image(&dir, &image)).await?;

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 use wharf_runtime::process::{ProcessRuntime, ProcessRuntimeOptions};
-use wharf_runtime::{InstanceSpec, LogLine, RuntimeEvent};
+use wharf_runtime::{
+    DockerBuild, InstanceSpec, Limits, LogLine, ReleaseSource, RestartPolicy, RuntimeEvent,
+};
 
 pub const WAIT: Duration = Duration::from_secs(15);
 
@@ -63,6 +65,8 @@ impl Env {
             env: BTreeMap::new(),
             port: 40000 + index as u16,
             stop_timeout: Duration::from_secs(5),
+            limits: Limits::default(),
+            restart: RestartPolicy::default(),
         }
     }
 
@@ -73,6 +77,18 @@ impl Env {
             .join(app)
             .join("logs")
             .join(file)
+    }
+}
+
+/// The source of release `release` of `app` from `dir`, version `r<release>`.
+pub fn source(app: &str, release: u64, dir: &Path) -> ReleaseSource {
+    ReleaseSource {
+        app: app.to_owned(),
+        release,
+        dir: dir.to_owned(),
+        version: format!("r{release}"),
+        build: DockerBuild::default(),
+        image: None,
     }
 }
 
