@@ -59,9 +59,22 @@ pub struct AppConfig {
     pub runtime: RuntimeKind,
     /// Environment given to every process, release command and build.
     pub env: BTreeMap<String, String>,
-    /// Command run in the app's source directory before the release snapshot
-    /// is taken (e.g. compile a binary into the tree).
+    /// Env vars whose values are read when a release is deployed, from the
+    /// server's environment or a file. Only where each comes from is kept
+    /// (in the store too); the values never are.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// Command run in the app's source directory before the release is
+    /// prepared (e.g. compile a binary into the tree). `build = "..."` under
+    /// the process runtime, `[build] command = "..."` under docker.
     pub build: Option<String>,
+    /// How the image of a release is made; `Some` exactly when `runtime` is
+    /// docker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerSettings>,
+    /// Long-lived services next to the app (docker only), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub accessories: BTreeMap<String, AccessoryConfig>,
     /// Command run once per release, in the release directory, before any
     /// instance of it starts (migrations). Non-zero exit aborts the deploy.
     pub release_command: Option<String>,
@@ -74,12 +87,179 @@ pub struct AppConfig {
 pub enum RuntimeKind {
     /// Child processes of the server (the default; needs nothing installed).
     Process,
+    /// Containers, through the Docker Engine API.
+    Docker,
 }
 
+impl RuntimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Process => "process",
+            RuntimeKind::Docker => "docker",
+        }
+    }
+}
+
+/// Where the value of a secret comes from when a release is deployed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretSource {
+    /// An environment variable of the wharf server.
+    Env(String),
+    /// A file on the server (absolute path); one trailing newline is dropped.
+    File(PathBuf),
+}
+
+/// How a docker app's release image is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerSettings {
+    /// A prebuilt image deployed instead of building one (top-level `image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Relative to the app's directory. Default `Dockerfile`.
+    pub dockerfile: String,
+    /// Build context, relative to the app's directory. Default `.`.
+    pub context: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+}
+
+impl Default for DockerSettings {
+    fn default() -> Self {
+        DockerSettings {
+            image: None,
+            dockerfile: "Dockerfile".into(),
+            context: ".".into(),
+            target: None,
+            args: BTreeMap::new(),
+        }
+    }
+}
+
+/// What happens when an instance exits without being asked to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// Start it again after any exit (with backoff). The default.
+    #[default]
+    Always,
+    /// Only after a non-zero exit.
+    OnFailure,
+    /// Never.
+    Never,
+}
+
+impl Restart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Restart::Always => "always",
+            Restart::OnFailure => "on-failure",
+            Restart::Never => "never",
+        }
+    }
+}
+
+/// A service next to the app (`[accessories.NAME]`), e.g. a database:
+/// booted once, kept across deploys, reachable from the app as `NAME`.
+/// Not `Eq`: `cpus` is an `f64`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessoryConfig {
+    pub name: String,
+    pub image: String,
+    /// Replaces the image's CMD (an argv, split with shell quoting rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSource>,
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    #[serde(default)]
+    pub volumes: Vec<VolumeSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<AccessoryHealthCheck>,
+}
+
+/// `[host_ip:]host_port:container_port[/udp]`; host_ip defaults to 127.0.0.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    /// "tcp" or "udp".
+    pub protocol: String,
+}
+
+impl std::fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host_ip = if self.host_ip.contains(':') {
+            format!("[{}]", self.host_ip)
+        } else {
+            self.host_ip.clone()
+        };
+        write!(f, "{host_ip}:{}:{}", self.host_port, self.container_port)?;
+        if self.protocol != "tcp" {
+            write!(f, "/{}", self.protocol)?;
+        }
+        Ok(())
+    }
+}
+
+/// `SOURCE:TARGET[:ro]`: SOURCE is a volume name or an absolute host path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    pub source: String,
+    pub target: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl VolumeSpec {
+    /// A host path rather than a named volume.
+    pub fn is_bind(&self) -> bool {
+        self.source.starts_with('/')
+    }
+}
+
+impl std::fmt::Display for VolumeSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.source, self.target)?;
+        if self.read_only {
+            write!(f, ":ro")?;
+        }
+        Ok(())
+    }
+}
+
+/// An accessory's health check, run by the engine inside its container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessoryHealthCheck {
+    /// Exit 0 is healthy; an argv, split with shell quoting rules.
+    pub command: String,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub retries: u32,
+    /// How long booting waits for the first healthy answer.
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Duration,
+}
+
+/// Not `Eq`: `cpus` is an `f64`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessConfig {
     pub name: String,
-    /// Shell command (run by `/bin/sh -c`); `$PORT` is set for every instance.
+    /// `process`: a shell command (run by `/bin/sh -c`). `docker`: an argv
+    /// replacing the image's CMD; empty keeps the CMD. `$PORT` is set for
+    /// every instance.
     pub command: String,
     pub instances: u32,
     /// Process-specific environment, layered over the app's `env`.
@@ -92,6 +272,18 @@ pub struct ProcessConfig {
     pub health: Option<HealthCheck>,
     #[serde(with = "humantime_serde")]
     pub stop_timeout: Duration,
+    /// Docker: the port the app listens on inside its container (`PORT` is
+    /// set to it). `None`: wharf picks one and sets `PORT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Docker: memory limit in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
+    /// Docker: CPU limit (1.5 = one and a half cores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    #[serde(default)]
+    pub restart: Restart,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,6 +454,13 @@ impl AppConfig {
         overrides: &BTreeMap<String, String>,
     ) -> Result<AppConfig, ConfigErrors> {
         validate::with_env_overrides(self, overrides)
+    }
+
+    /// Names of every secret the app uses: its own and its accessories'.
+    pub fn secret_sources(&self) -> impl Iterator<Item = (&String, &SecretSource)> {
+        self.secrets
+            .iter()
+            .chain(self.accessories.values().flat_map(|a| a.secrets.iter()))
     }
 
     /// The process that receives HTTP for `self`, if any, in name order.

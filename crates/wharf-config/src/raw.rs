@@ -31,12 +31,73 @@ pub(crate) struct Sp<T> {
 pub(crate) struct RawConfig {
     pub name: Option<Sp<String>>,
     pub runtime: Option<Sp<String>>,
-    pub build: Option<Sp<String>>,
+    pub image: Option<Sp<String>>,
+    pub build: Option<RawBuild>,
     pub release_command: Option<Sp<String>>,
     pub env: Vec<RawEnvVar>,
+    pub secrets: Vec<RawSecret>,
+    /// In source order.
+    pub accessories: Vec<RawAccessory>,
     /// In source order (the TOML map itself is sorted by name).
     pub processes: Vec<RawProcess>,
     pub deploy: RawDeploy,
+}
+
+/// `build = "command"` (process runtime) or a `[build]` table (docker).
+#[derive(Debug)]
+pub(crate) enum RawBuild {
+    Command(Sp<String>),
+    Table(RawBuildTable),
+}
+
+#[derive(Debug)]
+pub(crate) struct RawBuildTable {
+    /// Where the `build` key is.
+    pub span: Span,
+    pub command: Option<Sp<String>>,
+    pub dockerfile: Option<Sp<String>>,
+    pub context: Option<Sp<String>>,
+    pub target: Option<Sp<String>>,
+    pub args: Vec<RawEnvVar>,
+}
+
+/// `KEY = { env = "NAME" }` or `KEY = { file = "/path" }`.
+#[derive(Debug)]
+pub(crate) struct RawSecret {
+    pub key: Sp<String>,
+    /// `None` after a reported shape problem.
+    pub source: Option<RawSecretSource>,
+}
+
+#[derive(Debug)]
+pub(crate) enum RawSecretSource {
+    Env(Sp<String>),
+    File(Sp<String>),
+}
+
+#[derive(Debug)]
+pub(crate) struct RawAccessory {
+    /// The name as written in `[accessories.NAME]`, spanning NAME.
+    pub name: Sp<String>,
+    pub image: Option<Sp<String>>,
+    pub command: Option<Sp<String>>,
+    pub env: Vec<RawEnvVar>,
+    pub secrets: Vec<RawSecret>,
+    /// Strings, or integers already written as strings.
+    pub ports: Vec<Sp<String>>,
+    pub volumes: Vec<Sp<String>>,
+    pub memory: Option<Sp<String>>,
+    pub cpus: Option<Sp<f64>>,
+    pub health: Option<RawAccessoryHealth>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawAccessoryHealth {
+    pub command: Option<Sp<String>>,
+    pub interval: Option<Sp<String>>,
+    pub timeout: Option<Sp<String>>,
+    pub retries: Option<Sp<i128>>,
+    pub start_timeout: Option<Sp<String>>,
 }
 
 /// One `KEY = value` of an env table; scalars already converted to strings.
@@ -59,6 +120,16 @@ pub(crate) struct RawProcess {
     /// Whether an `http` key was written at all, even with a wrong type, so a
     /// typo there does not also produce "health needs http".
     pub http_written: bool,
+    pub port: Option<Sp<i128>>,
+    /// Bytes as an integer, or a size string ("512MiB").
+    pub memory: Option<Sp<String>>,
+    pub cpus: Option<Sp<f64>>,
+    pub restart: Option<Sp<String>>,
+    /// Keys written that only the docker runtime understands, with where.
+    pub docker_keys: Vec<(&'static str, Span)>,
+    /// `command` is absent (and no typo of it was reported): where the
+    /// process table is.
+    pub command_missing: Option<Span>,
 }
 
 #[derive(Debug)]
@@ -138,10 +209,13 @@ pub(crate) struct RawAnalysis {
 pub(crate) const TOP_KEYS: &[&str] = &[
     "name",
     "runtime",
+    "image",
     "build",
     "release_command",
     "env",
+    "secrets",
     "processes",
+    "accessories",
     "deploy",
 ];
 pub(crate) const PROCESS_KEYS: &[&str] = &[
@@ -151,7 +225,20 @@ pub(crate) const PROCESS_KEYS: &[&str] = &[
     "env",
     "http",
     "health",
+    "port",
+    "memory",
+    "cpus",
+    "restart",
 ];
+/// Process keys only the docker runtime understands.
+pub(crate) const DOCKER_PROCESS_KEYS: &[&str] = &["port", "memory", "cpus"];
+pub(crate) const BUILD_KEYS: &[&str] = &["command", "dockerfile", "context", "target", "args"];
+pub(crate) const SECRET_KEYS: &[&str] = &["env", "file"];
+pub(crate) const ACCESSORY_KEYS: &[&str] = &[
+    "image", "command", "env", "secrets", "ports", "volumes", "memory", "cpus", "health",
+];
+pub(crate) const ACCESSORY_HEALTH_KEYS: &[&str] =
+    &["command", "interval", "timeout", "retries", "start_timeout"];
 pub(crate) const HTTP_KEYS: &[&str] = &["host", "path"];
 pub(crate) const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout", "threshold"];
 pub(crate) const DEPLOY_KEYS: &[&str] = &[
@@ -195,18 +282,191 @@ pub(crate) fn read(root: &DeTable<'_>, sink: &mut Sink<'_>) -> RawConfig {
     RawConfig {
         name,
         runtime: top.string(sink, "runtime"),
-        build: top.string(sink, "build"),
+        image: top.string(sink, "image"),
+        build: read_build(&top, sink),
         release_command: top.string(sink, "release_command"),
         env: top
             .table(sink, "env")
             .map(|env| read_env(env, "[env]", sink))
             .unwrap_or_default(),
+        secrets: top
+            .table(sink, "secrets")
+            .map(|t| read_secrets(t, "[secrets]", sink))
+            .unwrap_or_default(),
         processes: read_processes(&top, sink),
+        accessories: read_accessories(&top, sink),
         deploy: top
             .table(sink, "deploy")
             .map(|t| read_deploy(t, sink))
             .unwrap_or_default(),
     }
+}
+
+fn read_build(top: &Table<'_, '_>, sink: &mut Sink<'_>) -> Option<RawBuild> {
+    let value = top.get("build")?;
+    match value.get_ref() {
+        DeValue::String(s) => Some(RawBuild::Command(Sp {
+            value: s.to_string(),
+            span: value.span(),
+        })),
+        DeValue::Table(table) => {
+            let t = Table::new(table, "[build]", BUILD_KEYS, sink);
+            Some(RawBuild::Table(RawBuildTable {
+                span: top.key_span("build").unwrap_or_else(|| value.span()),
+                command: t.string(sink, "command"),
+                dockerfile: t.string(sink, "dockerfile"),
+                context: t.string(sink, "context"),
+                target: t.string(sink, "target"),
+                args: t
+                    .table(sink, "args")
+                    .map(|args| read_env(args, "[build.args]", sink))
+                    .unwrap_or_default(),
+            }))
+        }
+        _ => {
+            top.wrong_type(
+                sink,
+                "build",
+                value,
+                "a string or a table",
+                Some(
+                    "write build = \"sh build.sh\" (a command), or a [build] table for docker images"
+                        .into(),
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `[secrets]` (or an accessory's `secrets`): every value a one-key table.
+fn read_secrets(table: &DeTable<'_>, ctx: &str, sink: &mut Sink<'_>) -> Vec<RawSecret> {
+    const HINT: &str = "write KEY = { env = \"NAME\" } (from the server's environment) or KEY = { file = \"/path\" }";
+    let mut secrets: Vec<RawSecret> = table
+        .iter()
+        .map(|(key, value)| {
+            let key = Sp {
+                value: key.get_ref().to_string(),
+                span: key.span(),
+            };
+            let sub = format!("secret `{}` in {ctx}", key.value);
+            let source = match value.get_ref() {
+                DeValue::Table(t) => {
+                    let fields = Table::new(t, &sub, SECRET_KEYS, sink);
+                    let env = fields.string(sink, "env");
+                    let file = fields.string(sink, "file");
+                    match (env, file) {
+                        (Some(env), None) => Some(RawSecretSource::Env(env)),
+                        (None, Some(file)) => Some(RawSecretSource::File(file)),
+                        (Some(_), Some(_)) => {
+                            sink.error_hint(
+                                &value.span(),
+                                format!("{sub} has both `env` and `file`"),
+                                "keep one: where the value comes from",
+                            );
+                            None
+                        }
+                        (None, None) => {
+                            if fields.is_missing("env") && fields.is_missing("file") {
+                                sink.error_hint(
+                                    &value.span(),
+                                    format!("{sub} says neither `env` nor `file`"),
+                                    HINT,
+                                );
+                            }
+                            None
+                        }
+                    }
+                }
+                other => {
+                    sink.error_hint(
+                        &value.span(),
+                        format!("{sub} must be a table, found {}", describe(other)),
+                        HINT,
+                    );
+                    None
+                }
+            };
+            RawSecret { key, source }
+        })
+        .collect();
+    secrets.sort_by_key(|s| s.key.span.start);
+    secrets
+}
+
+fn read_accessories(top: &Table<'_, '_>, sink: &mut Sink<'_>) -> Vec<RawAccessory> {
+    let Some(table) = top.table(sink, "accessories") else {
+        return Vec::new();
+    };
+    let mut accessories: Vec<RawAccessory> = table
+        .iter()
+        .filter_map(|(name, value)| {
+            let name = Sp {
+                value: name.get_ref().to_string(),
+                span: name.span(),
+            };
+            let ctx = format!("[accessories.{}]", name.value);
+            let DeValue::Table(table) = value.get_ref() else {
+                sink.error_hint(
+                    &value.span(),
+                    format!(
+                        "accessory `{}` must be a table, found {}",
+                        name.value,
+                        describe(value.get_ref())
+                    ),
+                    format!("write {ctx} followed by image = \"...\""),
+                );
+                return None;
+            };
+            let t = Table::new(table, &ctx, ACCESSORY_KEYS, sink);
+            if t.is_missing("image") {
+                sink.error_hint(
+                    &value.span(),
+                    format!("missing required key `image` in {ctx}"),
+                    format!("add image = \"...\" to {ctx}, e.g. image = \"postgres:16\""),
+                );
+            }
+            let health = t.key_span("health").and_then(|span| {
+                let table = t.table(sink, "health")?;
+                let hctx = format!("[accessories.{}.health]", name.value);
+                let h = Table::new(table, &hctx, ACCESSORY_HEALTH_KEYS, sink);
+                if h.is_missing("command") {
+                    sink.error_hint(
+                        &span,
+                        format!("missing required key `command` in {hctx}"),
+                        "add command = \"...\": run in the container, exit 0 means healthy",
+                    );
+                }
+                Some(RawAccessoryHealth {
+                    command: h.string(sink, "command"),
+                    interval: h.duration(sink, "interval"),
+                    timeout: h.duration(sink, "timeout"),
+                    retries: h.integer(sink, "retries"),
+                    start_timeout: h.duration(sink, "start_timeout"),
+                })
+            });
+            Some(RawAccessory {
+                image: t.string(sink, "image"),
+                command: t.string(sink, "command"),
+                env: t
+                    .table(sink, "env")
+                    .map(|env| read_env(env, &format!("[accessories.{}.env]", name.value), sink))
+                    .unwrap_or_default(),
+                secrets: t
+                    .table(sink, "secrets")
+                    .map(|s| read_secrets(s, &ctx, sink))
+                    .unwrap_or_default(),
+                ports: t.string_array(sink, "ports", true),
+                volumes: t.string_array(sink, "volumes", false),
+                memory: t.size(sink, "memory"),
+                cpus: t.number(sink, "cpus"),
+                health,
+                name,
+            })
+        })
+        .collect();
+    accessories.sort_by_key(|a| a.name.span.start);
+    accessories
 }
 
 fn read_processes(top: &Table<'_, '_>, sink: &mut Sink<'_>) -> Vec<RawProcess> {
@@ -259,15 +519,20 @@ fn read_process(
         return None;
     };
     let t = Table::new(table, &ctx, PROCESS_KEYS, sink);
+    // Whether `command` may be missing depends on the runtime: `validate`
+    // says so, at this span.
     let command = t.string(sink, "command");
-    if t.is_missing("command") {
-        sink.error_hint(
-            &value.span(),
-            format!("missing required key `command` in {ctx}"),
-            format!("add command = \"...\" to {ctx}: the shell command that starts it"),
-        );
-    }
+    let docker_keys = DOCKER_PROCESS_KEYS
+        .iter()
+        .filter_map(|key| t.key_span(key).map(|span| (*key, span)))
+        .collect();
     Some(RawProcess {
+        command_missing: t.is_missing("command").then(|| value.span()),
+        port: t.integer(sink, "port"),
+        memory: t.size(sink, "memory"),
+        cpus: t.number(sink, "cpus"),
+        restart: t.string(sink, "restart"),
+        docker_keys,
         command,
         instances: t.integer(sink, "instances"),
         stop_timeout: t.duration(sink, "stop_timeout"),
@@ -596,6 +861,61 @@ impl<'a, 'i> Table<'a, 'i> {
         })
     }
 
+    /// A memory size: an integer (bytes) or a string such as "512MiB".
+    fn size(&self, sink: &mut Sink<'_>, key: &str) -> Option<Sp<String>> {
+        let value = self.get(key)?;
+        match value.get_ref() {
+            DeValue::String(s) => Some(Sp {
+                value: s.to_string(),
+                span: value.span(),
+            }),
+            DeValue::Integer(_) => Some(Sp {
+                value: sink.text(&value.span()).to_string(),
+                span: value.span(),
+            }),
+            _ => {
+                let hint = format!("write {key} = \"512MiB\" (or KiB, MiB, GiB; or bytes)");
+                self.wrong_type(sink, key, value, "a size string", Some(hint));
+                None
+            }
+        }
+    }
+
+    /// An array of strings (integers too when `ints`, written as strings).
+    fn string_array(&self, sink: &mut Sink<'_>, key: &str, ints: bool) -> Vec<Sp<String>> {
+        let Some(value) = self.get(key) else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = value.get_ref() else {
+            self.wrong_type(sink, key, value, "an array of strings", None);
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|item| match item.get_ref() {
+                DeValue::String(s) => Some(Sp {
+                    value: s.to_string(),
+                    span: item.span(),
+                }),
+                DeValue::Integer(_) if ints => Some(Sp {
+                    value: sink.text(&item.span()).to_string(),
+                    span: item.span(),
+                }),
+                other => {
+                    sink.error(
+                        &item.span(),
+                        format!(
+                            "items of {} must be strings, found {}",
+                            self.subject(key),
+                            describe(other)
+                        ),
+                    );
+                    None
+                }
+            })
+            .collect()
+    }
+
     fn table(&self, sink: &mut Sink<'_>, key: &str) -> Option<&'a DeTable<'i>> {
         let value = self.get(key)?;
         match value.get_ref() {
@@ -642,6 +962,8 @@ fn table_hint(key: &str, found: &DeValue<'_>) -> Option<String> {
         }
         ("http", _) => "write http = { host = \"example.com\", path = \"/\" }",
         ("health", _) => "write health = { path = \"/up\" }",
+        ("secrets", _) => "write [secrets] followed by KEY = { env = \"NAME\" } lines",
+        ("accessories", _) => "write [accessories.NAME] followed by image = \"...\"",
         ("analysis", _) => {
             "write [deploy.analysis] followed by its keys, e.g. max_error_rate = 0.02"
         }

@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::{
-    AnalysisSettings, AppConfig, CanaryStep, DeploySettings, HealthCheck, HttpRoute, ProcessConfig,
-    RuntimeKind, Strategy,
+    AccessoryConfig, AnalysisSettings, AppConfig, CanaryStep, DeploySettings, DockerSettings,
+    HealthCheck, HttpRoute, ProcessConfig, SecretSource, Strategy,
 };
 
 /// First line of the output. Holds nothing that varies (path, time) so that
@@ -22,20 +22,125 @@ pub(crate) fn to_toml(config: &AppConfig) -> String {
     let mut out = String::new();
     line(&mut out, HEADER);
     kv(&mut out, "name", &string(&config.name));
-    kv(&mut out, "runtime", &string(runtime_name(config.runtime)));
-    if let Some(build) = &config.build {
+    kv(&mut out, "runtime", &string(config.runtime.as_str()));
+    if let Some(image) = config.docker.as_ref().and_then(|d| d.image.as_ref()) {
+        kv(&mut out, "image", &string(image));
+    }
+    if let (None, Some(build)) = (&config.docker, &config.build) {
         kv(&mut out, "build", &string(build));
     }
     if let Some(command) = &config.release_command {
         kv(&mut out, "release_command", &string(command));
     }
+    if let Some(docker) = &config.docker
+        && (docker.image.is_none() || config.build.is_some())
+    {
+        build_table(&mut out, config.build.as_deref(), docker);
+    }
     // Always written, even empty, so the reader sees there is no app env.
     env_table(&mut out, "env", &config.env);
+    if !config.secrets.is_empty() {
+        secrets_table(&mut out, "secrets", &config.secrets);
+    }
     for process in config.processes.values() {
         process_tables(&mut out, process);
     }
+    for accessory in config.accessories.values() {
+        accessory_tables(&mut out, accessory);
+    }
     deploy_table(&mut out, &config.deploy);
     out
+}
+
+fn build_table(out: &mut String, command: Option<&str>, d: &DockerSettings) {
+    header(out, "build");
+    if let Some(command) = command {
+        kv(out, "command", &string(command));
+    }
+    if d.image.is_some() {
+        // Only the host command applies to a prebuilt image.
+        return;
+    }
+    kv(out, "dockerfile", &string(&d.dockerfile));
+    kv(out, "context", &string(&d.context));
+    if let Some(target) = &d.target {
+        kv(out, "target", &string(target));
+    }
+    if !d.args.is_empty() {
+        env_table(out, "build.args", &d.args);
+    }
+}
+
+/// Where each secret comes from, never a value (wharf does not know it
+/// until a deploy reads it, and does not keep it then).
+fn secrets_table(out: &mut String, table: &str, secrets: &BTreeMap<String, SecretSource>) {
+    header(out, table);
+    for (key, source) in secrets {
+        let from = match source {
+            SecretSource::Env(name) => format!("{{ env = {} }}", string(name)),
+            SecretSource::File(path) => {
+                format!("{{ file = {} }}", string(&path.to_string_lossy()))
+            }
+        };
+        line(out, &format!("{} = {from} # [secret]", bare_or_quoted(key)));
+    }
+}
+
+fn accessory_tables(out: &mut String, a: &AccessoryConfig) {
+    let table = format!("accessories.{}", bare_or_quoted(&a.name));
+    header(out, &table);
+    kv(out, "image", &string(&a.image));
+    if let Some(command) = &a.command {
+        kv(out, "command", &string(command));
+    }
+    let list = |items: Vec<String>| {
+        let items: Vec<String> = items.iter().map(|i| string(i)).collect();
+        format!("[{}]", items.join(", "))
+    };
+    kv(
+        out,
+        "ports",
+        &list(a.ports.iter().map(ToString::to_string).collect()),
+    );
+    kv(
+        out,
+        "volumes",
+        &list(a.volumes.iter().map(ToString::to_string).collect()),
+    );
+    limits(out, a.memory, a.cpus);
+    if !a.env.is_empty() {
+        env_table(out, &format!("{table}.env"), &a.env);
+    }
+    if !a.secrets.is_empty() {
+        secrets_table(out, &format!("{table}.secrets"), &a.secrets);
+    }
+    if let Some(h) = &a.health {
+        header(out, &format!("{table}.health"));
+        kv(out, "command", &string(&h.command));
+        kv(out, "interval", &duration(h.interval));
+        kv(out, "timeout", &duration(h.timeout));
+        kv(out, "retries", &h.retries.to_string());
+        kv(out, "start_timeout", &duration(h.start_timeout));
+    }
+}
+
+fn limits(out: &mut String, memory: Option<u64>, cpus: Option<f64>) {
+    if let Some(memory) = memory {
+        kv(out, "memory", &string(&size(memory)));
+    }
+    if let Some(cpus) = cpus {
+        kv(out, "cpus", &float(cpus));
+    }
+}
+
+/// Bytes in the largest binary unit that divides them ("512MiB").
+fn size(bytes: u64) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
 }
 
 fn process_tables(out: &mut String, p: &ProcessConfig) {
@@ -44,6 +149,11 @@ fn process_tables(out: &mut String, p: &ProcessConfig) {
     kv(out, "command", &string(&p.command));
     kv(out, "instances", &p.instances.to_string());
     kv(out, "stop_timeout", &duration(p.stop_timeout));
+    kv(out, "restart", &string(p.restart.as_str()));
+    if let Some(port) = p.port {
+        kv(out, "port", &port.to_string());
+    }
+    limits(out, p.memory, p.cpus);
     if !p.env.is_empty() {
         env_table(out, &format!("{table}.env"), &p.env);
     }
@@ -126,12 +236,6 @@ fn env_table(out: &mut String, table: &str, env: &BTreeMap<String, String>) {
     header(out, table);
     for (key, value) in env {
         kv(out, &bare_or_quoted(key), &string(value));
-    }
-}
-
-fn runtime_name(runtime: RuntimeKind) -> &'static str {
-    match runtime {
-        RuntimeKind::Process => "process",
     }
 }
 

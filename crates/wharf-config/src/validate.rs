@@ -13,6 +13,8 @@ use std::time::Duration;
 use toml::de::DeTable;
 
 use crate::error::{ConfigErrors, Sink};
+
+mod docker;
 use crate::raw::{
     self, RawAnalysis, RawConfig, RawDeploy, RawEnvVar, RawHealth, RawHttp, RawProcess, RawSteps,
     Sp,
@@ -104,12 +106,20 @@ pub(crate) fn with_env_overrides(
 
 fn resolve(raw: RawConfig, sink: &mut Sink<'_>) -> AppConfig {
     let name = resolve_name(raw.name, sink);
-    let processes = resolve_processes(raw.processes, sink);
+    let runtime = resolve_runtime(raw.runtime, sink);
+    let processes = resolve_processes(raw.processes, runtime, sink);
+    let env = resolve_env(raw.env, "[env]", sink);
+    let secrets = docker::resolve_secrets(raw.secrets, "[secrets]", &env, sink);
+    let (build, docker) = docker::resolve_build(runtime, raw.image, raw.build, sink);
+    let accessories = docker::resolve_accessories(runtime, raw.accessories, &processes, sink);
     AppConfig {
         name,
-        runtime: resolve_runtime(raw.runtime, sink),
-        env: resolve_env(raw.env, "[env]", sink),
-        build: raw.build.map(|b| b.value),
+        runtime,
+        env,
+        secrets,
+        build,
+        docker,
+        accessories,
         release_command: raw.release_command.map(|c| c.value),
         processes,
         deploy: resolve_deploy(raw.deploy, sink),
@@ -125,20 +135,25 @@ fn resolve_name(name: Option<Sp<String>>, sink: &mut Sink<'_>) -> String {
 }
 
 fn resolve_runtime(runtime: Option<Sp<String>>, sink: &mut Sink<'_>) -> RuntimeKind {
-    if let Some(runtime) = runtime
-        && runtime.value != "process"
-    {
-        sink.error_hint(
-            &runtime.span,
-            format!("runtime `{}` is not supported yet", runtime.value),
-            "valid values: `process` (the default)",
-        );
+    let Some(runtime) = runtime else {
+        return RuntimeKind::Process;
+    };
+    match runtime.value.as_str() {
+        "process" => RuntimeKind::Process,
+        "docker" => RuntimeKind::Docker,
+        other => {
+            sink.error_hint(
+                &runtime.span,
+                format!("unknown runtime `{other}`"),
+                "valid values: `process` (the default) and `docker`",
+            );
+            RuntimeKind::Process
+        }
     }
-    RuntimeKind::Process
 }
 
 /// App and process names: one lowercase DNS label.
-fn check_name(name: &Sp<String>, what: &str, sink: &mut Sink<'_>) {
+pub(crate) fn check_name(name: &Sp<String>, what: &str, sink: &mut Sink<'_>) {
     let value = &name.value;
     if value.is_empty() {
         sink.error(&name.span, format!("{what} must not be empty"));
@@ -184,10 +199,11 @@ fn suggest_name(name: &str) -> Option<String> {
     (is_valid_name(&fixed) && fixed != name).then_some(fixed)
 }
 
-const ENV_KEY_HINT: &str = "env keys must match [A-Za-z_][A-Za-z0-9_]*, e.g. `LOG_LEVEL`";
+pub(crate) const ENV_KEY_HINT: &str =
+    "env keys must match [A-Za-z_][A-Za-z0-9_]*, e.g. `LOG_LEVEL`";
 
 /// Why `key` cannot be an environment variable name, if it cannot.
-fn env_key_problem(key: &str) -> Option<&'static str> {
+pub(crate) fn env_key_problem(key: &str) -> Option<&'static str> {
     match key.chars().next() {
         None => Some("it is empty"),
         Some(c) if c.is_ascii_digit() => Some("it starts with a digit"),
@@ -211,13 +227,17 @@ fn resolve_env(vars: Vec<RawEnvVar>, ctx: &str, sink: &mut Sink<'_>) -> BTreeMap
     env
 }
 
-fn resolve_processes(raw: Vec<RawProcess>, sink: &mut Sink<'_>) -> BTreeMap<String, ProcessConfig> {
+fn resolve_processes(
+    raw: Vec<RawProcess>,
+    runtime: RuntimeKind,
+    sink: &mut Sink<'_>,
+) -> BTreeMap<String, ProcessConfig> {
     // `raw` is in source order, so a clash is reported at the second route.
     let mut routes: Routes = Routes::new();
     let mut processes = BTreeMap::new();
     for raw_process in raw {
         let http_span = raw_process.http.as_ref().map(|h| h.span.clone());
-        let process = resolve_process(raw_process, sink);
+        let process = resolve_process(raw_process, runtime, sink);
         if let (Some(route), Some(span)) = (&process.http, http_span) {
             check_route_clash(route, &process.name, &span, &mut routes, sink);
         }
@@ -255,11 +275,31 @@ fn check_route_clash(
     }
 }
 
-fn resolve_process(raw: RawProcess, sink: &mut Sink<'_>) -> ProcessConfig {
+fn resolve_process(raw: RawProcess, runtime: RuntimeKind, sink: &mut Sink<'_>) -> ProcessConfig {
     let ctx = format!("[processes.{}]", raw.name.value);
     check_name(&raw.name, "process name", sink);
+    if let Some(span) = &raw.command_missing
+        && runtime == RuntimeKind::Process
+    {
+        sink.error_hint(
+            span,
+            format!("missing required key `command` in {ctx}"),
+            format!("add command = \"...\" to {ctx}: the shell command that starts it"),
+        );
+    }
+    if runtime == RuntimeKind::Process {
+        for (key, span) in &raw.docker_keys {
+            docker::needs_docker(span, &raw::subject(key, &ctx), sink);
+        }
+    }
+    let docker_limits = docker::resolve_limits(raw.memory, raw.cpus, &ctx, sink);
+    let restart = docker::resolve_restart(raw.restart, &ctx, sink);
+    let port = raw
+        .port
+        .map(|p| int_in(Some(p), &ctx, "port", 1..=65535u16, 1, sink));
     if let Some(command) = &raw.command
         && command.value.trim().is_empty()
+        && runtime == RuntimeKind::Process
     {
         sink.error_hint(
             &command.span,
@@ -307,6 +347,10 @@ fn resolve_process(raw: RawProcess, sink: &mut Sink<'_>) -> ProcessConfig {
             defaults::STOP_TIMEOUT,
             sink,
         ),
+        port,
+        memory: docker_limits.0,
+        cpus: docker_limits.1,
+        restart,
         name: raw.name.value,
     }
 }
@@ -861,26 +905,26 @@ fn ratio(field: Option<Sp<f64>>, ctx: &str, key: &str, default: f64, sink: &mut 
 
 /// What a duration field accepts beyond being a duration.
 #[derive(Debug, Clone, Copy)]
-struct DurationRule {
+pub(crate) struct DurationRule {
     /// Zero makes no sense for intervals and timeouts (it would spin or fail
     /// at once); it does for stop/drain timeouts ("don't wait").
-    positive: bool,
-    max: Option<Duration>,
+    pub(crate) positive: bool,
+    pub(crate) max: Option<Duration>,
 }
 
 impl DurationRule {
-    const ANY: Self = DurationRule {
+    pub(crate) const ANY: Self = DurationRule {
         positive: false,
         max: None,
     };
-    const POSITIVE: Self = DurationRule {
+    pub(crate) const POSITIVE: Self = DurationRule {
         positive: true,
         max: None,
     };
 }
 
 /// The duration in `field`, `default` if absent or invalid (reported).
-fn duration(
+pub(crate) fn duration(
     field: Option<&Sp<String>>,
     what: &str,
     rule: DurationRule,
@@ -931,7 +975,7 @@ fn checked_duration(
     Some(parsed)
 }
 
-fn int_in<T>(
+pub(crate) fn int_in<T>(
     field: Option<Sp<i128>>,
     ctx: &str,
     key: &str,

@@ -58,9 +58,9 @@ xyzzy = 3
 "#,
         r#"
 wharf.toml:2:1: unknown top-level key `colour`
-  = hint: valid keys at the top level are `name`, `runtime`, `build`, `release_command`, `env`, `processes`, `deploy`
+  = hint: valid keys at the top level are `name`, `runtime`, `image`, `build`, `release_command`, `env`, `secrets`, `processes`, `accessories`, `deploy`
 wharf.toml:5:1: unknown key `xyzzy` in [processes.web]
-  = hint: valid keys here are `command`, `instances`, `stop_timeout`, `env`, `http`, `health`
+  = hint: valid keys here are `command`, `instances`, `stop_timeout`, `env`, `http`, `health`, `port`, `memory`, `cpus`, `restart`
 2 errors in wharf.toml
 "#,
     ),
@@ -453,23 +453,183 @@ wharf.toml:2:1: invalid TOML: duplicate key `name`
 "#,
     ),
     (
-        "unsupported runtime",
+        "unknown runtime",
         r#"
 name = "hello"
-runtime = "docker"
+runtime = "podman"
 [processes.web]
 command = "bin/web"
 "#,
         r#"
-wharf.toml:2:11: runtime `docker` is not supported yet
-  = hint: valid values: `process` (the default)
+wharf.toml:2:11: unknown runtime `podman`
+  = hint: valid values: `process` (the default) and `docker`
 1 error in wharf.toml
+"#,
+    ),
+    (
+        "docker-only keys under the process runtime",
+        r#"
+name = "hello"
+image = "shop:1"
+[build]
+dockerfile = "Dockerfile"
+[processes.web]
+command = "bin/web"
+port = 3000
+memory = "512MiB"
+[accessories.db]
+image = "postgres:16"
+"#,
+        r#"
+wharf.toml:2:9: `image` needs runtime = "docker"
+  = hint: set runtime = "docker" at the top of the file to run containers
+wharf.toml:3:2: a [build] table needs runtime = "docker"
+  = hint: under the process runtime, write build = "sh build.sh" (a command run before the release is prepared)
+wharf.toml:7:1: `port` in [processes.web] needs runtime = "docker"
+  = hint: set runtime = "docker" at the top of the file to run containers
+wharf.toml:8:1: `memory` in [processes.web] needs runtime = "docker"
+  = hint: set runtime = "docker" at the top of the file to run containers
+wharf.toml:9:14: accessory `db` needs runtime = "docker"
+  = hint: set runtime = "docker" at the top of the file to run containers
+5 errors in wharf.toml
+"#,
+    ),
+    (
+        "docker: build as a command, image with a build table, bad paths",
+        r#"
+name = "hello"
+runtime = "docker"
+build = "make"
+[processes.web]
+"#,
+        r#"
+wharf.toml:3:9: under runtime = "docker", `build` is a table
+  = hint: write [build] with command = "make" (run before the image is built) and, if needed, dockerfile = "Dockerfile"
+1 error in wharf.toml
+"#,
+    ),
+    (
+        "docker: a prebuilt image and a Dockerfile at once",
+        r#"
+name = "hello"
+runtime = "docker"
+image = "shop:1"
+[build]
+dockerfile = "../Dockerfile"
+context = "/srv"
+target = ""
+[processes.web]
+"#,
+        r#"
+wharf.toml:4:2: [build] says how to build an image, but `image` names a prebuilt one
+  = hint: keep `image` to deploy that image, or remove it to build from the Dockerfile
+wharf.toml:5:14: `dockerfile` in [build] must be a path inside the app's directory, found "../Dockerfile"
+  = hint: write it relative to the directory of wharf.toml, without `..`
+wharf.toml:6:11: `context` in [build] must be a path inside the app's directory, found "/srv"
+  = hint: write it relative to the directory of wharf.toml, without `..`
+wharf.toml:7:10: `target` in [build] must not be empty
+4 errors in wharf.toml
+"#,
+    ),
+    (
+        "docker: limits, port and restart out of range",
+        r#"
+name = "hello"
+runtime = "docker"
+[processes.web]
+port = 0
+memory = "1MiB"
+cpus = 0
+restart = "sometimes"
+[processes.worker]
+memory = "lots"
+"#,
+        r#"
+wharf.toml:4:8: `port` in [processes.web] must be between 1 and 65535, found 0
+wharf.toml:5:10: `memory` in [processes.web] must be at least 6MiB, found "1MiB"
+wharf.toml:6:8: `cpus` in [processes.web] must be more than 0 and at most 1024, found 0
+wharf.toml:7:11: `restart` in [processes.web] must be "always", "on-failure" or "never", found "sometimes"
+  = hint: "always" (the default) restarts after any exit; "on-failure" after a non-zero exit
+wharf.toml:9:10: `memory` in [processes.worker] must be a size, found "lots"
+  = hint: write e.g. "512MiB" or "1GiB" (also KiB, k, m, g, or a number of bytes)
+5 errors in wharf.toml
+"#,
+    ),
+    (
+        "secrets: shapes, names, clashes with env",
+        r#"
+name = "hello"
+[env]
+TOKEN = "plain"
+[secrets]
+TOKEN = { env = "TOKEN" }
+DB_PASSWORD = "hunter2"
+API_KEY = { env = "API_KEY", file = "/etc/key" }
+CERT = { file = "certs/app.pem" }
+NOTHING = {}
+1BAD = { env = "lower-case" }
+[processes.web]
+command = "bin/web"
+"#,
+        r#"
+wharf.toml:5:1: `TOKEN` is both a secret and a plain env var
+  = hint: keep one of them
+wharf.toml:6:15: secret `DB_PASSWORD` in [secrets] must be a table, found a string
+  = hint: write KEY = { env = "NAME" } (from the server's environment) or KEY = { file = "/path" }
+wharf.toml:7:11: secret `API_KEY` in [secrets] has both `env` and `file`
+  = hint: keep one: where the value comes from
+wharf.toml:8:17: `file` of secret `CERT` must be an absolute path, found "certs/app.pem"
+  = hint: the server reads it when deploying; write e.g. file = "/etc/wharf/secrets/db-password"
+wharf.toml:9:11: secret `NOTHING` in [secrets] says neither `env` nor `file`
+  = hint: write KEY = { env = "NAME" } (from the server's environment) or KEY = { file = "/path" }
+wharf.toml:10:1: invalid secret name `1BAD` in [secrets]: it starts with a digit
+  = hint: env keys must match [A-Za-z_][A-Za-z0-9_]*, e.g. `LOG_LEVEL`
+wharf.toml:10:16: `env` of secret `1BAD` must name an environment variable: only ASCII letters, digits and `_` are allowed
+  = hint: env keys must match [A-Za-z_][A-Za-z0-9_]*, e.g. `LOG_LEVEL`
+7 errors in wharf.toml
+"#,
+    ),
+    (
+        "accessories: missing image, bad ports, volumes, health, name clash",
+        r#"
+name = "hello"
+runtime = "docker"
+[processes.web]
+[accessories.web]
+image = "nginx"
+[accessories.db]
+ports = ["5432:x", "localhost:1:1"]
+volumes = ["data", "./data:/data"]
+health = { interval = "2s" }
+[accessories.cache]
+image = ""
+command = " "
+"#,
+        r#"
+wharf.toml:4:14: accessory `web` has the name of a process
+  = hint: both are reached by name on the app's network; rename one
+wharf.toml:6:1: missing required key `image` in [accessories.db]
+  = hint: add image = "..." to [accessories.db], e.g. image = "postgres:16"
+wharf.toml:7:10: port "5432:x" in [accessories.db] has `x` where a port (1 to 65535) belongs
+  = hint: write "[HOST_IP:]HOST_PORT:CONTAINER_PORT[/udp]", e.g. "127.0.0.1:5432:5432"
+wharf.toml:7:20: port "localhost:1:1" in [accessories.db] has `localhost` where an IP address belongs
+  = hint: write "[HOST_IP:]HOST_PORT:CONTAINER_PORT[/udp]", e.g. "127.0.0.1:5432:5432"
+wharf.toml:8:12: volume "data" in [accessories.db] must be SOURCE:TARGET or SOURCE:TARGET:ro
+  = hint: write "NAME:/path/in/container" (a named volume) or "/host/path:/path/in/container[:ro]"
+wharf.toml:8:20: volume "./data:/data" in [accessories.db] has source `./data`: write a volume name (letters, digits, `_.-`) or an absolute host path
+  = hint: write "NAME:/path/in/container" (a named volume) or "/host/path:/path/in/container[:ro]"
+wharf.toml:9:1: missing required key `command` in [accessories.db.health]
+  = hint: add command = "...": run in the container, exit 0 means healthy
+wharf.toml:11:9: `image` in [accessories.cache] must not be empty
+wharf.toml:12:11: `command` in [accessories.cache] must not be empty
+  = hint: leave it out to run the image's CMD
+9 errors in wharf.toml
 "#,
     ),
     (
         "several errors in one file come out together, in file order",
         r#"
-runtime = "docker"
+runtime = "podman"
 build = 1
 
 [env]
@@ -491,9 +651,10 @@ retain = 101
         r#"
 wharf.toml:1:1: missing required key `name`
   = hint: add a line like name = "my-app" at the top of the file
-wharf.toml:1:11: runtime `docker` is not supported yet
-  = hint: valid values: `process` (the default)
-wharf.toml:2:9: `build` must be a string, found an integer
+wharf.toml:1:11: unknown runtime `podman`
+  = hint: valid values: `process` (the default) and `docker`
+wharf.toml:2:9: `build` must be a string or a table, found an integer
+  = hint: write build = "sh build.sh" (a command), or a [build] table for docker images
 wharf.toml:5:12: `GREETING` in [env] must be a string, found a table
   = hint: env values are strings; numbers and booleans are converted, anything else must be quoted
 wharf.toml:8:1: unknown key `comand` in [processes.web]

@@ -69,6 +69,60 @@ bake = "2m"
 analysis = { interval = "250ms", p99_floor = "0s", failures_tolerated = 0 }
 "#;
 
+/// A containerized app: Dockerfile build, secrets, limits, accessories.
+const DOCKER: &str = r#"
+name = "shop"
+runtime = "docker"
+release_command = "bin/rails db:migrate"
+
+[build]
+command = "sh prebuild.sh"
+dockerfile = "docker/Dockerfile.prod"
+target = "runtime"
+args = { RUBY_VERSION = "3.3" }
+
+[env]
+RAILS_ENV = "production"
+
+[secrets]
+RAILS_MASTER_KEY = { file = "/etc/shop/master.key" }
+DATABASE_PASSWORD = { env = "SHOP_DB_PASSWORD" }
+
+[processes.web]
+port = 3000
+instances = 2
+memory = "512m"
+cpus = 1.5
+http = { host = "shop.example.com" }
+
+[processes.jobs]
+command = "bin/jobs --queue 'default low'"
+restart = "on-failure"
+memory = 268435456
+
+[accessories.db]
+image = "postgres:16"
+env = { POSTGRES_DB = "shop" }
+secrets = { POSTGRES_PASSWORD = { env = "SHOP_DB_PASSWORD" } }
+ports = ["5432", "0.0.0.0:15432:5432"]
+volumes = ["db-data:/var/lib/postgresql/data", "/srv/shop/conf:/etc/postgresql/conf.d:ro"]
+memory = "1GiB"
+health = { command = "pg_isready -U postgres", retries = 10 }
+
+[accessories.cache]
+image = "redis:7"
+command = "redis-server --appendonly yes"
+"#;
+
+/// A prebuilt image: no Dockerfile settings.
+const PREBUILT: &str = r#"
+name = "shop"
+runtime = "docker"
+image = "registry.example.com/shop:1.2"
+[processes.web]
+command = "serve"
+"#;
+
 fn reference() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("wharf.reference.toml");
     std::fs::read_to_string(path).expect("reading wharf.reference.toml")
@@ -90,8 +144,18 @@ fn show_blue_green_with_bake() {
 }
 
 #[test]
+fn show_docker() {
+    insta::assert_snapshot!(parse(DOCKER).to_toml());
+}
+
+#[test]
+fn show_prebuilt_image() {
+    insta::assert_snapshot!(parse(PREBUILT).to_toml());
+}
+
+#[test]
 fn rendered_toml_parses_back_to_the_same_config() {
-    for source in [MINIMAL, RICH, BAKE, &reference()] {
+    for source in [MINIMAL, RICH, BAKE, DOCKER, PREBUILT, &reference()] {
         let config = parse(source);
         let rendered = config.to_toml();
         assert_eq!(parse(&rendered), config, "rendered:\n{rendered}");
