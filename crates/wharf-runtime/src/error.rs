@@ -32,6 +32,11 @@ pub enum RuntimeError {
     /// `start` was called for an instance id that is already supervised.
     #[error("instance {instance} is already running: stop it before starting it again")]
     AlreadyRunning { instance: String },
+    /// The operation exists only in another runtime.
+    #[error(
+        "{what} need the docker runtime, and {on} does not use it: set runtime = \"docker\" in its wharf.toml"
+    )]
+    Unsupported { what: &'static str, on: String },
     /// The Docker runtime failed (engine unreachable, build failed, …).
     #[error(transparent)]
     Docker(Box<crate::docker::DockerError>),

@@ -3,24 +3,27 @@
 //! [`Runtime`] is the seam between the deploy engine and the thing that
 //! actually runs code: [`process::ProcessRuntime`] (child processes, the
 //! default) and [`docker::DockerRuntime`] (containers through the Docker
-//! Engine API; not selectable from `wharf.toml` yet). The trait speaks in instances of a
-//! release, never in routes or strategies: the runtime does not know the
-//! proxy exists.
+//! Engine API, `runtime = "docker"`). [`dispatch::Runtimes`] holds both and
+//! sends each call to the runtime of the app it is about. The trait speaks
+//! in instances of a release, never in routes or strategies: the runtime
+//! does not know the proxy exists.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+pub mod dispatch;
 pub mod docker;
 mod error;
 mod logs;
 pub mod process;
 mod procfs;
 mod release;
+mod supervise;
 
 pub use error::RuntimeError;
 pub use logs::{LogLine, LogStream};
@@ -50,6 +53,154 @@ pub struct InstanceSpec {
     pub port: u16,
     /// Time between SIGTERM and SIGKILL.
     pub stop_timeout: Duration,
+    /// Memory and CPU limits (docker only; the process runtime is given none).
+    pub limits: Limits,
+    /// What happens when the instance exits without being asked to.
+    pub restart: RestartPolicy,
+}
+
+/// Resource limits of a container.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    /// Hard memory limit in bytes (the kernel OOM-kills past it).
+    pub memory_bytes: Option<u64>,
+    /// CPUs, e.g. 0.5 for half of one core.
+    pub cpus: Option<f64>,
+}
+
+/// When a supervised instance that exited on its own is started again.
+/// Restarts back off (100 ms doubling to 10 s, reset after 30 s up).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// After any exit (the default: a web process must keep serving).
+    #[default]
+    Always,
+    /// Only after a non-zero exit (or a kill by signal).
+    OnFailure,
+    /// Never: the instance stays `Stopped`.
+    Never,
+}
+
+/// Where the code of a new release comes from ([`Runtime::prepare_release`]).
+#[derive(Debug, Clone)]
+pub struct ReleaseSource {
+    pub app: String,
+    pub release: u64,
+    /// The app's source directory (the one holding `wharf.toml`).
+    pub dir: PathBuf,
+    /// The release's version: the git revision of `dir` (`-dirty` when its
+    /// tree has changes), `wharf deploy --version`, else `r<release>`.
+    /// Docker tags the image `wharf/<app>:<version>`.
+    pub version: String,
+    /// Docker only: how to build the image (ignored when `image` is set).
+    pub build: DockerBuild,
+    /// Docker only: a prebuilt image to deploy instead of building one
+    /// (`wharf deploy --image`); it must exist in the engine.
+    pub image: Option<String>,
+}
+
+/// How the docker runtime builds a release's image through the engine's
+/// build API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerBuild {
+    /// The Dockerfile, relative to the app's source dir. Default `Dockerfile`.
+    pub dockerfile: PathBuf,
+    /// The build context, relative to the app's source dir. Default `.`.
+    pub context: PathBuf,
+    /// Multi-stage target, if any.
+    pub target: Option<String>,
+    /// Build arguments. Values may be secrets: never logged or reported.
+    pub args: BTreeMap<String, String>,
+}
+
+impl Default for DockerBuild {
+    fn default() -> Self {
+        DockerBuild {
+            dockerfile: PathBuf::from("Dockerfile"),
+            context: PathBuf::from("."),
+            target: None,
+            args: BTreeMap::new(),
+        }
+    }
+}
+
+/// A long-lived service next to an app (`[accessories.<name>]`): a
+/// database, a queue. Booted once and kept across the app's deploys;
+/// reachable from the app's containers by `name` on the app's network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessorySpec {
+    pub app: String,
+    pub name: String,
+    pub image: String,
+    /// Replaces the image's CMD (split like instance commands); `None` keeps it.
+    pub command: Option<String>,
+    /// Full environment (secrets included: never logged or reported).
+    pub env: BTreeMap<String, String>,
+    pub ports: Vec<PortMapping>,
+    pub volumes: Vec<VolumeMount>,
+    pub health: Option<AccessoryHealth>,
+    pub limits: Limits,
+}
+
+/// A container port published on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMapping {
+    /// Host address to bind; default 127.0.0.1 (never all interfaces unless asked).
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    /// "tcp" or "udp".
+    pub protocol: String,
+}
+
+/// A volume mounted into an accessory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    pub source: VolumeSource,
+    /// Absolute path inside the container.
+    pub target: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeSource {
+    /// A named volume, created as `wharf-<app>-<name>`; survives container
+    /// removal (only `remove_accessory(.., volumes: true)` deletes it).
+    Named(String),
+    /// A host directory (absolute path).
+    Bind(PathBuf),
+}
+
+/// An accessory's health check, run by the engine inside the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessoryHealth {
+    /// Argv form (split like instance commands): exit 0 is healthy.
+    pub command: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    /// How long `boot_accessory` waits for the first healthy answer.
+    pub start_timeout: Duration,
+}
+
+/// What the engine says about an accessory's container.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AccessoryStatus {
+    pub name: String,
+    pub container: String,
+    pub image: String,
+    /// "running", "exited", "created", … or "missing" (no container).
+    pub state: String,
+    /// "healthy", "unhealthy", "starting", or `None` without a health check.
+    pub health: Option<String>,
+}
+
+/// What [`Runtime::prune`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PruneReport {
+    pub images: Vec<String>,
+    pub containers: Vec<String>,
+    pub reclaimed_bytes: u64,
 }
 
 impl InstanceSpec {
@@ -134,12 +285,9 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     /// directory instances run in. For `process`: copies `source` into
     /// `<data>/apps/<app>/releases/<release>` (skipping `.git`, `.wharf`,
     /// `target`), so a later edit of the source never changes a release.
-    async fn prepare_release(
-        &self,
-        app: &str,
-        release: u64,
-        source: &Path,
-    ) -> Result<PathBuf, RuntimeError>;
+    /// For `docker`: builds (or takes the prebuilt) image, tags it
+    /// `wharf/<app>:<version>`, and keeps its id in the release directory.
+    async fn prepare_release(&self, source: &ReleaseSource) -> Result<PathBuf, RuntimeError>;
 
     /// Deletes a release's prepared files (retention).
     async fn remove_release(&self, app: &str, release: u64) -> Result<(), RuntimeError>;
@@ -183,6 +331,103 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
 
     /// Stops every instance (server shutdown).
     async fn shutdown(&self);
+
+    /// Takes over the instance `spec` describes if an earlier server left
+    /// it running (same id, release and port) and returns its pid; from
+    /// then on it is supervised as if started by [`Runtime::start`].
+    /// `Ok(None)`: nothing to adopt (the caller starts it). The process
+    /// runtime never adopts (another server's children cannot be
+    /// re-attached); its leftovers are killed instead.
+    async fn adopt(&self, spec: InstanceSpec) -> Result<Option<u32>, RuntimeError> {
+        let _ = spec;
+        Ok(None)
+    }
+
+    /// Runs `argv` inside a running instance (`wharf exec`), sending its
+    /// output to `output`; returns the exit code.
+    async fn exec(
+        &self,
+        id: &str,
+        argv: Vec<String>,
+        output: tokio::sync::mpsc::Sender<LogLine>,
+    ) -> Result<i64, RuntimeError> {
+        let _ = (argv, output);
+        Err(RuntimeError::Unsupported {
+            what: "exec",
+            on: id.to_owned(),
+        })
+    }
+
+    /// Creates and starts an accessory, or starts it if it is stopped, or
+    /// recreates it if its spec changed (volumes keep their data); then
+    /// waits for its health check. A running, unchanged one is left alone.
+    async fn boot_accessory(&self, spec: &AccessorySpec) -> Result<AccessoryStatus, RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            what: "accessories",
+            on: spec.app.clone(),
+        })
+    }
+
+    /// Stops an accessory's container (kept, with its volumes).
+    async fn stop_accessory(&self, app: &str, name: &str) -> Result<(), RuntimeError> {
+        let _ = name;
+        Err(RuntimeError::Unsupported {
+            what: "accessories",
+            on: app.to_owned(),
+        })
+    }
+
+    /// Removes an accessory's container; its named volumes too when `volumes`.
+    async fn remove_accessory(
+        &self,
+        app: &str,
+        name: &str,
+        volumes: bool,
+    ) -> Result<(), RuntimeError> {
+        let _ = (name, volumes);
+        Err(RuntimeError::Unsupported {
+            what: "accessories",
+            on: app.to_owned(),
+        })
+    }
+
+    /// The accessory's container as the engine sees it (`state: "missing"`
+    /// when there is none).
+    async fn accessory_status(
+        &self,
+        app: &str,
+        name: &str,
+    ) -> Result<AccessoryStatus, RuntimeError> {
+        let _ = name;
+        Err(RuntimeError::Unsupported {
+            what: "accessories",
+            on: app.to_owned(),
+        })
+    }
+
+    /// The last `tail` lines of an accessory's output, then (with `follow`)
+    /// new ones as they come, sent to `output` until it is closed.
+    async fn accessory_logs(
+        &self,
+        app: &str,
+        name: &str,
+        tail: usize,
+        follow: bool,
+        output: tokio::sync::mpsc::Sender<LogLine>,
+    ) -> Result<(), RuntimeError> {
+        let _ = (name, tail, follow, output);
+        Err(RuntimeError::Unsupported {
+            what: "accessories",
+            on: app.to_owned(),
+        })
+    }
+
+    /// Removes what the runtime keeps for releases not in `keep` (images of
+    /// pruned releases, exited containers of this data dir).
+    async fn prune(&self, keep: &[(String, u64)]) -> Result<PruneReport, RuntimeError> {
+        let _ = keep;
+        Ok(PruneReport::default())
+    }
 }
 
 /// Milliseconds since the epoch, for log lines and events.
