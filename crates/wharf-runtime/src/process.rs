@@ -2,11 +2,14 @@
 //!
 //! Each instance runs as `/bin/sh -c "<command>"` in its own process
 //! group (so a Ctrl-C in the server's terminal does not reach it, and a stop
-//! signals everything it started), with a cleared environment. A supervisor
-//! task per instance restarts it after an unexpected exit, with exponential
-//! backoff, until it is stopped on request.
+//! signals everything it started), with a cleared environment. The shared
+//! supervisor ([`crate::supervise`]) restarts it after an unexpected exit per
+//! its [`crate::RestartPolicy`], with exponential backoff, until it is
+//! stopped on request. Limits are not applied (they are the docker
+//! runtime's), and the accessory, exec and adopt methods keep the trait's
+//! defaults: another server's children cannot be re-attached.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -18,20 +21,15 @@ use async_trait::async_trait;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 use crate::logs::{Capture, LogFile, LogSource, SharedLogFile, SharedTail};
+use crate::supervise::{Exit, Launcher, Supervisors};
 use crate::{
     FoundProcess, InstanceId, InstanceSpec, InstanceState, LogLine, ReleaseSource, Runtime,
     RuntimeError, RuntimeEvent, TaskOutcome, TaskSpec, procfs, release,
 };
 
-/// First restart delay after an unexpected exit.
-const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest restart delay.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// An instance up this long before it exits restarts after [`INITIAL_BACKOFF`] again.
-const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(30);
 /// Time between SIGTERM and SIGKILL for a task that ran past its timeout.
 const TASK_KILL_AFTER: Duration = Duration::from_secs(5);
 /// How long to wait for the output of an exited child to be written; longer
@@ -40,7 +38,6 @@ const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 /// Variables passed on from the server's own environment.
 const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "TZ"];
 
-const EVENT_CAPACITY: usize = 1024;
 const LOG_CAPACITY: usize = 4096;
 
 /// Options of the process runtime.
@@ -67,31 +64,63 @@ struct Inner {
     /// data dir was spelled.
     data_dir: PathBuf,
     log_max_bytes: u64,
-    instances: Mutex<HashMap<InstanceId, Arc<Supervised>>>,
+    sups: Arc<Supervisors>,
     /// Process groups (= pids) of the children running right now, instances
     /// and tasks: never "leftovers".
     live_groups: Mutex<HashSet<u32>>,
-    events: broadcast::Sender<RuntimeEvent>,
     logs: broadcast::Sender<LogLine>,
 }
 
-/// The handle of one supervised instance.
-#[derive(Debug)]
-struct Supervised {
-    state: Mutex<InstanceState>,
-    /// Set to `true` to ask the supervisor to stop the instance.
-    stop: watch::Sender<bool>,
-    /// Becomes `true` when the supervisor has stopped the instance.
-    done: watch::Receiver<bool>,
-}
-
-/// One running child of an instance.
+/// One running child of an instance or a task.
 #[derive(Debug)]
 struct Running {
     child: Child,
     pid: u32,
-    started: Instant,
     capture: Capture,
+}
+
+/// How the supervisor runs one instance as a child process.
+#[derive(Debug)]
+struct ProcessLauncher {
+    inner: Arc<Inner>,
+    spec: InstanceSpec,
+    log: SharedLogFile,
+}
+
+impl Launcher for ProcessLauncher {
+    type Run = Running;
+
+    async fn launch(&self) -> Result<Running, RuntimeError> {
+        self.inner.spawn_instance(&self.spec, &self.log)
+    }
+
+    fn pid(run: &Running) -> u32 {
+        run.pid
+    }
+
+    async fn wait(&self, run: &mut Running) -> Exit {
+        match run.child.wait().await {
+            Ok(status) => {
+                let (code, signal) = decode(&status);
+                Exit { code, signal }
+            }
+            Err(_) => Exit {
+                code: None,
+                signal: None,
+            },
+        }
+    }
+
+    async fn reap(&self, run: Running) {
+        self.inner.after_exit(run);
+    }
+
+    async fn terminate(&self, mut run: Running, timeout: Duration) -> bool {
+        let (_, killed) = terminate(&mut run.child, run.pid, timeout).await;
+        self.inner.forget_group(run.pid);
+        run.capture.finish(OUTPUT_DRAIN).await;
+        killed
+    }
 }
 
 /// Locks, recovering from poisoning (a panic elsewhere must not cascade).
@@ -154,11 +183,6 @@ fn group_alive(pid: u32) -> bool {
     procfs::group_has_live_member(pgid.as_raw())
 }
 
-/// Resolves once a stop is requested (or nobody can request one any more).
-async fn stop_requested(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
 fn decode(status: &ExitStatus) -> (Option<i32>, Option<i32>) {
     (status.code(), status.signal())
 }
@@ -196,15 +220,13 @@ impl ProcessRuntime {
             .map_err(|err| RuntimeError::io("create data directory", dir, err))?;
         let data_dir = std::fs::canonicalize(dir)
             .map_err(|err| RuntimeError::io("resolve data directory", dir, err))?;
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (logs, _) = broadcast::channel(LOG_CAPACITY);
         Ok(ProcessRuntime {
             inner: Arc::new(Inner {
                 data_dir,
                 log_max_bytes: options.log_max_bytes,
-                instances: Mutex::new(HashMap::new()),
+                sups: Supervisors::new(),
                 live_groups: Mutex::new(HashSet::new()),
-                events,
                 logs,
             }),
         })
@@ -237,11 +259,6 @@ impl Inner {
     fn log_file(&self, app: &str, file_name: String) -> SharedLogFile {
         let path = self.app_dir(app).join("logs").join(file_name);
         Arc::new(Mutex::new(LogFile::new(path, self.log_max_bytes)))
-    }
-
-    fn emit(&self, event: RuntimeEvent) {
-        // No subscriber is fine.
-        let _ = self.events.send(event);
     }
 
     /// The command every child runs as, with its environment.
@@ -305,7 +322,6 @@ impl Inner {
         Ok(Running {
             child,
             pid,
-            started: Instant::now(),
             capture,
         })
     }
@@ -342,111 +358,12 @@ impl Inner {
             })
     }
 
-    fn set_state(&self, sup: &Supervised, state: InstanceState) {
-        *lock(&sup.state) = state;
-    }
-
     /// Reaps what an exited child leaves: its group, its output.
     fn after_exit(&self, run: Running) {
         self.forget_group(run.pid);
         // Stragglers of the group (e.g. forked workers) would hold the port.
         signal_group(run.pid, Some(Signal::SIGKILL));
         tokio::spawn(run.capture.finish(OUTPUT_DRAIN));
-    }
-
-    /// The supervisor of one instance; returns when it is stopped.
-    async fn supervise(
-        self: Arc<Self>,
-        spec: InstanceSpec,
-        sup: Arc<Supervised>,
-        first: Running,
-        log: SharedLogFile,
-        mut stop_rx: watch::Receiver<bool>,
-        done_tx: watch::Sender<bool>,
-    ) {
-        let mut backoff = INITIAL_BACKOFF;
-        let mut restarts: u32 = 0;
-        let mut current = Some(first);
-        let killed = loop {
-            if let Some(mut run) = current.take() {
-                tokio::select! {
-                    status = run.child.wait() => {
-                        let (code, signal) = match &status {
-                            Ok(status) => decode(status),
-                            Err(_) => (None, None),
-                        };
-                        if run.started.elapsed() >= BACKOFF_RESET_AFTER {
-                            backoff = INITIAL_BACKOFF;
-                        }
-                        self.after_exit(run);
-                        restarts = restarts.saturating_add(1);
-                        self.set_state(&sup, InstanceState::Restarting { restarts });
-                        tracing::warn!(instance = %spec.id, ?code, ?signal, restart_in = ?backoff, "instance exited unexpectedly");
-                        self.emit(RuntimeEvent::Exited { id: spec.id.clone(), code, signal, restart_in: Some(backoff) });
-                    }
-                    _ = stop_requested(&mut stop_rx) => {
-                        let (_, killed) = terminate(&mut run.child, run.pid, spec.stop_timeout).await;
-                        self.forget_group(run.pid);
-                        run.capture.finish(OUTPUT_DRAIN).await;
-                        break killed;
-                    }
-                }
-            }
-            // Not running: wait out the backoff, then start again.
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = stop_requested(&mut stop_rx) => break false,
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            match self.spawn_instance(&spec, &log) {
-                Ok(run) => {
-                    let start_time = procfs::start_time(run.pid);
-                    self.set_state(&sup, InstanceState::Running { pid: run.pid });
-                    self.emit(RuntimeEvent::Started {
-                        id: spec.id.clone(),
-                        pid: run.pid,
-                        start_time,
-                    });
-                    current = Some(run);
-                }
-                Err(err) => {
-                    restarts = restarts.saturating_add(1);
-                    self.set_state(&sup, InstanceState::Restarting { restarts });
-                    tracing::error!(instance = %spec.id, error = %err, restart_in = ?backoff, "could not restart instance");
-                    self.emit(RuntimeEvent::Exited {
-                        id: spec.id.clone(),
-                        code: None,
-                        signal: None,
-                        restart_in: Some(backoff),
-                    });
-                }
-            }
-        };
-        self.set_state(&sup, InstanceState::Stopped);
-        {
-            let mut instances = lock(&self.instances);
-            if instances
-                .get(&spec.id)
-                .is_some_and(|s| Arc::ptr_eq(s, &sup))
-            {
-                instances.remove(&spec.id);
-            }
-        }
-        self.emit(RuntimeEvent::Stopped {
-            id: spec.id.clone(),
-            killed,
-        });
-        done_tx.send_replace(true);
-    }
-
-    async fn stop(&self, id: &str) {
-        let Some(sup) = lock(&self.instances).get(id).cloned() else {
-            return;
-        };
-        sup.stop.send_replace(true);
-        let mut done = sup.done.clone();
-        // An error means the supervisor is gone: stopped as well.
-        let _ = done.wait_for(|done| *done).await;
     }
 }
 
@@ -553,62 +470,29 @@ impl Runtime for ProcessRuntime {
         check_name("app name", &spec.app)?;
         check_name("instance id", &spec.id)?;
         let inner = &self.inner;
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (done_tx, done_rx) = watch::channel(false);
-        let sup = Arc::new(Supervised {
-            state: Mutex::new(InstanceState::Stopped),
-            stop: stop_tx,
-            done: done_rx,
-        });
-        {
-            let mut instances = lock(&inner.instances);
-            if instances.contains_key(&spec.id) {
-                return Err(RuntimeError::AlreadyRunning {
-                    instance: spec.id.clone(),
-                });
-            }
-            instances.insert(spec.id.clone(), sup.clone());
-        }
+        let reservation = inner.sups.reserve(&spec.id)?;
         let log = inner.log_file(&spec.app, format!("{}.log", spec.id));
-        let run = match inner.spawn_instance(&spec, &log) {
-            Ok(run) => run,
-            Err(err) => {
-                lock(&inner.instances).remove(&spec.id);
-                return Err(err);
-            }
+        let first = inner.spawn_instance(&spec, &log)?;
+        let (policy, stop_timeout) = (spec.restart, spec.stop_timeout);
+        let launcher = ProcessLauncher {
+            inner: inner.clone(),
+            spec,
+            log,
         };
-        let pid = run.pid;
-        let start_time = procfs::start_time(pid);
-        inner.set_state(&sup, InstanceState::Running { pid });
-        inner.emit(RuntimeEvent::Started {
-            id: spec.id.clone(),
-            pid,
-            start_time,
-        });
-        tokio::spawn(
-            inner
-                .clone()
-                .supervise(spec, sup, run, log, stop_rx, done_tx),
-        );
-        Ok(pid)
+        Ok(reservation.supervise(launcher, first, policy, stop_timeout))
     }
 
     async fn stop(&self, id: &str) -> Result<(), RuntimeError> {
-        self.inner.stop(id).await;
+        self.inner.sups.stop(id).await;
         Ok(())
     }
 
     fn state(&self, id: &str) -> InstanceState {
-        lock(&self.inner.instances)
-            .get(id)
-            .map(|sup| *lock(&sup.state))
-            .unwrap_or(InstanceState::Stopped)
+        self.inner.sups.state(id)
     }
 
     fn instances(&self) -> Vec<InstanceId> {
-        let mut ids: Vec<InstanceId> = lock(&self.inner.instances).keys().cloned().collect();
-        ids.sort();
-        ids
+        self.inner.sups.ids()
     }
 
     async fn kill_leftovers(&self, grace: Duration) -> Result<Vec<FoundProcess>, RuntimeError> {
@@ -681,7 +565,7 @@ impl Runtime for ProcessRuntime {
     }
 
     fn events(&self) -> broadcast::Receiver<RuntimeEvent> {
-        self.inner.events.subscribe()
+        self.inner.sups.subscribe()
     }
 
     fn log_lines(&self) -> broadcast::Receiver<LogLine> {
@@ -704,11 +588,6 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn shutdown(&self) {
-        let mut stops = tokio::task::JoinSet::new();
-        for id in self.instances() {
-            let inner = self.inner.clone();
-            stops.spawn(async move { inner.stop(&id).await });
-        }
-        while stops.join_next().await.is_some() {}
+        self.inner.sups.stop_all().await;
     }
 }
