@@ -365,7 +365,8 @@ async fn prepare_release_builds_tags_and_removes_images() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.starts_with("no Dockerfile in "), "{err}");
+    let expected = format!("no Dockerfile at {}: ", empty.join("Dockerfile").display());
+    assert!(err.starts_with(&expected), "{err}");
 
     env.rt.remove_release(&env.app, 1).await.unwrap();
     assert!(!dir.exists());

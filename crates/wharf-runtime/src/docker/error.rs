@@ -19,11 +19,21 @@ pub enum DockerError {
         "DOCKER_HOST={host:?} is not a unix socket: the docker runtime only talks to a local engine; set DOCKER_HOST to unix:///path/to/docker.sock or unset it"
     )]
     UnsupportedHost { host: String },
-    /// The release source has no `Dockerfile`.
+    /// The release source has no Dockerfile where the build says.
     #[error(
-        "no Dockerfile in {source_dir}: the docker runtime builds each release's image from the app's Dockerfile; add one or use the process runtime"
+        "no Dockerfile at {path}: the docker runtime builds each release's image from the app's Dockerfile; add one, point build.dockerfile at it, deploy a prebuilt image, or use the process runtime"
     )]
-    NoDockerfile { source_dir: PathBuf },
+    NoDockerfile { path: PathBuf },
+    /// The build context is not a directory.
+    #[error(
+        "build context {path} is not a directory: point build.context at a directory (relative to the app's source directory)"
+    )]
+    NoContext { path: PathBuf },
+    /// An image to run is neither in the engine nor pullable.
+    #[error(
+        "image {image} is not in the Docker engine and could not be pulled ({reason}): build or load it into this engine first (`docker build -t {image} …` or `docker load`)"
+    )]
+    ImageMissing { image: String, reason: String },
     /// The engine refused or failed to build the image.
     #[error(
         "could not build image {tag} from {source_dir}: {message}; fix the Dockerfile (last build output below)\n{tail}"
@@ -32,6 +42,29 @@ pub enum DockerError {
         tag: String,
         source_dir: PathBuf,
         message: String,
+        tail: String,
+    },
+    /// `exec` in an instance that is not running (unknown, restarting, stopped).
+    #[error(
+        "instance {instance} is not running in the docker runtime of this server: see `wharf ps` for running instances"
+    )]
+    NotRunning { instance: String },
+    /// A container of the name wharf needs exists and is not wharf's.
+    #[error(
+        "container {name} exists but was not made by wharf for data directory {data_dir}: remove or rename it (`docker rm -f {name}`) so wharf can create its {what}"
+    )]
+    Foreign {
+        name: String,
+        data_dir: PathBuf,
+        what: &'static str,
+    },
+    /// An accessory did not come up.
+    #[error("accessory {name} of {app} (container {container}) {reason}; its last output:\n{tail}")]
+    AccessoryFailed {
+        app: String,
+        name: String,
+        container: String,
+        reason: String,
         tail: String,
     },
     /// A release directory without the `image` file `prepare_release` writes.

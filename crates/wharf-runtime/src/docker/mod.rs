@@ -2,73 +2,84 @@
 //! all through the Docker Engine API on its unix socket (never the `docker`
 //! CLI).
 //!
-//! * [`Runtime::prepare_release`] sends the source tree (without `.git`,
-//!   `.wharf`, `target`) to the engine's build API, tags the image
-//!   `wharf/<app>:r<release>` and writes its id to
-//!   `<data_dir>/apps/<app>/releases/<release>/image`: that directory is the
-//!   release's `workdir`, and `start`/`run_task` read the image from it.
-//!   Build output goes to the app's log as process `build`.
-//! * An instance is a container `wharf-<instance id>` labelled with
-//!   `wharf.data-dir` (canonical), `wharf.app`, `wharf.release`,
-//!   `wharf.process` and `wharf.instance`. In [`DockerNetwork::AppBridge`]
-//!   mode (the default) it joins the app's bridge network `wharf-<app>` with
-//!   its process name as alias, and its `$PORT/tcp` is published on host
-//!   `127.0.0.1:$PORT`: the app must listen on `0.0.0.0:$PORT` (or `::`),
-//!   not on 127.0.0.1, which is the container's own loopback. In
-//!   [`DockerNetwork::Host`] mode it shares the host's network, so an app
-//!   listening on `127.0.0.1:$PORT` (as under the process runtime) works.
+//! * Releases ([`build`]): [`Runtime::prepare_release`] sends the build
+//!   context (without `.git`, `.wharf`, `target`) and the release's
+//!   [`crate::DockerBuild`] (Dockerfile, target, build args) to the engine's
+//!   build API, or takes a prebuilt image that must exist in the engine; the
+//!   image is tagged `wharf/<app>:<version>` ([`image_tag`]) and its id
+//!   written to `<data_dir>/apps/<app>/releases/<release>/image`: that
+//!   directory is the release's `workdir`, and `start`/`run_task` read the
+//!   image from it. Build output goes to the app's log as process `build`,
+//!   with the values of build args masked.
+//! * Instances ([`instance`]): a container `wharf-<instance id>` labelled
+//!   with `wharf.data-dir` (canonical), `wharf.app`, `wharf.release`,
+//!   `wharf.process` and `wharf.instance`, with the instance's memory and
+//!   CPU limits. In [`DockerNetwork::AppBridge`] mode (the default) it
+//!   joins the app's bridge network `wharf-<app>` with its process name as
+//!   alias, and its `$PORT/tcp` is published on host `127.0.0.1:$PORT`: the
+//!   app must listen on `0.0.0.0:$PORT` (or `::`), not on 127.0.0.1, which
+//!   is the container's own loopback. In [`DockerNetwork::Host`] mode it
+//!   shares the host's network, so an app listening on `127.0.0.1:$PORT`
+//!   (as under the process runtime) works.
 //! * The instance's `command` replaces the image's `CMD`, split into an argv
 //!   with shell quoting rules but run without a shell (images `FROM scratch`
 //!   have none): `&&`, pipes, redirections and `$VAR` are not interpreted.
 //!   An empty command keeps the image's `CMD`.
-//! * Supervision is wharf's own, as in the process runtime (no engine
-//!   restart policy): an exited container is removed and a new one created
-//!   after a backoff (100 ms doubling to 10 s), reported as `Exited` then
-//!   `Started` events. Container output (logs API, followed) goes to the
+//! * Supervision is wharf's own ([`crate::supervise`], shared with the
+//!   process runtime; no engine restart policy): an exited container is
+//!   removed and, per the instance's restart policy, a new one created
+//!   after a backoff. Container output (logs API, followed) goes to the
 //!   same per-instance log files and broadcast as the process runtime's.
+//!   Containers outlive a crashed server: [`Runtime::adopt`] takes a
+//!   matching one over instead of starting a new one.
+//! * Accessories ([`accessory`]): long-lived containers `wharf-<app>-<name>`
+//!   on the app's network, restarted by the engine (`unless-stopped`), never
+//!   touched by [`Runtime::kill_leftovers`] or [`Runtime::prune`].
 //! * Exit codes are the engine's: a container killed by signal N exits with
 //!   128+N, reported as `code` (`signal` is always `None`).
+//! * Secrets (instance and accessory env values, build arg values) are never
+//!   written to logs, errors or tracing by this module. The engine client
+//!   (`bollard`) logs request URIs and bodies at `debug`/`trace` through the
+//!   `log` crate, so the server's log filter must keep `bollard` at `info`.
 
+mod accessory;
+mod build;
 mod context;
 mod error;
+mod instance;
+mod prune;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
-use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding,
-};
+use bollard::models::{HostConfig, NetworkCreateRequest};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, InspectContainerOptions,
-    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
+pub use build::image_tag;
 pub use error::DockerError;
 
 use crate::logs::{Capture, LogFile, LogSource, SharedLogFile, SharedTail};
+use crate::supervise::Supervisors;
 use crate::{
-    FoundProcess, InstanceId, InstanceSpec, InstanceState, LogLine, ReleaseSource, Runtime,
-    RuntimeError, RuntimeEvent, TaskOutcome, TaskSpec, procfs, release,
+    AccessorySpec, AccessoryStatus, FoundProcess, InstanceId, InstanceSpec, InstanceState, Limits,
+    LogLine, PruneReport, ReleaseSource, Runtime, RuntimeError, RuntimeEvent, TaskOutcome,
+    TaskSpec,
 };
 
-/// First restart delay after an unexpected exit.
-const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest restart delay.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// An instance up this long before it exits restarts after [`INITIAL_BACKOFF`] again.
-const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(30);
 /// Time between SIGTERM and SIGKILL for a task that ran past its timeout.
 const TASK_KILL_AFTER: Duration = Duration::from_secs(5);
 /// How long to wait for the output of an exited container to be written.
@@ -79,18 +90,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// `stop` answers only once the container is gone, so this bounds stop
 /// timeouts too).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-/// Build output lines kept for the error of a failed build.
-const BUILD_TAIL_LINES: usize = 20;
 
-const EVENT_CAPACITY: usize = 1024;
 const LOG_CAPACITY: usize = 4096;
 
-/// Label keys set on every container of this runtime.
+/// Label keys set on the containers (and images, networks, volumes) of this
+/// runtime.
 pub const LABEL_DATA_DIR: &str = "wharf.data-dir";
 pub const LABEL_APP: &str = "wharf.app";
 pub const LABEL_RELEASE: &str = "wharf.release";
 pub const LABEL_PROCESS: &str = "wharf.process";
 pub const LABEL_INSTANCE: &str = "wharf.instance";
+/// On accessory containers and their named volumes: the accessory's name.
+pub const LABEL_ACCESSORY: &str = "wharf.accessory";
+/// On accessory containers: a hash of the spec they were created from.
+pub const LABEL_SPEC: &str = "wharf.spec";
 
 /// How instance containers are networked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -146,31 +159,11 @@ struct Inner {
     data_dir: PathBuf,
     log_max_bytes: u64,
     network: DockerNetwork,
-    instances: Mutex<HashMap<InstanceId, Arc<Supervised>>>,
-    /// Names of the containers this runtime runs right now (instances and
-    /// tasks): never "leftovers".
+    sups: Arc<Supervisors>,
+    /// Names of the containers this runtime runs right now (instances,
+    /// adopted instances and tasks): never "leftovers".
     live: Mutex<HashSet<String>>,
-    events: broadcast::Sender<RuntimeEvent>,
     logs: broadcast::Sender<LogLine>,
-}
-
-/// The handle of one supervised instance.
-#[derive(Debug)]
-struct Supervised {
-    state: Mutex<InstanceState>,
-    /// Set to `true` to ask the supervisor to stop the instance.
-    stop: watch::Sender<bool>,
-    /// Becomes `true` when the supervisor has stopped the instance.
-    done: watch::Receiver<bool>,
-}
-
-/// One running container and the capture of its output.
-#[derive(Debug)]
-struct Running {
-    name: String,
-    pid: u32,
-    started: Instant,
-    output: Output,
 }
 
 /// The logs stream of a container, fed into a [`Capture`].
@@ -230,26 +223,27 @@ fn check_app(app: &str) -> Result<(), RuntimeError> {
     Ok(())
 }
 
+/// The HTTP status of an engine error, if it is one.
+fn status_of(err: &BollardError) -> Option<u16> {
+    match err {
+        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
 /// Whether an engine error is a 404 (no such container/image/network).
 fn is_not_found(err: &BollardError) -> bool {
-    matches!(
-        err,
-        BollardError::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
+    status_of(err) == Some(404)
 }
 
 /// Whether an engine error is a 304 (already started/stopped).
 fn is_not_modified(err: &BollardError) -> bool {
-    matches!(
-        err,
-        BollardError::DockerResponseServerError {
-            status_code: 304,
-            ..
-        }
-    )
+    status_of(err) == Some(304)
+}
+
+/// Whether an engine error is a 409 (in use, already exists, being removed).
+fn is_conflict(err: &BollardError) -> bool {
+    status_of(err) == Some(409)
 }
 
 /// Splits a command into an argv without a shell.
@@ -288,9 +282,19 @@ fn stop_secs(timeout: Duration) -> i32 {
     i32::try_from(secs).unwrap_or(i32::MAX)
 }
 
-/// The image tag of a release.
-pub fn image_tag(app: &str, release: u64) -> String {
-    format!("wharf/{app}:r{release}")
+/// Applies memory and CPU limits to a container's host config. Swap is
+/// capped at the memory limit, so the limit is a hard one (OOM kill, not
+/// swapping).
+fn apply_limits(host: &mut HostConfig, limits: &Limits) {
+    if let Some(bytes) = limits.memory_bytes {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        host.memory = Some(bytes);
+        host.memory_swap = Some(bytes);
+    }
+    if let Some(cpus) = limits.cpus.filter(|c| c.is_finite() && *c > 0.0) {
+        // Float-to-int `as` saturates, which is what a huge value should do.
+        host.nano_cpus = Some((cpus * 1e9).round() as i64);
+    }
 }
 
 /// The name of the network of an app (bridge mode).
@@ -367,7 +371,6 @@ impl DockerRuntime {
             Ok(Err(err)) => return Err(unreachable(err).into()),
             Err(_) => return Err(unreachable(BollardError::RequestTimeoutError).into()),
         };
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (logs, _) = broadcast::channel(LOG_CAPACITY);
         Ok(DockerRuntime {
             inner: Arc::new(Inner {
@@ -375,9 +378,8 @@ impl DockerRuntime {
                 data_dir,
                 log_max_bytes: options.log_max_bytes,
                 network: options.network,
-                instances: Mutex::new(HashMap::new()),
+                sups: Supervisors::new(),
                 live: Mutex::new(HashSet::new()),
-                events,
                 logs,
             }),
         })
@@ -390,10 +392,7 @@ impl DockerRuntime {
 
     /// `<data_dir>/apps/<app>/releases/<release>`.
     pub fn release_dir(&self, app: &str, release: u64) -> PathBuf {
-        self.inner
-            .app_dir(app)
-            .join("releases")
-            .join(release.to_string())
+        self.inner.release_dir(app, release)
     }
 
     /// `<data_dir>/apps/<app>/logs`.
@@ -423,22 +422,30 @@ impl Inner {
         self.data_dir.join("apps").join(app)
     }
 
+    fn release_dir(&self, app: &str, release: u64) -> PathBuf {
+        self.app_dir(app).join("releases").join(release.to_string())
+    }
+
     fn log_file(&self, app: &str, file_name: String) -> SharedLogFile {
         let path = self.app_dir(app).join("logs").join(file_name);
         Arc::new(Mutex::new(LogFile::new(path, self.log_max_bytes)))
     }
 
-    fn emit(&self, event: RuntimeEvent) {
-        // No subscriber is fine.
-        let _ = self.events.send(event);
+    /// The value of the `wharf.data-dir` label of this runtime.
+    fn data_dir_label(&self) -> String {
+        self.data_dir.to_string_lossy().into_owned()
+    }
+
+    /// Whether `labels` mark something as this data dir's.
+    fn is_ours(&self, labels: Option<&HashMap<String, String>>) -> bool {
+        labels
+            .and_then(|l| l.get(LABEL_DATA_DIR))
+            .is_some_and(|d| *d == self.data_dir_label())
     }
 
     fn labels(&self, app: &str, release: u64, process: &str) -> HashMap<String, String> {
         HashMap::from([
-            (
-                LABEL_DATA_DIR.to_owned(),
-                self.data_dir.to_string_lossy().into_owned(),
-            ),
+            (LABEL_DATA_DIR.to_owned(), self.data_dir_label()),
             (LABEL_APP.to_owned(), app.to_owned()),
             (LABEL_RELEASE.to_owned(), release.to_string()),
             (LABEL_PROCESS.to_owned(), process.to_owned()),
@@ -457,10 +464,7 @@ impl Inner {
             name: name.clone(),
             driver: Some("bridge".to_owned()),
             labels: Some(HashMap::from([
-                (
-                    LABEL_DATA_DIR.to_owned(),
-                    self.data_dir.to_string_lossy().into_owned(),
-                ),
+                (LABEL_DATA_DIR.to_owned(), self.data_dir_label()),
                 (LABEL_APP.to_owned(), app.to_owned()),
             ])),
             ..Default::default()
@@ -468,9 +472,7 @@ impl Inner {
         match self.docker.create_network(request).await {
             Ok(_) => Ok(()),
             // Created meanwhile by a concurrent start.
-            Err(BollardError::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()),
+            Err(err) if is_conflict(&err) => Ok(()),
             Err(err) => Err(DockerError::api(format!("create network {name}"), err)),
         }
     }
@@ -482,9 +484,7 @@ impl Inner {
             Ok(()) => Ok(()),
             Err(err) if is_not_found(&err) => Ok(()),
             // Already being removed.
-            Err(BollardError::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()),
+            Err(err) if is_conflict(&err) => Ok(()),
             Err(err) => Err(DockerError::api(format!("remove container {name}"), err)),
         }
     }
@@ -512,13 +512,16 @@ impl Inner {
     }
 
     /// Follows the output of container `name` into the log file, broadcast
-    /// and (if given) tail.
+    /// and (if given) tail. `from_now`: only output written from now on
+    /// (an adopted container's earlier output was logged by the server that
+    /// started it).
     fn follow_output(
         &self,
         name: &str,
         source: LogSource,
         log: SharedLogFile,
         tail: Option<SharedTail>,
+        from_now: bool,
     ) -> Output {
         let (mut out_w, out_r) = tokio::io::duplex(64 * 1024);
         let (mut err_w, err_r) = tokio::io::duplex(64 * 1024);
@@ -526,6 +529,7 @@ impl Inner {
             .follow(true)
             .stdout(true)
             .stderr(true)
+            .tail(if from_now { "0" } else { "all" })
             .build();
         let docker = self.docker.clone();
         let name = name.to_owned();
@@ -560,11 +564,12 @@ impl Inner {
         Output { pump, capture }
     }
 
-    /// Creates and starts container `name`; removes it again on failure.
+    /// Creates and starts container `name` (replacing one of that name);
+    /// removes it again if it cannot start. Returns its pid.
     async fn run_container(
         &self,
         name: &str,
-        body: ContainerCreateBody,
+        body: bollard::models::ContainerCreateBody,
     ) -> Result<u32, DockerError> {
         // A leftover of the same name (e.g. after a crash) would conflict.
         self.remove_container(name).await?;
@@ -596,91 +601,6 @@ impl Inner {
         started
     }
 
-    /// Creates, starts and follows the container of an instance.
-    async fn launch(
-        &self,
-        spec: &InstanceSpec,
-        image: &str,
-        log: &SharedLogFile,
-    ) -> Result<Running, RuntimeError> {
-        let name = container_name(&spec.id);
-        let identity = [
-            ("PORT", spec.port.to_string()),
-            ("WHARF_APP", spec.app.clone()),
-            ("WHARF_RELEASE", spec.release.to_string()),
-            ("WHARF_PROCESS", spec.process.clone()),
-            ("WHARF_INSTANCE", spec.id.clone()),
-        ];
-        let mut labels = self.labels(&spec.app, spec.release, &spec.process);
-        labels.insert(LABEL_INSTANCE.to_owned(), spec.id.clone());
-        let cmd = argv(&format!("instance {}", spec.id), &spec.command)?;
-        let port_key = format!("{}/tcp", spec.port);
-        let (host_config, networking_config, exposed_ports) = match self.network {
-            DockerNetwork::AppBridge => {
-                self.ensure_network(&spec.app).await?;
-                let network = network_name(&spec.app);
-                let host_config = HostConfig {
-                    network_mode: Some(network.clone()),
-                    port_bindings: Some(HashMap::from([(
-                        port_key.clone(),
-                        Some(vec![PortBinding {
-                            host_ip: Some("127.0.0.1".to_owned()),
-                            host_port: Some(spec.port.to_string()),
-                        }]),
-                    )])),
-                    ..Default::default()
-                };
-                let endpoint = EndpointSettings {
-                    aliases: Some(vec![spec.process.clone()]),
-                    ..Default::default()
-                };
-                let networking = NetworkingConfig {
-                    endpoints_config: Some(HashMap::from([(network, endpoint)])),
-                };
-                (host_config, Some(networking), Some(vec![port_key]))
-            }
-            DockerNetwork::Host => (
-                HostConfig {
-                    network_mode: Some("host".to_owned()),
-                    ..Default::default()
-                },
-                None,
-                None,
-            ),
-        };
-        let body = ContainerCreateBody {
-            image: Some(image.to_owned()),
-            cmd,
-            env: Some(env_list(&spec.env, &identity)),
-            labels: Some(labels),
-            exposed_ports,
-            host_config: Some(host_config),
-            networking_config,
-            ..Default::default()
-        };
-        lock(&self.live).insert(name.clone());
-        let pid = match self.run_container(&name, body).await {
-            Ok(pid) => pid,
-            Err(err) => {
-                lock(&self.live).remove(&name);
-                return Err(err.into());
-            }
-        };
-        let source = LogSource {
-            app: spec.app.clone(),
-            release: spec.release,
-            process: spec.process.clone(),
-            instance: spec.id.clone(),
-        };
-        let output = self.follow_output(&name, source, log.clone(), None);
-        Ok(Running {
-            name,
-            pid,
-            started: Instant::now(),
-            output,
-        })
-    }
-
     /// Waits until container `name` is not running; its exit code.
     async fn wait_exit(&self, name: &str) -> Option<i64> {
         let options = WaitContainerOptionsBuilder::default()
@@ -698,448 +618,168 @@ impl Inner {
         }
     }
 
-    /// Removes an exited container after its output is written.
-    async fn reap(&self, run: Running) {
-        run.output.finish(OUTPUT_DRAIN).await;
-        if let Err(err) = self.remove_container(&run.name).await {
-            tracing::warn!(error = %err, "could not remove exited container");
-        }
-        lock(&self.live).remove(&run.name);
-    }
-
-    fn set_state(&self, sup: &Supervised, state: InstanceState) {
-        *lock(&sup.state) = state;
-    }
-
-    /// The supervisor of one instance; returns when it is stopped.
-    #[allow(clippy::too_many_arguments)]
-    async fn supervise(
-        self: Arc<Self>,
-        spec: InstanceSpec,
-        image: String,
-        sup: Arc<Supervised>,
-        first: Running,
-        log: SharedLogFile,
-        mut stop_rx: watch::Receiver<bool>,
-        done_tx: watch::Sender<bool>,
-    ) {
-        let mut backoff = INITIAL_BACKOFF;
-        let mut restarts: u32 = 0;
-        let mut current = Some(first);
-        let killed = loop {
-            if let Some(run) = current.take() {
-                tokio::select! {
-                    code = self.wait_exit(&run.name) => {
-                        if run.started.elapsed() >= BACKOFF_RESET_AFTER {
-                            backoff = INITIAL_BACKOFF;
-                        }
-                        self.reap(run).await;
-                        restarts = restarts.saturating_add(1);
-                        self.set_state(&sup, InstanceState::Restarting { restarts });
-                        let code = code.and_then(|c| i32::try_from(c).ok());
-                        tracing::warn!(instance = %spec.id, ?code, restart_in = ?backoff, "container exited unexpectedly");
-                        self.emit(RuntimeEvent::Exited { id: spec.id.clone(), code, signal: None, restart_in: Some(backoff) });
-                    }
-                    _ = stop_requested(&mut stop_rx) => {
-                        let code = self.stop_container(&run.name, spec.stop_timeout).await;
-                        self.reap(run).await;
-                        break code == Some(137);
-                    }
-                }
-            }
-            // Not running: wait out the backoff, then start again.
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = stop_requested(&mut stop_rx) => break false,
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            match self.launch(&spec, &image, &log).await {
-                Ok(run) => {
-                    let start_time = procfs::start_time(run.pid);
-                    self.set_state(&sup, InstanceState::Running { pid: run.pid });
-                    self.emit(RuntimeEvent::Started {
-                        id: spec.id.clone(),
-                        pid: run.pid,
-                        start_time,
-                    });
-                    current = Some(run);
-                }
-                Err(err) => {
-                    restarts = restarts.saturating_add(1);
-                    self.set_state(&sup, InstanceState::Restarting { restarts });
-                    tracing::error!(instance = %spec.id, error = %err, restart_in = ?backoff, "could not restart instance");
-                    self.emit(RuntimeEvent::Exited {
-                        id: spec.id.clone(),
-                        code: None,
-                        signal: None,
-                        restart_in: Some(backoff),
-                    });
-                }
-            }
-        };
-        self.set_state(&sup, InstanceState::Stopped);
-        {
-            let mut instances = lock(&self.instances);
-            if instances
-                .get(&spec.id)
-                .is_some_and(|s| Arc::ptr_eq(s, &sup))
-            {
-                instances.remove(&spec.id);
-            }
-        }
-        self.emit(RuntimeEvent::Stopped {
-            id: spec.id.clone(),
-            killed,
-        });
-        done_tx.send_replace(true);
-    }
-
-    async fn stop(&self, id: &str) {
-        let Some(sup) = lock(&self.instances).get(id).cloned() else {
-            return;
-        };
-        sup.stop.send_replace(true);
-        let mut done = sup.done.clone();
-        // An error means the supervisor is gone: stopped as well.
-        let _ = done.wait_for(|done| *done).await;
-    }
-
-    /// Builds `source`'s Dockerfile into `tag`, output to the app's log;
-    /// returns the image id.
-    async fn build(
+    /// The containers labelled with this data dir (and `extra` labels).
+    async fn our_containers(
         &self,
-        app: &str,
-        release: u64,
-        source: &Path,
-        tag: &str,
-    ) -> Result<String, RuntimeError> {
-        let meta = match std::fs::metadata(source) {
-            Ok(meta) => meta,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Err(RuntimeError::NotADirectory {
-                    path: source.to_owned(),
-                });
-            }
-            Err(err) => return Err(RuntimeError::io("read release source", source, err)),
-        };
-        if !meta.is_dir() {
-            return Err(RuntimeError::NotADirectory {
-                path: source.to_owned(),
-            });
-        }
-        if !source.join("Dockerfile").is_file() {
-            return Err(DockerError::NoDockerfile {
-                source_dir: source.to_owned(),
-            }
-            .into());
-        }
-        let (src, avoid) = (source.to_owned(), self.data_dir.clone());
-        let context = blocking("read build context", source, move || {
-            context::tar_context(&src, &avoid)
-                .map_err(|err| RuntimeError::io("pack build context from", src, err))
-        })
-        .await?;
-
-        let log = self.log_file(app, format!("release-{release}-build.log"));
-        let tail: SharedTail = Arc::new(Mutex::new(VecDeque::new()));
-        let source_info = LogSource {
-            app: app.to_owned(),
-            release,
-            process: "build".to_owned(),
-            instance: format!("{app}-r{release}-build"),
-        };
-        let (mut out_w, out_r) = tokio::io::duplex(64 * 1024);
-        let capture = Capture::start(
-            Some(out_r),
-            None::<tokio::io::DuplexStream>,
-            source_info,
-            log,
-            self.logs.clone(),
-            Some(tail.clone()),
-        );
-        let options = BuildImageOptionsBuilder::default()
-            .dockerfile("Dockerfile")
-            .t(tag)
-            .rm(true)
-            .forcerm(true)
+        extra: &[String],
+        size: bool,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, DockerError> {
+        let mut labels = vec![format!("{LABEL_DATA_DIR}={}", self.data_dir_label())];
+        labels.extend(extra.iter().cloned());
+        let filters = HashMap::from([("label", labels)]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .size(size)
+            .filters(&filters)
             .build();
-        let mut stream =
-            self.docker
-                .build_image(options, None, Some(bollard::body_full(context.into())));
-        let mut failure: Option<String> = None;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    let text = info.stream.or(info.status).unwrap_or_default();
-                    if !text.is_empty() && out_w.write_all(text.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-                Err(BollardError::DockerStreamError { error }) => {
-                    let _ = out_w.write_all(format!("{error}\n").as_bytes()).await;
-                    failure = Some(error);
-                    break;
-                }
-                Err(err) => {
-                    failure = Some(err.to_string());
-                    break;
-                }
-            }
-        }
-        drop(stream);
-        drop(out_w);
-        capture.finish(OUTPUT_DRAIN).await;
-        if let Some(message) = failure {
-            let lines: Vec<String> = lock(&tail).iter().cloned().collect();
-            let skip = lines.len().saturating_sub(BUILD_TAIL_LINES);
-            return Err(DockerError::Build {
-                tag: tag.to_owned(),
-                source_dir: source.to_owned(),
-                message: message.trim().to_owned(),
-                tail: lines[skip..].join("\n"),
-            }
-            .into());
-        }
-        let image = self
-            .docker
-            .inspect_image(tag)
+        self.docker
+            .list_containers(Some(options))
             .await
-            .map_err(|err| DockerError::api(format!("inspect built image {tag}"), err))?;
-        image.id.ok_or_else(|| {
-            DockerError::api(
-                format!("inspect built image {tag}"),
-                BollardError::DockerResponseServerError {
-                    status_code: 500,
-                    message: "the engine returned no image id".to_owned(),
-                },
-            )
-            .into()
-        })
+            .map_err(|err| DockerError::api("list containers", err))
     }
 }
 
-/// Reads the image id a release directory maps to.
-fn read_image(workdir: &Path) -> Result<String, RuntimeError> {
-    let path = workdir.join("image");
-    match std::fs::read_to_string(&path) {
-        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
-        Ok(_) => Err(DockerError::NoImage { path }.into()),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            Err(DockerError::NoImage { path }.into())
+/// Cuts output into lines (at most [`crate::logs::MAX_LINE_BYTES`] each),
+/// for streams the engine sends in arbitrary pieces.
+#[derive(Debug, Default)]
+struct Lines {
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    /// Adds a piece; returns the lines it completed.
+    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.pending.extend_from_slice(bytes);
+        let mut lines = Vec::new();
+        while let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+            let rest = self.pending.split_off(i + 1);
+            let mut line = std::mem::replace(&mut self.pending, rest);
+            line.pop();
+            lines.push(Self::text(line));
         }
-        Err(err) => Err(RuntimeError::io("read image id from", path, err)),
+        if self.pending.len() > crate::logs::MAX_LINE_BYTES {
+            // An endless line: keep its start, as the log files do.
+            let line = std::mem::take(&mut self.pending);
+            lines.push(Self::text(line));
+        }
+        lines
+    }
+
+    /// The unterminated rest, if any.
+    fn finish(&mut self) -> Option<String> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        Some(Self::text(std::mem::take(&mut self.pending)))
+    }
+
+    fn text(mut line: Vec<u8>) -> String {
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        line.truncate(crate::logs::MAX_LINE_BYTES);
+        String::from_utf8_lossy(&line).into_owned()
     }
 }
 
-/// Writes the `image` file of a release directory, atomically.
-fn write_image(dir: &Path, image: &str) -> Result<(), RuntimeError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|err| RuntimeError::io("create release directory", dir, err))?;
-    let tmp = dir.join(".image.tmp");
-    std::fs::write(&tmp, format!("{image}\n"))
-        .map_err(|err| RuntimeError::io("write image id to", &tmp, err))?;
-    let path = dir.join("image");
-    std::fs::rename(&tmp, &path).map_err(|err| RuntimeError::io("write image id to", path, err))
-}
-
-/// Resolves once a stop is requested (or nobody can request one any more).
-async fn stop_requested(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
-fn unique_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{}-{nanos}", std::process::id())
+/// Forwards a stream of container output (logs, exec) to `output` line by
+/// line, as lines of `source`. Returns once the stream ends or `output` is
+/// closed.
+async fn forward_lines<S>(mut stream: S, source: &LogSource, output: &mpsc::Sender<LogLine>)
+where
+    S: futures_util::Stream<Item = Result<LogOutput, BollardError>> + Unpin,
+{
+    let mut out = Lines::default();
+    let mut err = Lines::default();
+    let send = |stream: crate::LogStream, line: String| LogLine {
+        at_ms: crate::unix_ms(std::time::SystemTime::now()),
+        app: source.app.clone(),
+        release: source.release,
+        process: source.process.clone(),
+        instance: source.instance.clone(),
+        stream,
+        line,
+    };
+    loop {
+        let item = tokio::select! {
+            item = stream.next() => item,
+            () = output.closed() => return,
+        };
+        let (kind, lines) = match item {
+            Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message })) => {
+                (crate::LogStream::Stdout, out.push(&message))
+            }
+            Some(Ok(LogOutput::StdErr { message })) => {
+                (crate::LogStream::Stderr, err.push(&message))
+            }
+            Some(Ok(LogOutput::StdIn { .. })) => continue,
+            Some(Err(error)) => {
+                tracing::debug!(instance = %source.instance, %error, "output stream ended");
+                break;
+            }
+            None => break,
+        };
+        for line in lines {
+            if output.send(send(kind, line)).await.is_err() {
+                return;
+            }
+        }
+    }
+    for (kind, rest) in [
+        (crate::LogStream::Stdout, out.finish()),
+        (crate::LogStream::Stderr, err.finish()),
+    ] {
+        if let Some(line) = rest
+            && output.send(send(kind, line)).await.is_err()
+        {
+            return;
+        }
+    }
 }
 
 #[async_trait]
 impl Runtime for DockerRuntime {
     async fn prepare_release(&self, source: &ReleaseSource) -> Result<PathBuf, RuntimeError> {
-        let (app, release) = (source.app.as_str(), source.release);
-        check_app(app)?;
-        let tag = image_tag(app, release);
-        let image = self.inner.build(app, release, &source.dir, &tag).await?;
-        let dest = self.release_dir(app, release);
-        let dir = dest.clone();
-        blocking("write release", &dest, move || write_image(&dir, &image)).await?;
-        Ok(dest)
+        self.inner.prepare_release(source).await
     }
 
     async fn remove_release(&self, app: &str, release: u64) -> Result<(), RuntimeError> {
-        check_app(app)?;
-        let tag = image_tag(app, release);
-        let options = RemoveImageOptionsBuilder::default().build();
-        match self
-            .inner
-            .docker
-            .remove_image(&tag, Some(options), None)
-            .await
-        {
-            Ok(_) => {}
-            Err(err) if is_not_found(&err) => {}
-            Err(err) => return Err(DockerError::api(format!("remove image {tag}"), err).into()),
-        }
-        let dest = self.release_dir(app, release);
-        let target = dest.clone();
-        blocking("remove release", &dest, move || release::remove(&target)).await
+        self.inner.remove_release(app, release).await
     }
 
     async fn run_task(&self, spec: TaskSpec) -> Result<TaskOutcome, RuntimeError> {
-        check_app(&spec.app)?;
-        check_name("task name", &spec.name)?;
-        let inner = &self.inner;
-        let image = read_image(&spec.workdir)?;
-        let instance = format!("{}-r{}-{}", spec.app, spec.release, spec.name);
-        let name = format!("wharf-{instance}-{}", unique_suffix());
-        let cmd = argv(&format!("task {instance}"), &spec.command)?;
-        let identity = [
-            ("WHARF_APP", spec.app.clone()),
-            ("WHARF_RELEASE", spec.release.to_string()),
-            ("WHARF_PROCESS", spec.name.clone()),
-            ("WHARF_INSTANCE", instance.clone()),
-        ];
-        let host_config = match inner.network {
-            DockerNetwork::AppBridge => {
-                inner.ensure_network(&spec.app).await?;
-                HostConfig {
-                    network_mode: Some(network_name(&spec.app)),
-                    ..Default::default()
-                }
-            }
-            DockerNetwork::Host => HostConfig {
-                network_mode: Some("host".to_owned()),
-                ..Default::default()
-            },
-        };
-        let body = ContainerCreateBody {
-            image: Some(image),
-            cmd,
-            env: Some(env_list(&spec.env, &identity)),
-            labels: Some(inner.labels(&spec.app, spec.release, &spec.name)),
-            host_config: Some(host_config),
-            ..Default::default()
-        };
-        lock(&inner.live).insert(name.clone());
-        if let Err(err) = inner.run_container(&name, body).await {
-            lock(&inner.live).remove(&name);
-            return Err(err.into());
-        }
-        let log = inner.log_file(
-            &spec.app,
-            format!("release-{}-{}.log", spec.release, spec.name),
-        );
-        let tail: SharedTail = Arc::new(Mutex::new(VecDeque::new()));
-        let source = LogSource {
-            app: spec.app.clone(),
-            release: spec.release,
-            process: spec.name.clone(),
-            instance: instance.clone(),
-        };
-        let output = inner.follow_output(&name, source, log, Some(tail.clone()));
-        let (code, timed_out) = tokio::select! {
-            code = inner.wait_exit(&name) => (code, false),
-            _ = tokio::time::sleep(spec.timeout) => {
-                tracing::warn!(task = %instance, timeout = ?spec.timeout, "task ran past its timeout; stopping it");
-                (inner.stop_container(&name, TASK_KILL_AFTER).await, true)
-            }
-        };
-        output.finish(OUTPUT_DRAIN).await;
-        let removed = inner.remove_container(&name).await;
-        lock(&inner.live).remove(&name);
-        removed?;
-        let tail = lock(&tail).iter().cloned().collect();
-        Ok(TaskOutcome {
-            code: code.and_then(|c| i32::try_from(c).ok()),
-            signal: None,
-            timed_out,
-            tail,
-        })
+        self.inner.run_task(spec).await
     }
 
     async fn start(&self, spec: InstanceSpec) -> Result<u32, RuntimeError> {
-        check_app(&spec.app)?;
-        check_name("instance id", &spec.id)?;
-        check_name("process name", &spec.process)?;
-        let inner = &self.inner;
-        let image = read_image(&spec.workdir)?;
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (done_tx, done_rx) = watch::channel(false);
-        let sup = Arc::new(Supervised {
-            state: Mutex::new(InstanceState::Stopped),
-            stop: stop_tx,
-            done: done_rx,
-        });
-        {
-            let mut instances = lock(&inner.instances);
-            if instances.contains_key(&spec.id) {
-                return Err(RuntimeError::AlreadyRunning {
-                    instance: spec.id.clone(),
-                });
-            }
-            instances.insert(spec.id.clone(), sup.clone());
-        }
-        let log = inner.log_file(&spec.app, format!("{}.log", spec.id));
-        let run = match inner.launch(&spec, &image, &log).await {
-            Ok(run) => run,
-            Err(err) => {
-                lock(&inner.instances).remove(&spec.id);
-                return Err(err);
-            }
-        };
-        let pid = run.pid;
-        let start_time = procfs::start_time(pid);
-        inner.set_state(&sup, InstanceState::Running { pid });
-        inner.emit(RuntimeEvent::Started {
-            id: spec.id.clone(),
-            pid,
-            start_time,
-        });
-        tokio::spawn(
-            inner
-                .clone()
-                .supervise(spec, image, sup, run, log, stop_rx, done_tx),
-        );
-        Ok(pid)
+        instance::start(&self.inner, spec).await
     }
 
     async fn stop(&self, id: &str) -> Result<(), RuntimeError> {
-        self.inner.stop(id).await;
+        self.inner.sups.stop(id).await;
         Ok(())
     }
 
     fn state(&self, id: &str) -> InstanceState {
-        lock(&self.inner.instances)
-            .get(id)
-            .map(|sup| *lock(&sup.state))
-            .unwrap_or(InstanceState::Stopped)
+        self.inner.sups.state(id)
     }
 
     fn instances(&self) -> Vec<InstanceId> {
-        let mut ids: Vec<InstanceId> = lock(&self.inner.instances).keys().cloned().collect();
-        ids.sort();
-        ids
+        self.inner.sups.ids()
     }
 
     async fn kill_leftovers(&self, grace: Duration) -> Result<Vec<FoundProcess>, RuntimeError> {
         let inner = &self.inner;
-        let filter = format!("{LABEL_DATA_DIR}={}", inner.data_dir.to_string_lossy());
-        let filters = HashMap::from([("label", vec![filter.as_str()])]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let containers = inner
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|err| DockerError::api("list containers", err))?;
+        let containers = inner.our_containers(&[], false).await?;
         let live = lock(&inner.live).clone();
         let mut found = Vec::new();
         for container in containers {
             let Some(id) = container.id else { continue };
+            let labels = container.labels.unwrap_or_default();
+            // Accessories live independently of the server, by design.
+            if labels.contains_key(LABEL_ACCESSORY) {
+                continue;
+            }
             let names = container.names.unwrap_or_default();
             if names
                 .iter()
@@ -1147,11 +787,7 @@ impl Runtime for DockerRuntime {
             {
                 continue;
             }
-            let instance = container
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_INSTANCE))
-                .cloned();
+            let instance = labels.get(LABEL_INSTANCE).cloned();
             let pid = inner
                 .docker
                 .inspect_container(&id, None::<InspectContainerOptions>)
@@ -1182,7 +818,7 @@ impl Runtime for DockerRuntime {
     }
 
     fn events(&self) -> broadcast::Receiver<RuntimeEvent> {
-        self.inner.events.subscribe()
+        self.inner.sups.subscribe()
     }
 
     fn log_lines(&self) -> broadcast::Receiver<LogLine> {
@@ -1205,12 +841,62 @@ impl Runtime for DockerRuntime {
     }
 
     async fn shutdown(&self) {
-        let mut stops = tokio::task::JoinSet::new();
-        for id in self.instances() {
-            let inner = self.inner.clone();
-            stops.spawn(async move { inner.stop(&id).await });
-        }
-        while stops.join_next().await.is_some() {}
+        self.inner.sups.stop_all().await;
+    }
+
+    async fn adopt(&self, spec: InstanceSpec) -> Result<Option<u32>, RuntimeError> {
+        instance::adopt(&self.inner, spec).await
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        argv: Vec<String>,
+        output: mpsc::Sender<LogLine>,
+    ) -> Result<i64, RuntimeError> {
+        self.inner.exec(id, argv, output).await
+    }
+
+    async fn boot_accessory(&self, spec: &AccessorySpec) -> Result<AccessoryStatus, RuntimeError> {
+        self.inner.boot_accessory(spec).await
+    }
+
+    async fn stop_accessory(&self, app: &str, name: &str) -> Result<(), RuntimeError> {
+        self.inner.stop_accessory(app, name).await
+    }
+
+    async fn remove_accessory(
+        &self,
+        app: &str,
+        name: &str,
+        volumes: bool,
+    ) -> Result<(), RuntimeError> {
+        self.inner.remove_accessory(app, name, volumes).await
+    }
+
+    async fn accessory_status(
+        &self,
+        app: &str,
+        name: &str,
+    ) -> Result<AccessoryStatus, RuntimeError> {
+        self.inner.accessory_status(app, name).await
+    }
+
+    async fn accessory_logs(
+        &self,
+        app: &str,
+        name: &str,
+        tail: usize,
+        follow: bool,
+        output: mpsc::Sender<LogLine>,
+    ) -> Result<(), RuntimeError> {
+        self.inner
+            .accessory_logs(app, name, tail, follow, output)
+            .await
+    }
+
+    async fn prune(&self, keep: &[(String, u64)]) -> Result<PruneReport, RuntimeError> {
+        self.inner.prune(keep).await
     }
 }
 
@@ -1256,6 +942,32 @@ mod tests {
         assert!(check_name("app name", "My App").is_err());
         assert_eq!(stop_secs(Duration::from_millis(1500)), 2);
         assert_eq!(stop_secs(Duration::from_secs(10)), 10);
-        assert_eq!(image_tag("shop", 3), "wharf/shop:r3");
+    }
+
+    #[test]
+    fn limits_become_host_config() {
+        let mut host = HostConfig::default();
+        apply_limits(
+            &mut host,
+            &Limits {
+                memory_bytes: Some(64 << 20),
+                cpus: Some(0.5),
+            },
+        );
+        assert_eq!(host.memory, Some(64 << 20));
+        assert_eq!(host.memory_swap, Some(64 << 20));
+        assert_eq!(host.nano_cpus, Some(500_000_000));
+        let mut host = HostConfig::default();
+        apply_limits(&mut host, &Limits::default());
+        assert_eq!((host.memory, host.nano_cpus), (None, None));
+    }
+
+    #[test]
+    fn lines_are_cut_across_pieces() {
+        let mut lines = Lines::default();
+        assert!(lines.push(b"ab").is_empty());
+        assert_eq!(lines.push(b"c\r\nd\ne"), vec!["abc", "d"]);
+        assert_eq!(lines.finish(), Some("e".to_owned()));
+        assert_eq!(lines.finish(), None);
     }
 }
