@@ -2,10 +2,12 @@
 //!
 //! The engine cannot pull, so every image is `FROM scratch` with a static
 //! binary: the example app `hello` (built once per run into
-//! `target/static`) and `tiny`, a small C server (`tests/common/tiny.c`,
+//! `target/static`), `tiny`, a small C server (`tests/common/tiny.c`,
 //! built with `cc -static`) that listens on `0.0.0.0:$PORT`, which `hello`
-//! (bound to 127.0.0.1) cannot do behind a published port. An unreachable
-//! engine fails these tests; they never skip. Every container, network and
+//! (bound to 127.0.0.1) cannot do behind a published port, and a shell
+//! image of the static `/bin/busybox` (Debian's busybox-static) with its
+//! applets installed by an exec-form `RUN`. An unreachable engine fails
+//! these tests; they never skip. Every container, network, volume and
 //! image a test makes is removed by its [`Cleanup`] guard.
 
 #![allow(clippy::unwrap_used)] // Test helpers: a failed step is a failed test.
@@ -23,12 +25,15 @@ use bollard::Docker;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
-    ListImagesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    ListImagesOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, RemoveVolumeOptions,
 };
 use common::{WAIT, next_event, wait_line};
 use wharf_runtime::docker::{DockerNetwork, DockerRuntime, DockerRuntimeOptions};
 use wharf_runtime::{
-    InstanceSpec, InstanceState, Limits, RestartPolicy, Runtime, RuntimeEvent, TaskSpec,
+    AccessoryHealth, AccessorySpec, DockerBuild, InstanceSpec, InstanceState, Limits, LogLine,
+    PortMapping, ReleaseSource, RestartPolicy, Runtime, RuntimeEvent, TaskSpec, VolumeMount,
+    VolumeSource,
 };
 
 const HELLO_DOCKERFILE: &str = "FROM scratch\nCOPY hello /hello\nCMD [\"/hello\"]\n";
@@ -238,14 +243,29 @@ async fn clean_app(app: &str, data_dir: &Path) {
         }
     }
     let _ = docker.remove_network(&format!("wharf-{app}")).await;
-    let filters = HashMap::from([("reference", vec![format!("wharf/{app}")])]);
-    let options = ListImagesOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
+    let by_label = HashMap::from([(
+        "label",
+        vec![format!("wharf.data-dir={}", data_dir.display())],
+    )]);
+    let options = ListVolumesOptionsBuilder::default()
+        .filters(&by_label)
         .build();
-    for image in docker.list_images(Some(options)).await.unwrap_or_default() {
-        let options = RemoveImageOptionsBuilder::default().force(true).build();
-        let _ = docker.remove_image(&image.id, Some(options), None).await;
+    let volumes = docker.list_volumes(Some(options)).await.ok();
+    for volume in volumes.and_then(|v| v.volumes).unwrap_or_default() {
+        let _ = docker
+            .remove_volume(&volume.name, None::<RemoveVolumeOptions>)
+            .await;
+    }
+    let by_tag = HashMap::from([("reference", vec![format!("wharf/{app}")])]);
+    for filters in [by_tag, by_label] {
+        let options = ListImagesOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        for image in docker.list_images(Some(options)).await.unwrap_or_default() {
+            let options = RemoveImageOptionsBuilder::default().force(true).build();
+            let _ = docker.remove_image(&image.id, Some(options), None).await;
+        }
     }
 }
 
@@ -679,4 +699,612 @@ async fn kill_leftovers_removes_only_this_data_dirs_containers() {
             .is_empty()
     );
     env.rt.shutdown().await;
+}
+
+// ------------------------------------------------ busybox-based tests
+
+/// A shell image: static busybox with its applets linked into /bin (an
+/// exec-form `RUN` needs no shell in the image).
+const BUSYBOX_DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\n\
+    RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCMD [\"/bin/sh\"]\n";
+
+/// A process that logs a tick every 100 ms and exits 0 on SIGTERM (as
+/// PID 1 it would ignore SIGTERM without the trap).
+const TICKER: &str = r#"/bin/sh -c 'trap "echo bye; exit 0" TERM; i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done'"#;
+
+fn busybox() -> &'static Path {
+    let path = Path::new("/bin/busybox");
+    assert!(
+        path.is_file(),
+        "these tests need a static /bin/busybox (Debian: apt-get install busybox-static)"
+    );
+    path
+}
+
+impl Env {
+    async fn busybox_release(&self, release: u64) -> PathBuf {
+        self.release(release, busybox(), BUSYBOX_DOCKERFILE).await
+    }
+
+    fn source_of(&self, release: u64, dir: &Path) -> ReleaseSource {
+        common::source(&self.app, release, dir)
+    }
+
+    fn container(&self, id: &str) -> String {
+        format!("wharf-{id}")
+    }
+}
+
+async fn inspect(name: &str) -> bollard::models::ContainerInspectResponse {
+    docker()
+        .await
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+        .unwrap()
+}
+
+/// Log lines received so far, without waiting.
+fn drain(rx: &mut tokio::sync::broadcast::Receiver<LogLine>) -> Vec<LogLine> {
+    let mut lines = Vec::new();
+    loop {
+        match rx.try_recv() {
+            Ok(line) => lines.push(line),
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => return lines,
+        }
+    }
+}
+
+#[tokio::test]
+async fn build_honours_dockerfile_context_target_args_and_version() {
+    let env = Env::new("buildopts", DockerNetwork::AppBridge).await;
+    let secret = format!("s3cr3t-{}-value", std::process::id());
+    let src = env.dir.path().join("src");
+    std::fs::create_dir_all(src.join("docker")).unwrap();
+    std::fs::create_dir_all(src.join("ctx")).unwrap();
+    std::fs::copy(busybox(), src.join("ctx/busybox")).unwrap();
+    // Outside the context dir; the stages after `final` would fail.
+    std::fs::write(
+        src.join("docker/app.Dockerfile"),
+        "FROM scratch AS base\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         FROM base AS final\nARG SECRET\nENV SECRET=$SECRET\n\
+         RUN echo \"building with $SECRET\"\n\
+         CMD [\"/bin/sh\", \"-c\", \"echo secret=$SECRET\"]\n\
+         FROM base AS failing\nARG SECRET\nRUN echo \"leaking $SECRET\"; exit 3\n\
+         FROM base AS broken\nCOPY missing.txt /x\n",
+    )
+    .unwrap();
+    let mut source = env.source_of(1, &src);
+    source.version = "v1.0+build/7".to_owned();
+    source.build = DockerBuild {
+        dockerfile: "docker/app.Dockerfile".into(),
+        context: "ctx".into(),
+        target: Some("final".to_owned()),
+        args: BTreeMap::from([("SECRET".to_owned(), secret.clone())]),
+    };
+    let mut logs = env.rt.log_lines();
+    let dir = env.rt.prepare_release(&source).await.unwrap();
+    let image = std::fs::read_to_string(dir.join("image")).unwrap();
+    let tag = format!("wharf/{}:v1.0-build-7", env.app);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("tag")).unwrap().trim(),
+        tag
+    );
+    let inspected = docker().await.inspect_image(&tag).await.unwrap();
+    assert_eq!(inspected.id.as_deref(), Some(image.trim()));
+    let config = inspected.config.unwrap();
+    let labels = config.labels.unwrap();
+    assert_eq!(labels["wharf.app"], env.app);
+    assert_eq!(labels["wharf.release"], "1");
+    assert_eq!(
+        labels["wharf.data-dir"],
+        env.rt.data_dir().to_string_lossy()
+    );
+    assert!(
+        config.env.unwrap().contains(&format!("SECRET={secret}")),
+        "the build arg did not reach the image"
+    );
+
+    // The output streamed as process "build", the secret masked everywhere.
+    let streamed = drain(&mut logs);
+    assert!(
+        streamed
+            .iter()
+            .any(|l| l.process == "build" && l.line.contains("building with ***")),
+        "{streamed:?}"
+    );
+    let logged = env
+        .rt
+        .tail_logs(&env.app, Some("build"), 1000)
+        .await
+        .unwrap();
+    assert!(logged.iter().any(|l| l.line.contains("building with ***")));
+    for line in streamed.iter().chain(&logged) {
+        assert!(!line.line.contains(&secret), "secret in {line:?}");
+    }
+    let file =
+        std::fs::read_to_string(env.rt.logs_dir(&env.app).join("release-1-build.log")).unwrap();
+    assert!(!file.contains(&secret));
+
+    // Inside the image the arg is there.
+    let outcome = env.rt.run_task(env.task(&dir, "", &[])).await.unwrap();
+    assert_eq!(outcome.tail, vec![format!("secret={secret}")]);
+
+    // A failing stage: neither the error nor the logs show the value.
+    let mut failing = source.clone();
+    failing.release = 2;
+    failing.build.target = Some("failing".to_owned());
+    let err = env
+        .rt
+        .prepare_release(&failing)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("leaking ***"), "{err}");
+    assert!(!err.contains(&secret), "{err}");
+    assert!(!env.rt.release_dir(&env.app, 2).exists());
+
+    // A Dockerfile that is not there is named in the error.
+    let mut missing = source.clone();
+    missing.release = 3;
+    missing.build.dockerfile = "nope/Dockerfile".into();
+    let err = env
+        .rt
+        .prepare_release(&missing)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "no Dockerfile at {}: ",
+            src.join("nope/Dockerfile").display()
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn prebuilt_images_are_tagged_and_missing_ones_explained() {
+    let env = Env::new("prebuilt", DockerNetwork::AppBridge).await;
+    let first = env.busybox_release(1).await;
+    let id = std::fs::read_to_string(first.join("image")).unwrap();
+    let mut logs = env.rt.log_lines();
+
+    let mut source = env.source_of(2, env.dir.path());
+    source.version = "v2".to_owned();
+    source.image = Some(format!("wharf/{}:r1", env.app));
+    let dir = env.rt.prepare_release(&source).await.unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join("image")).unwrap(), id);
+    let v2 = format!("wharf/{}:v2", env.app);
+    let inspected = docker().await.inspect_image(&v2).await.unwrap();
+    assert_eq!(inspected.id.as_deref(), Some(id.trim()));
+    let line = wait_line(&mut logs, &format!("{}-r2-build", env.app), |_| true).await;
+    assert!(line.line.contains("using prebuilt image"), "{line:?}");
+
+    let missing = format!("wharf-missing-{}:nope", std::process::id());
+    let mut source = env.source_of(3, env.dir.path());
+    source.image = Some(missing.clone());
+    let err = env
+        .rt
+        .prepare_release(&source)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "image {missing} is not in the Docker engine and could not be pulled"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("build or load it"), "{err}");
+    assert!(!env.rt.release_dir(&env.app, 3).exists());
+
+    // Release 2 shares release 1's image: only its tag goes.
+    env.rt.remove_release(&env.app, 2).await.unwrap();
+    assert!(docker().await.inspect_image(&v2).await.is_err());
+    let r1 = format!("wharf/{}:r1", env.app);
+    assert!(docker().await.inspect_image(&r1).await.is_ok());
+    env.rt.remove_release(&env.app, 1).await.unwrap();
+    assert!(docker().await.inspect_image(&r1).await.is_err());
+    assert!(docker().await.inspect_image(id.trim()).await.is_err());
+}
+
+#[tokio::test]
+async fn limits_exec_and_restart_policies() {
+    let env = Env::new("limits", DockerNetwork::AppBridge).await;
+    let workdir = env.busybox_release(1).await;
+    let mut events = env.rt.events();
+    let mut spec = env.spec(&workdir, "web", TICKER);
+    spec.limits = Limits {
+        memory_bytes: Some(64 * 1024 * 1024),
+        cpus: Some(0.5),
+    };
+    let id = spec.id.clone();
+    env.rt.start(spec).await.unwrap();
+    let host = inspect(&env.container(&id)).await.host_config.unwrap();
+    assert_eq!(host.memory, Some(64 * 1024 * 1024));
+    assert_eq!(host.nano_cpus, Some(500_000_000));
+
+    // exec: both streams, line by line, as the instance's process; the code.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let argv = ["/bin/sh", "-c", "echo out; echo err >&2; echo more; exit 3"];
+    let code = env
+        .rt
+        .exec(&id, argv.iter().map(|a| (*a).to_owned()).collect(), tx)
+        .await
+        .unwrap();
+    assert_eq!(code, 3);
+    let mut lines = Vec::new();
+    while let Some(line) = rx.recv().await {
+        assert_eq!(line.process, "web");
+        assert_eq!(line.instance, id);
+        assert_eq!(line.app, env.app);
+        lines.push((line.stream.as_str(), line.line));
+    }
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec![
+            ("stderr", "err".to_owned()),
+            ("stdout", "more".to_owned()),
+            ("stdout", "out".to_owned()),
+        ]
+    );
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    let err = env
+        .rt
+        .exec("nope-r1-web-0", vec!["/bin/true".to_owned()], tx)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("instance nope-r1-web-0 is not running"),
+        "{err}"
+    );
+    env.rt.stop(&id).await.unwrap();
+
+    // Never: one Exited without a restart, then Stopped; the container goes.
+    let mut once = env.spec(&workdir, "once", "/bin/sh -c 'exit 3'");
+    once.restart = RestartPolicy::Never;
+    let once_id = once.id.clone();
+    env.rt.start(once).await.unwrap();
+    let ended = |code| {
+        vec![
+            RuntimeEvent::Exited {
+                id: once_id.clone(),
+                code: Some(code),
+                signal: None,
+                restart_in: None,
+            },
+            RuntimeEvent::Stopped {
+                id: once_id.clone(),
+                killed: false,
+            },
+        ]
+    };
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match next_event(&mut events, &once_id).await {
+            RuntimeEvent::Started { .. } => {}
+            other => seen.push(other),
+        }
+    }
+    assert_eq!(seen, ended(3));
+    assert_eq!(env.rt.state(&once_id), InstanceState::Stopped);
+    assert!(!container_exists(&env.container(&once_id)).await);
+
+    // OnFailure: exit 0 ends it too.
+    let mut done = env.spec(&workdir, "once", "/bin/sh -c 'exit 0'");
+    done.restart = RestartPolicy::OnFailure;
+    env.rt.start(done).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match next_event(&mut events, &once_id).await {
+            RuntimeEvent::Started { .. } => {}
+            other => seen.push(other),
+        }
+    }
+    assert_eq!(seen, ended(0));
+}
+
+#[test]
+fn a_second_runtime_adopts_the_containers_of_a_crashed_one() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (env, spec) = rt.block_on(async {
+        let env = Env::new("adopt", DockerNetwork::AppBridge).await;
+        let workdir = env.busybox_release(1).await;
+        let spec = env.spec(&workdir, "web", TICKER);
+        (env, spec)
+    });
+    let data_dir = env.rt.data_dir().to_owned();
+
+    // The "crashed" server: its own tokio runtime, dropped with its tasks
+    // while the container runs on.
+    let first = spec.clone();
+    let old_pid = std::thread::spawn(move || {
+        let crashed = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let pid = crashed.block_on(async {
+            let old = connect(&data_dir, DockerNetwork::AppBridge).await;
+            // Dropped with its runtime: nothing stops the container.
+            old.start(first).await.unwrap()
+        });
+        drop(crashed);
+        pid
+    })
+    .join()
+    .unwrap();
+
+    rt.block_on(async {
+        let id = spec.id.clone();
+        let name = env.container(&id);
+        assert!(inspect(&name).await.state.unwrap().running.unwrap());
+        // Not what the caller would start: not adopted.
+        let mut other_port = spec.clone();
+        other_port.port = free_port();
+        assert_eq!(env.rt.adopt(other_port).await.unwrap(), None);
+        let mut other_release = spec.clone();
+        other_release.release = 2;
+        assert_eq!(env.rt.adopt(other_release).await.unwrap(), None);
+        assert!(env.rt.instances().is_empty());
+
+        let mut logs = env.rt.log_lines();
+        let mut events = env.rt.events();
+        let pid = env.rt.adopt(spec.clone()).await.unwrap();
+        assert_eq!(pid, Some(old_pid));
+        assert_eq!(env.rt.state(&id), InstanceState::Running { pid: old_pid });
+        assert!(matches!(
+            next_event(&mut events, &id).await,
+            RuntimeEvent::Started { pid, .. } if pid == old_pid
+        ));
+        // Its output flows into this runtime's broadcast and log file.
+        let line = wait_line(&mut logs, &id, |l| l.line.starts_with("tick ")).await;
+        assert_eq!(line.process, "web");
+        let log = env.rt.logs_dir(&env.app).join(format!("{id}.log"));
+        common::wait_file_contains(&log, &format!("stdout {}", line.line)).await;
+        // Adopted means live: no leftover.
+        assert!(
+            env.rt
+                .kill_leftovers(Duration::from_secs(1))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(container_exists(&name).await);
+
+        // Its exit is noticed and it is started again, by this runtime.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(old_pid).unwrap()),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        match next_event(&mut events, &id).await {
+            RuntimeEvent::Exited {
+                code, restart_in, ..
+            } => {
+                assert_eq!(code, Some(137));
+                assert!(restart_in.is_some());
+            }
+            other => panic!("expected Exited, got {other:?}"),
+        }
+        assert!(matches!(
+            next_event(&mut events, &id).await,
+            RuntimeEvent::Started { .. }
+        ));
+        // Up (its TERM trap set) before it is stopped.
+        drain(&mut logs);
+        wait_line(&mut logs, &id, |l| l.line == "tick 0").await;
+        env.rt.stop(&id).await.unwrap();
+        assert!(!container_exists(&name).await);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("stdout bye"), "{text}");
+    });
+    rt.block_on(async move { drop(env) });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accessory_with_a_named_volume_keeps_its_data() {
+    let env = Env::new("acc", DockerNetwork::AppBridge).await;
+    let workdir = env.busybox_release(1).await;
+    let image = format!("wharf/{}:r1", env.app);
+    let port = free_port();
+    let command = r#"/bin/sh -c 'echo booted $TOKEN; mkdir -p /data/www; [ -f /data/www/index.html ] || echo first boot $TOKEN > /data/www/index.html; httpd -p 8080 -h /data/www; trap "exit 0" TERM; while :; do sleep 0.1; done'"#;
+    let spec = AccessorySpec {
+        app: env.app.clone(),
+        name: "store".to_owned(),
+        image: image.clone(),
+        command: Some(command.to_owned()),
+        env: BTreeMap::from([("TOKEN".to_owned(), "v1".to_owned())]),
+        ports: vec![PortMapping {
+            host_ip: "127.0.0.1".to_owned(),
+            host_port: port,
+            container_port: 8080,
+            protocol: "tcp".to_owned(),
+        }],
+        volumes: vec![VolumeMount {
+            source: VolumeSource::Named("data".to_owned()),
+            target: "/data".to_owned(),
+            read_only: false,
+        }],
+        health: Some(AccessoryHealth {
+            command: "wget -q -O /dev/null http://127.0.0.1:8080/index.html".to_owned(),
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_secs(2),
+            retries: 3,
+            start_timeout: Duration::from_secs(20),
+        }),
+        limits: Limits {
+            memory_bytes: Some(32 * 1024 * 1024),
+            cpus: None,
+        },
+    };
+    let container = format!("wharf-{}-store", env.app);
+    let volume = format!("wharf-{}-data", env.app);
+    let status = env.rt.boot_accessory(&spec).await.unwrap();
+    assert_eq!(status.state, "running");
+    assert_eq!(status.health.as_deref(), Some("healthy"));
+    assert_eq!(status.container, container);
+    let info = inspect(&container).await;
+    let created = info.id.clone().unwrap();
+    let labels = info.config.as_ref().unwrap().labels.clone().unwrap();
+    assert_eq!(labels["wharf.accessory"], "store");
+    assert!(
+        labels.values().all(|v| !v.contains("v1")),
+        "env value in a label: {labels:?}"
+    );
+    let host = info.host_config.unwrap();
+    assert_eq!(host.memory, Some(32 * 1024 * 1024));
+    assert_eq!(
+        host.restart_policy.unwrap().name.unwrap().to_string(),
+        "unless-stopped"
+    );
+    let volume_labels = docker().await.inspect_volume(&volume).await.unwrap().labels;
+    assert_eq!(volume_labels["wharf.accessory"], "store");
+
+    // Published on the host, and reachable by name from the app's network.
+    let (status_code, _, body) = tokio::task::spawn_blocking(move || http_get(port, "/index.html"))
+        .await
+        .unwrap();
+    assert_eq!((status_code, body.as_str()), (200, "first boot v1\n"));
+    let fetch = "wget -q -O - http://store:8080/index.html";
+    let outcome = env
+        .rt
+        .run_task(env.task(&workdir, fetch, &[]))
+        .await
+        .unwrap();
+    assert_eq!(outcome.tail, vec!["first boot v1"], "{outcome:?}");
+
+    // Booting it again unchanged leaves it alone.
+    env.rt.boot_accessory(&spec).await.unwrap();
+    assert_eq!(inspect(&container).await.id.unwrap(), created);
+    // Stopped, then started again by a boot.
+    env.rt.stop_accessory(&env.app, "store").await.unwrap();
+    let stopped = env.rt.accessory_status(&env.app, "store").await.unwrap();
+    assert_eq!(stopped.state, "exited");
+    env.rt.boot_accessory(&spec).await.unwrap();
+    assert_eq!(inspect(&container).await.id.unwrap(), created);
+
+    // A changed env recreates the container; the volume keeps the file.
+    let mut changed = spec.clone();
+    changed.env.insert("TOKEN".to_owned(), "v2".to_owned());
+    let status = env.rt.boot_accessory(&changed).await.unwrap();
+    assert_eq!(status.health.as_deref(), Some("healthy"));
+    assert_ne!(inspect(&container).await.id.unwrap(), created);
+    let outcome = env
+        .rt
+        .run_task(env.task(&workdir, fetch, &[]))
+        .await
+        .unwrap();
+    assert_eq!(outcome.tail, vec!["first boot v1"], "{outcome:?}");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    env.rt
+        .accessory_logs(&env.app, "store", 10, false, tx)
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    while let Some(line) = rx.recv().await {
+        lines.push(line.line);
+    }
+    assert_eq!(lines, vec!["booted v2"]);
+
+    // Never a leftover, never pruned.
+    assert!(
+        env.rt
+            .kill_leftovers(Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    env.rt.stop_accessory(&env.app, "store").await.unwrap();
+    let report = env.rt.prune(&[]).await.unwrap();
+    assert!(report.containers.is_empty(), "{report:?}");
+    assert!(container_exists(&container).await);
+
+    // One that exits while starting: the error has its output.
+    let mut bad = spec.clone();
+    bad.name = "bad".to_owned();
+    bad.ports.clear();
+    bad.volumes.clear();
+    bad.health = None;
+    bad.command = Some("/bin/sh -c 'echo cannot start; exit 4'".to_owned());
+    let err = env.rt.boot_accessory(&bad).await.unwrap_err().to_string();
+    assert!(err.contains("exited with code 4"), "{err}");
+    assert!(err.contains("cannot start"), "{err}");
+    env.rt
+        .remove_accessory(&env.app, "bad", true)
+        .await
+        .unwrap();
+
+    // Removal: the container, and with `volumes` its named volume.
+    env.rt
+        .remove_accessory(&env.app, "store", true)
+        .await
+        .unwrap();
+    let status = env.rt.accessory_status(&env.app, "store").await.unwrap();
+    assert_eq!(status.state, "missing");
+    assert!(docker().await.inspect_volume(&volume).await.is_err());
+}
+
+#[tokio::test]
+async fn prune_removes_stopped_containers_and_images_not_kept() {
+    let env = Env::new("prune", DockerNetwork::AppBridge).await;
+    for release in 1..=3 {
+        env.busybox_release(release).await;
+    }
+    let image3 = std::fs::read_to_string(env.rt.release_dir(&env.app, 3).join("image")).unwrap();
+    // A stopped container and a stopped accessory, both of this data dir.
+    let docker = docker().await;
+    let data_dir = env.rt.data_dir().to_string_lossy().into_owned();
+    for (name, accessory) in [("old", false), ("acc", true)] {
+        let mut labels = HashMap::from([
+            ("wharf.data-dir".to_owned(), data_dir.clone()),
+            ("wharf.app".to_owned(), env.app.clone()),
+        ]);
+        if accessory {
+            labels.insert("wharf.accessory".to_owned(), name.to_owned());
+        }
+        let body = ContainerCreateBody {
+            image: Some(image3.trim().to_owned()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&format!("wharf-{}-{name}", env.app))
+            .build();
+        docker.create_container(Some(options), body).await.unwrap();
+    }
+
+    let report = env.rt.prune(&[(env.app.clone(), 3)]).await.unwrap();
+    let mut images = report.images.clone();
+    images.sort();
+    assert_eq!(
+        images,
+        vec![
+            format!("wharf/{}:r1", env.app),
+            format!("wharf/{}:r2", env.app)
+        ]
+    );
+    assert_eq!(report.containers, vec![format!("wharf-{}-old", env.app)]);
+    assert!(report.reclaimed_bytes > 0, "{report:?}");
+    for release in 1..=2 {
+        let tag = format!("wharf/{}:r{release}", env.app);
+        assert!(docker.inspect_image(&tag).await.is_err());
+    }
+    assert!(container_exists(&format!("wharf-{}-acc", env.app)).await);
+
+    // Release 4 runs release 3's image: keeping 4 keeps it.
+    let mut source = env.source_of(4, env.dir.path());
+    source.image = Some(format!("wharf/{}:r3", env.app));
+    env.rt.prepare_release(&source).await.unwrap();
+    let report = env.rt.prune(&[(env.app.clone(), 4)]).await.unwrap();
+    assert!(report.images.is_empty(), "{report:?}");
+    assert!(docker.inspect_image(image3.trim()).await.is_ok());
 }

@@ -10,7 +10,9 @@ use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use common::{Env, next_event, wait_file_contains, wait_line};
-use wharf_runtime::{InstanceState, LogStream, Runtime, RuntimeError, RuntimeEvent, TaskSpec};
+use wharf_runtime::{
+    InstanceState, LogStream, RestartPolicy, Runtime, RuntimeError, RuntimeEvent, TaskSpec,
+};
 
 // ---------------------------------------------------------------- releases
 
@@ -338,6 +340,108 @@ async fn crash_is_restarted_with_backoff() {
         text.lines().filter(|l| l.ends_with("stdout up")).count() >= 4,
         "{text}"
     );
+}
+
+/// Waits until `id` is no longer supervised.
+async fn wait_unsupervised(env: &Env, id: &str) {
+    let deadline = Instant::now() + common::WAIT;
+    while env.rt.instances().iter().any(|i| i == id) {
+        assert!(Instant::now() < deadline, "{id} still supervised");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_never_ends_stopped_after_the_first_exit() {
+    let env = Env::new();
+    let work = env.workdir(&[("crash.sh", "echo up; exit 3")]);
+    let mut spec = env.spec("shop", "web", 0, "./crash.sh", &work);
+    spec.restart = RestartPolicy::Never;
+    let id = spec.id.clone();
+    let mut events = env.rt.events();
+    env.rt.start(spec).await.unwrap();
+    assert!(matches!(
+        next_event(&mut events, &id).await,
+        RuntimeEvent::Started { .. }
+    ));
+    assert_eq!(
+        next_event(&mut events, &id).await,
+        RuntimeEvent::Exited {
+            id: id.clone(),
+            code: Some(3),
+            signal: None,
+            restart_in: None
+        }
+    );
+    assert_eq!(
+        next_event(&mut events, &id).await,
+        RuntimeEvent::Stopped {
+            id: id.clone(),
+            killed: false
+        }
+    );
+    assert_eq!(env.rt.state(&id), InstanceState::Stopped);
+    wait_unsupervised(&env, &id).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(events.try_recv().is_err(), "events after the end");
+    // Stopping an ended instance is fine, and it can be started again.
+    env.rt.stop(&id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_on_failure_restarts_failures_only() {
+    let env = Env::new();
+    // Fails twice (counting runs in a file), then exits 0.
+    let work = env.workdir(&[(
+        "flaky.sh",
+        "n=$(cat runs 2>/dev/null || echo 0); n=$((n+1)); echo $n > runs; \
+         if [ $n -lt 3 ]; then exit 5; fi; exit 0",
+    )]);
+    let mut spec = env.spec("shop", "worker", 0, "./flaky.sh", &work);
+    spec.restart = RestartPolicy::OnFailure;
+    let id = spec.id.clone();
+    let mut events = env.rt.events();
+    env.rt.start(spec).await.unwrap();
+    let mut exits = Vec::new();
+    loop {
+        match next_event(&mut events, &id).await {
+            RuntimeEvent::Started { .. } => {}
+            RuntimeEvent::Exited {
+                code, restart_in, ..
+            } => exits.push((code, restart_in)),
+            RuntimeEvent::Stopped { killed, .. } => {
+                assert!(!killed);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        exits,
+        vec![
+            (Some(5), Some(Duration::from_millis(100))),
+            (Some(5), Some(Duration::from_millis(200))),
+            (Some(0), None),
+        ]
+    );
+    assert_eq!(env.rt.state(&id), InstanceState::Stopped);
+    wait_unsupervised(&env, &id).await;
+
+    // A kill by signal is a failure: restarted.
+    let mut spec = env.spec("shop", "worker", 1, "kill -9 $$", &work);
+    spec.restart = RestartPolicy::OnFailure;
+    let id = spec.id.clone();
+    env.rt.start(spec).await.unwrap();
+    loop {
+        if let RuntimeEvent::Exited {
+            signal, restart_in, ..
+        } = next_event(&mut events, &id).await
+        {
+            assert_eq!(signal, Some(9));
+            assert_eq!(restart_in, Some(Duration::from_millis(100)));
+            break;
+        }
+    }
+    env.rt.stop(&id).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

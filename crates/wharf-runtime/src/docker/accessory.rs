@@ -21,7 +21,7 @@
 //!   restart or the timeout fails the boot with the container's last output.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HealthConfig,
@@ -29,7 +29,7 @@ use bollard::models::{
     RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    InspectContainerOptions, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    EventsOptionsBuilder, InspectContainerOptions, ListVolumesOptionsBuilder, LogsOptionsBuilder,
     RemoveVolumeOptionsBuilder,
 };
 use futures_util::StreamExt;
@@ -328,6 +328,9 @@ impl Inner {
         let container = accessory_container(&spec.app, &spec.name);
         let hash = spec_hash(spec);
         self.ensure_network(&spec.app).await?;
+        // Exits from now on are this boot's (see `exit_code_since`).
+        let since = SystemTime::now();
+        let mut fresh = true;
         let existing = self.inspect_accessory(&container).await?;
         let same = existing.as_ref().is_some_and(|info| {
             info.config
@@ -339,7 +342,9 @@ impl Inner {
         match existing {
             Some(info) if same => {
                 let running = info.state.as_ref().and_then(|s| s.running) == Some(true);
-                if !running {
+                if running {
+                    fresh = false;
+                } else {
                     tracing::info!(accessory = %container, "starting stopped accessory");
                     self.start_accessory_container(&container).await?;
                 }
@@ -364,7 +369,7 @@ impl Inner {
                 self.start_accessory_container(&container).await?;
             }
         }
-        self.wait_accessory(spec, &container).await
+        self.wait_accessory(spec, &container, since, fresh).await
     }
 
     async fn start_accessory_container(&self, container: &str) -> Result<(), DockerError> {
@@ -379,11 +384,14 @@ impl Inner {
     }
 
     /// Waits until the accessory is healthy (or, without a health check,
-    /// up for [`UP_FOR`]).
+    /// up for [`UP_FOR`]). `fresh`: started by this boot at `since`, so any
+    /// engine restart is a failure.
     async fn wait_accessory(
         &self,
         spec: &AccessorySpec,
         container: &str,
+        since: SystemTime,
+        fresh: bool,
     ) -> Result<AccessoryStatus, RuntimeError> {
         let timeout = spec
             .health
@@ -402,12 +410,21 @@ impl Inner {
             let run = (state.started_at.clone(), info.restart_count);
             let first_run = first.get_or_insert_with(|| run.clone());
             let status = self.status_from(spec, container, &info);
-            if state.running != Some(true) || state.restarting == Some(true) || *first_run != run {
-                let code = state.exit_code.unwrap_or(0);
-                let reason = if state.oom_killed == Some(true) {
-                    "was killed for using more memory than its limit".to_owned()
-                } else {
-                    format!("exited with code {code} while starting")
+            let restarted = *first_run != run || (fresh && info.restart_count.unwrap_or(0) > 0);
+            if state.running != Some(true) || state.restarting == Some(true) || restarted {
+                // The engine restarts it at once (unless-stopped), resetting
+                // the state's exit code: its events keep the real one.
+                let id = info.id.as_deref().unwrap_or(container);
+                let code = match self.exit_code_since(id, since).await {
+                    Some(code) => Some(code),
+                    None => state.exit_code.filter(|_| state.running != Some(true)),
+                };
+                let reason = match code {
+                    _ if state.oom_killed == Some(true) => {
+                        "was killed for using more memory than its limit".to_owned()
+                    }
+                    Some(code) => format!("exited with code {code} while starting"),
+                    None => "exited while starting".to_owned(),
                 };
                 return Err(self.accessory_failed(spec, container, reason).await);
             }
@@ -431,6 +448,29 @@ impl Inner {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// The exit code of the first exit of container `id` since `since`,
+    /// from the engine's events.
+    async fn exit_code_since(&self, id: &str, since: SystemTime) -> Option<i64> {
+        let at = |t: SystemTime| {
+            let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+            format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+        };
+        let filters = HashMap::from([
+            ("type", vec!["container".to_owned()]),
+            ("container", vec![id.to_owned()]),
+            ("event", vec!["die".to_owned()]),
+        ]);
+        let options = EventsOptionsBuilder::default()
+            .since(&at(since))
+            .until(&at(SystemTime::now()))
+            .filters(&filters)
+            .build();
+        let mut events = self.docker.events(Some(options));
+        let first = tokio::time::timeout(Duration::from_secs(5), events.next()).await;
+        let event = first.ok()??.ok()?;
+        event.actor?.attributes?.get("exitCode")?.parse().ok()
     }
 
     async fn accessory_failed(

@@ -69,6 +69,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
+pub use accessory::{accessory_container, volume_name};
 pub use build::image_tag;
 pub use error::DockerError;
 
