@@ -52,6 +52,10 @@ pub enum Command {
     /// Work with wharf.toml.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write a wharf.toml from a docker-compose.yml or a Kamal
+    /// config/deploy.yml; what cannot be carried over is printed as warnings.
+    #[command(subcommand)]
+    Import(ImportCommand),
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +182,41 @@ pub enum ConfigCommand {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// From a compose file: services with `build:` become processes,
+    /// image-only services accessories.
+    Compose(ImportArgs),
+    /// From a Kamal config: roles become processes; proxy, env, builder and
+    /// accessories carried over.
+    Kamal(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to import. Default: docker-compose.yml (else compose.yml,
+    /// compose.yaml, docker-compose.yaml) for compose, config/deploy.yml for
+    /// kamal, in the current directory.
+    pub file: Option<PathBuf>,
+    /// App name. Default: compose's `name:` or Kamal's `service:`, else the
+    /// app directory's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where to write the wharf.toml (a directory gets a wharf.toml in it).
+    #[arg(long, value_name = "PATH", default_value = "wharf.toml")]
+    pub out: PathBuf,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the wharf.toml on stdout instead of writing a file.
+    #[arg(long)]
+    pub stdout: bool,
+    /// Print {"toml", "warnings", "written"} as JSON on stdout instead of
+    /// warnings on stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {

@@ -11,6 +11,7 @@ mod config;
 mod control;
 mod deploy;
 mod events;
+mod import;
 mod logs;
 mod releases;
 mod rollback;
@@ -25,6 +26,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Server(args) => server::run(data, args).await,
         Command::Config(ConfigCommand::Show { dir, json }) => config::show(&dir, json),
         Command::Config(ConfigCommand::Check { dir }) => config::check(&dir),
+        Command::Import(command) => import::run(command),
         command => {
             crate::telemetry::client();
             let app_dir = match &command {
@@ -45,7 +47,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Releases(args) => releases::run(&client, args).await,
                 Command::Logs(args) => logs::run(&client, args).await,
                 Command::Events(args) => events::run(&client, args).await,
-                Command::Up(_) | Command::Server(_) | Command::Config(_) => {
+                Command::Up(_) | Command::Server(_) | Command::Config(_) | Command::Import(_) => {
                     unreachable!("handled above")
                 }
             }
