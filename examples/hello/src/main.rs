@@ -1,13 +1,31 @@
-//! `hello`: the example app of wharf, a tiny HTTP server.
+//! `hello`: the example app of wharf, a tiny HTTP server, plus two helpers
+//! for running it with accessories.
 //!
-//! Listens on `$HELLO_HOST:$PORT` (default `127.0.0.1:3000`). `GET /up` is the health
-//! check, `GET /` a small HTML page, and every other path answers one plain
-//! text line `hello release=<R> instance=<I> path=<P>`. Every response has
-//! an `X-Hello-Release` header. Bad releases are simulated from the
+//! `hello` (no arguments) is the web app. It listens on `$HELLO_HOST:$PORT`
+//! (default `127.0.0.1:3000`). `GET /up` is the health check, `GET /` a small
+//! HTML page, `GET /has-env/{NAME}` answers `yes` (200) or `no` (404)
+//! depending on whether env var `NAME` is set and non-empty (the value is
+//! never shown), and every other path answers one plain text line
+//! `hello release=<R> instance=<I> path=<P>`. When `HELLO_KV_URL` is set
+//! (e.g. `http://kv:7000`), `GET` and `PUT /kv/{key}` are forwarded to
+//! `$HELLO_KV_URL/kv/{key}` and the store's status and body returned (502
+//! when the store cannot be reached). Every response has an
+//! `X-Hello-Release` header. Bad releases are simulated from the
 //! environment: `HELLO_FAILURE_RATE`, `HELLO_DELAY`, `HELLO_UP_STATUS`,
-//! `HELLO_STARTUP_DELAY` (see [`Config`]).
+//! `HELLO_STARTUP_DELAY` (see [`Config`]); the first two apply to every
+//! request but `/up`.
+//!
+//! `hello kv DIR` is a key-value store keeping one file per key in `DIR`
+//! (see [`kv`]), on `$HELLO_HOST:$PORT` with port 7000 by default.
+//!
+//! `hello probe URL` GETs an `http://` URL within 2 s and exits 0 on a 2xx
+//! answer, 1 otherwise: a health check for images without curl.
+//!
+//! Bad settings or arguments exit with 2 (`probe`: 1, see [`probe_main`]).
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,12 +33,24 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
+mod client;
 mod failure;
+mod kv;
 
 use failure::FailureRate;
+
+const USAGE: &str = "usage: hello            the web app (settings from HELLO_* env vars)
+       hello kv DIR     a key-value store keeping its values in DIR
+       hello probe URL  GET an http:// URL; exit 0 on 2xx, 1 otherwise";
+
+/// How long a forwarded `/kv/*` request may take in all.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long `hello probe` waits for an answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Settings read from the environment at start.
 #[derive(Debug, Clone)]
@@ -39,6 +69,8 @@ struct Config {
     up_status: StatusCode,
     /// `HELLO_STARTUP_DELAY`: sleep before binding.
     startup_delay: Duration,
+    /// `HELLO_KV_URL`: where `/kv/*` is forwarded, without a trailing `/`.
+    kv_url: Option<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -57,20 +89,38 @@ fn duration_var(name: &str) -> Result<Duration, String> {
     }
 }
 
+/// `HELLO_HOST` and `PORT`, the same rules for every mode that listens.
+fn listen_addr(default_port: u16) -> Result<SocketAddr, String> {
+    let host = match var("HELLO_HOST") {
+        None => std::net::IpAddr::from([127, 0, 0, 1]),
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("HELLO_HOST={v:?} is not an IP address"))?,
+    };
+    let port = match var("PORT") {
+        None => default_port,
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("PORT={v:?} is not a port number (1-65535)"))?,
+    };
+    Ok(SocketAddr::new(host, port))
+}
+
+/// `HELLO_KV_URL`, checked: an `http://` URL, with no query to append to.
+fn kv_url_var() -> Result<Option<String>, String> {
+    let Some(v) = var("HELLO_KV_URL") else {
+        return Ok(None);
+    };
+    let uri = client::parse_http_url(&v).map_err(|err| format!("HELLO_KV_URL: {err}"))?;
+    if uri.query().is_some() {
+        return Err(format!("HELLO_KV_URL={v:?} must not have a query"));
+    }
+    Ok(Some(v.trim_end_matches('/').to_owned()))
+}
+
 impl Config {
     fn from_env() -> Result<Self, String> {
-        let host = match var("HELLO_HOST") {
-            None => std::net::IpAddr::from([127, 0, 0, 1]),
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("HELLO_HOST={v:?} is not an IP address"))?,
-        };
-        let port = match var("PORT") {
-            None => 3000,
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("PORT={v:?} is not a port number (1-65535)"))?,
-        };
+        let addr = listen_addr(3000)?;
         let failure_rate = match var("HELLO_FAILURE_RATE") {
             None => FailureRate::default(),
             Some(v) => {
@@ -88,8 +138,8 @@ impl Config {
                 })?,
         };
         Ok(Config {
-            host,
-            port,
+            host: addr.ip(),
+            port: addr.port(),
             release: var("WHARF_RELEASE").unwrap_or_else(|| "?".to_owned()),
             instance: var("WHARF_INSTANCE").unwrap_or_else(|| "?".to_owned()),
             message: var("HELLO_MESSAGE"),
@@ -97,6 +147,7 @@ impl Config {
             delay: duration_var("HELLO_DELAY")?,
             up_status,
             startup_delay: duration_var("HELLO_STARTUP_DELAY")?,
+            kv_url: kv_url_var()?,
         })
     }
 }
@@ -106,6 +157,8 @@ struct App {
     config: Config,
     /// Non-`/up` requests seen so far, for the failure spread.
     requests: AtomicU64,
+    /// For forwarding to `HELLO_KV_URL`.
+    client: client::HttpClient,
 }
 
 fn escape_html(s: &str) -> String {
@@ -165,24 +218,109 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
                 ),
             )
                 .into_response()
-        } else if path == "/" && req.method() == Method::GET {
-            (
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                page(config),
-            )
-                .into_response()
         } else {
-            format!(
-                "hello release={} instance={} path={path}\n",
-                config.release, config.instance
-            )
-            .into_response()
+            respond(&app, req).await
         }
     };
     if let Ok(value) = HeaderValue::from_str(&config.release) {
         response.headers_mut().insert("x-hello-release", value);
     }
     response
+}
+
+/// Answers a non-`/up` request that is not failing on purpose.
+async fn respond(app: &App, req: Request) -> Response {
+    let config = &app.config;
+    let path = req.uri().path();
+    let method = req.method();
+    if path == "/" && method == Method::GET {
+        return (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            page(config),
+        )
+            .into_response();
+    }
+    if method == Method::GET
+        && let Some(name) = path.strip_prefix("/has-env/")
+    {
+        return has_env(name);
+    }
+    if (method == Method::GET || method == Method::PUT)
+        && let (Some(base), Some(key)) = (&config.kv_url, path.strip_prefix("/kv/"))
+    {
+        let target = format!("{base}/kv/{key}");
+        return forward(app, base, target, req).await;
+    }
+    format!(
+        "hello release={} instance={} path={path}\n",
+        config.release, config.instance
+    )
+    .into_response()
+}
+
+/// `GET /has-env/{NAME}`: whether a variable reached the app, without
+/// showing its value (it may be a secret).
+fn has_env(name: &str) -> Response {
+    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return (
+            StatusCode::BAD_REQUEST,
+            "bad variable name: use [A-Za-z_][A-Za-z0-9_]*\n",
+        )
+            .into_response();
+    }
+    if std::env::var_os(name).is_some_and(|v| !v.is_empty()) {
+        (StatusCode::OK, "yes").into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "no").into_response()
+    }
+}
+
+/// Sends a `/kv/*` request on to the store at `base` (`target` is the full
+/// URL) and returns the store's status and body. The key is passed as it
+/// came (not decoded): the store is the one that judges it.
+async fn forward(app: &App, base: &str, target: String, req: Request) -> Response {
+    let Ok(uri) = target.parse::<Uri>() else {
+        return (StatusCode::BAD_REQUEST, "bad key\n").into_response();
+    };
+    let method = req.method().clone();
+    let body = match axum::body::to_bytes(req.into_body(), kv::MAX_VALUE).await {
+        Ok(body) => body,
+        Err(err) if kv::too_large(&err) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("values are at most {} bytes\n", kv::MAX_VALUE),
+            )
+                .into_response();
+        }
+        Err(_) => return (StatusCode::BAD_REQUEST, "could not read the body\n").into_response(),
+    };
+    match client::send(
+        &app.client,
+        method,
+        uri,
+        body,
+        FORWARD_TIMEOUT,
+        kv::MAX_VALUE,
+    )
+    .await
+    {
+        Ok(reply) => {
+            let mut response = (reply.status, reply.body).into_response();
+            if let Some(content_type) = reply.content_type {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, content_type);
+            }
+            response
+        }
+        Err(reason) => (
+            StatusCode::BAD_GATEWAY,
+            format!("kv store at {base} unreachable: {reason}\n"),
+        )
+            .into_response(),
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -222,6 +360,7 @@ async fn run(config: Config) -> Result<(), String> {
     let app = Arc::new(App {
         config,
         requests: AtomicU64::new(0),
+        client: client::new(),
     });
     let router = Router::new().fallback(handle).with_state(app.clone());
     axum::serve(listener, router)
@@ -238,6 +377,40 @@ async fn run(config: Config) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    match args.as_slice() {
+        [] => web_main(),
+        [command, rest @ ..] => match command.to_str() {
+            Some("kv") => kv_main(rest),
+            Some("probe") => probe_main(rest),
+            Some("help" | "-h" | "--help") => {
+                println!("{USAGE}");
+                ExitCode::SUCCESS
+            }
+            _ => {
+                eprintln!("hello: unknown command {command:?}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+/// Builds the async runtime, printing why it could not be built.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(err) => {
+            eprintln!("hello: could not start the async runtime: {err}");
+            None
+        }
+    }
+}
+
+fn web_main() -> ExitCode {
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {
@@ -245,21 +418,76 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("hello: could not start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("hello: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `hello kv DIR`.
+fn kv_main(args: &[OsString]) -> ExitCode {
+    let [dir] = args else {
+        eprintln!("hello kv: expected one argument, the data directory\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let addr = match listen_addr(7000) {
+        Ok(addr) => addr,
+        Err(err) => {
+            eprintln!("hello kv: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(kv::run(addr, PathBuf::from(dir))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hello kv: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `hello probe URL`. Every failure, bad usage included, exits with 1:
+/// Docker health checks treat 1 as unhealthy and reserve 2.
+fn probe_main(args: &[OsString]) -> ExitCode {
+    let [url] = args else {
+        eprintln!("hello probe: expected one argument, the URL\n{USAGE}");
+        return ExitCode::FAILURE;
+    };
+    let Some(url) = url.to_str() else {
+        eprintln!("hello probe: the URL {url:?} is not UTF-8");
+        return ExitCode::FAILURE;
+    };
+    // One request: a single thread is plenty.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("hello probe: could not start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(client::probe(url, PROBE_TIMEOUT)) {
+        Ok(status) if status.is_success() => {
+            println!("hello probe: {url} answered {status}");
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            eprintln!("hello probe: {url} answered {status}");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("hello probe: {url}: {err}");
             ExitCode::FAILURE
         }
     }
