@@ -4,7 +4,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::Warning;
-use crate::yaml::{Node, Pos};
+use crate::yaml::{Entry, Node, Pos};
 
 /// Warnings collected while importing one file, each with its position so
 /// they can be listed in file order at the end.
@@ -36,6 +36,38 @@ impl Warnings {
                 message: message.into(),
             },
         ));
+    }
+
+    /// A mapping's entries; anything else but nothing is warned about and
+    /// read as empty.
+    pub fn map<'a>(&mut self, node: &'a Node, key: &str) -> &'a [Entry] {
+        if node.as_map().is_none() && !node.is_null() {
+            self.add(
+                node.pos,
+                key,
+                format!(
+                    "expected a mapping, found {}; not carried over",
+                    node.describe()
+                ),
+            );
+        }
+        node.as_map().unwrap_or_default()
+    }
+
+    /// A list's items; anything else but nothing is warned about and read
+    /// as empty.
+    pub fn seq<'a>(&mut self, node: &'a Node, key: &str) -> &'a [Node] {
+        if node.as_seq().is_none() && !node.is_null() {
+            self.add(
+                node.pos,
+                key,
+                format!(
+                    "expected a list, found {}; not carried over",
+                    node.describe()
+                ),
+            );
+        }
+        node.as_seq().unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {

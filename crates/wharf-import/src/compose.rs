@@ -156,6 +156,7 @@ pub fn import(path: &Path, source: &str, name: Option<&str>) -> Result<Import, I
     };
 
     let mut process_env = Vec::new();
+    let mut process_entries: Vec<&Entry> = Vec::new();
     let mut release = None;
     let mut used_names = HashSet::new();
     for (e, build) in &builds {
@@ -182,7 +183,36 @@ pub fn import(path: &Path, source: &str, name: Option<&str>) -> Result<Import, I
         }
         let (process, env) = c.process(e, &mut used_names, &mut app.secrets);
         app.processes.push(process);
+        process_entries.push(*e);
         process_env.push(env);
+    }
+
+    // Compose has no hosts: every process with a port would be routed at
+    // any host, path `/`, which wharf refuses for more than one.
+    let mut routed: Option<String> = None;
+    for (p, e) in app.processes.iter_mut().zip(&process_entries) {
+        if p.http.is_none() {
+            continue;
+        }
+        match &routed {
+            None => routed = Some(p.name.clone()),
+            Some(first) => {
+                let pos = e
+                    .value
+                    .as_map()
+                    .and_then(|m| m.iter().find(|f| f.key == "ports"))
+                    .map_or(e.key_pos, |f| f.key_pos);
+                c.w.add(
+                    pos,
+                    format!("services.{}.ports", e.key),
+                    format!(
+                        "`{first}` is already routed at every host, path `/`; this process keeps its port but is neither routed by wharf's proxy nor health-checked: give one of them `http.host` or `http.path`, and `health`"
+                    ),
+                );
+                p.http = None;
+                p.health = None;
+            }
+        }
     }
 
     // Env every process shares goes to [env] (the release command gets it
@@ -929,7 +959,7 @@ impl Ctx {
             return;
         };
         for e in map {
-            for f in e.value.as_map().unwrap_or_default() {
+            for f in self.w.map(&e.value, &format!("volumes.{}", e.key)) {
                 let k = format!("volumes.{}.{}", e.key, f.key);
                 let msg = match f.key.as_str() {
                     "external" => format!(
@@ -1173,6 +1203,14 @@ impl Ctx {
         if node.as_map().is_none() {
             self.w
                 .add(node.pos, key, "expected a mapping; not carried over");
+            return None;
+        }
+        if node.get("test").is_none() {
+            self.w.add(
+                node.pos,
+                key,
+                "no `test`: compose used the image's own HEALTHCHECK, which wharf does not read; not carried over: write the command as `health.command`",
+            );
         }
         health.command = command?;
         Some(health)
@@ -1208,7 +1246,7 @@ impl Ctx {
 
     /// `deploy:` → instances, memory, cpus, restart; warns about the rest.
     fn deploy(&mut self, key: &str, node: &Node, p: &mut Limits) {
-        for e in node.as_map().unwrap_or_default() {
+        for e in self.w.map(node, key) {
             let k = join_key(key, &e.key);
             match e.key.as_str() {
                 "replicas" => {
@@ -1217,7 +1255,7 @@ impl Ctx {
                         .map(|n| (n as u32, e.value.pos, k.clone()));
                 }
                 "resources" => {
-                    for r in e.value.as_map().unwrap_or_default() {
+                    for r in self.w.map(&e.value, &k) {
                         let rk = join_key(&k, &r.key);
                         if r.key != "limits" {
                             self.w.add(
@@ -1227,7 +1265,7 @@ impl Ctx {
                             );
                             continue;
                         }
-                        for l in r.value.as_map().unwrap_or_default() {
+                        for l in self.w.map(&r.value, &rk) {
                             let lk = join_key(&rk, &l.key);
                             match l.key.as_str() {
                                 "memory" => p.memory = self.memory(&l.value, &lk),
@@ -1242,7 +1280,7 @@ impl Ctx {
                     }
                 }
                 "restart_policy" => {
-                    for r in e.value.as_map().unwrap_or_default() {
+                    for r in self.w.map(&e.value, &k) {
                         let rk = join_key(&k, &r.key);
                         if r.key == "condition" {
                             p.restart = match r.value.as_str() {
@@ -1448,7 +1486,7 @@ impl Ctx {
             return health;
         };
         let key = format!("{svc}.healthcheck");
-        for f in hc.value.as_map().unwrap_or_default() {
+        for f in self.w.map(&hc.value, &key) {
             let k = join_key(&key, &f.key);
             match f.key.as_str() {
                 "test" => {

@@ -489,7 +489,7 @@ impl Ctx {
 
     fn builder(&mut self, key: &str, node: &Node) -> Build {
         let mut b = Build::default();
-        for e in node.as_map().unwrap_or_default() {
+        for e in self.w.map(node, key) {
             let k = join_key(key, &e.key);
             let v = &e.value;
             match e.key.as_str() {
@@ -509,7 +509,7 @@ impl Ctx {
                 }
                 "target" => b.target = self.lit(v, &k),
                 "args" => {
-                    for a in v.as_map().unwrap_or_default() {
+                    for a in self.w.map(v, &k) {
                         let ak = join_key(&k, &a.key);
                         if a.value.is_null() {
                             self.w.add(a.key_pos, ak, "has no value; not carried over");
@@ -775,11 +775,7 @@ impl Ctx {
                     }
                 }
                 "hosts" => {
-                    let hosts: Vec<String> = v
-                        .as_seq()
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|h| self.lit(h, &k))
+                    let hosts: Vec<String> = self.w.seq(v, &k).iter().filter_map(|h| self.lit(h, &k))
                         .collect();
                     s.host = self.first_host(&k, v.pos, hosts);
                 }
@@ -790,7 +786,7 @@ impl Ctx {
                         .map(|p| if p.starts_with('/') { p } else { format!("/{p}") });
                 }
                 "healthcheck" => {
-                    for h in v.as_map().unwrap_or_default() {
+                    for h in self.w.map(v, &k) {
                         let hk = join_key(&k, &h.key);
                         match h.key.as_str() {
                             "path" => s.health_path = self.lit(&h.value, &hk),
@@ -839,7 +835,7 @@ impl Ctx {
     /// Kamal 1's top-level `healthcheck` (path, port) onto the routed
     /// process.
     fn kamal1_healthcheck(&mut self, e: &Entry, health: &mut Health, port: &mut Option<u16>) {
-        for h in e.value.as_map().unwrap_or_default() {
+        for h in self.w.map(&e.value, "healthcheck") {
             let k = join_key("healthcheck", &h.key);
             match h.key.as_str() {
                 "path" => {
@@ -909,7 +905,7 @@ impl Ctx {
                         a.secrets = secrets;
                     }
                     "volumes" => {
-                        for (i, item) in v.as_seq().unwrap_or_default().iter().enumerate() {
+                        for (i, item) in self.w.seq(v, &fk).iter().enumerate() {
                             let ik = format!("{fk}[{i}]");
                             if let Some(vol) = self.lit(item, &ik) {
                                 if vol.starts_with('.') || vol.starts_with('~') {
@@ -921,7 +917,7 @@ impl Ctx {
                         }
                     }
                     "directories" => {
-                        for (i, item) in v.as_seq().unwrap_or_default().iter().enumerate() {
+                        for (i, item) in self.w.seq(v, &fk).iter().enumerate() {
                             let ik = format!("{fk}[{i}]");
                             let Some(dir) = self.lit(item, &ik) else { continue };
                             match dir.split_once(':') {

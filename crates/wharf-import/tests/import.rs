@@ -87,6 +87,7 @@ mod compose {
         unsupported => "unsupported",
         no_build => "no-build",
         invalid_yaml => "invalid-yaml",
+        two_http => "two-http",
     );
 }
 
@@ -188,5 +189,34 @@ fn odd_inputs_do_not_panic() {
                 });
             }
         }
+    }
+}
+
+/// A value of the wrong shape is a warning at its location, not a silent
+/// drop.
+#[test]
+fn wrong_shapes_are_warned_about() {
+    let compose = "services:\n  web:\n    build: .\n    deploy: 3\n  db:\n    image: postgres\n    healthcheck:\n      interval: 5s\n";
+    let ok = wharf_import::compose(Path::new("app/docker-compose.yml"), compose, None).unwrap();
+    let warnings: Vec<String> = ok.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        warnings.contains(&"app/docker-compose.yml:4:13: services.web.deploy: expected a mapping, found a single value; not carried over".to_owned()),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings.iter().any(
+            |w| w.starts_with("app/docker-compose.yml:8:7: services.db.healthcheck: no `test`")
+        ),
+        "{warnings:#?}"
+    );
+
+    let kamal = "service: x\nservers: [a]\nbuilder: 7\nproxy:\n  hosts: x.example.com\n";
+    let ok = wharf_import::kamal(Path::new("config/deploy.yml"), kamal, None).unwrap();
+    let warnings: Vec<String> = ok.warnings.iter().map(ToString::to_string).collect();
+    for expected in [
+        "config/deploy.yml:3:10: builder: expected a mapping, found a single value; not carried over",
+        "config/deploy.yml:5:10: proxy.hosts: expected a list, found a single value; not carried over",
+    ] {
+        assert!(warnings.contains(&expected.to_owned()), "{warnings:#?}");
     }
 }
