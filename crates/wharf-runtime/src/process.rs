@@ -3,7 +3,7 @@
 //! Each instance runs as `/bin/sh -c "<command>"` in its own process
 //! group (so a Ctrl-C in the server's terminal does not reach it, and a stop
 //! signals everything it started), with a cleared environment. The shared
-//! supervisor ([`crate::supervise`]) restarts it after an unexpected exit per
+//! supervisor (`supervise.rs`) restarts it after an unexpected exit per
 //! its [`crate::RestartPolicy`], with exponential backoff, until it is
 //! stopped on request. Limits are not applied (they are the docker
 //! runtime's), and the accessory, exec and adopt methods keep the trait's

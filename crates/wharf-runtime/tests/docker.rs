@@ -1250,6 +1250,14 @@ async fn accessory_with_a_named_volume_keeps_its_data() {
         .unwrap();
     let status = env.rt.accessory_status(&env.app, "store").await.unwrap();
     assert_eq!(status.state, "missing");
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    let err = env
+        .rt
+        .accessory_logs(&env.app, "store", 10, false, tx)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has no container"), "{err}");
     assert!(docker().await.inspect_volume(&volume).await.is_err());
 }
 

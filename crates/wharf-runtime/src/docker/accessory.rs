@@ -651,13 +651,10 @@ impl Inner {
         check_accessory(app, name)?;
         let container = accessory_container(app, name);
         if self.inspect_accessory(&container).await?.is_none() {
-            return Err(DockerError::api(
-                format!("read the logs of accessory {name} of {app}"),
-                bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404,
-                    message: format!("no container {container}: boot the accessory first"),
-                },
-            )
+            return Err(DockerError::NoAccessory {
+                app: app.to_owned(),
+                name: name.to_owned(),
+            }
             .into());
         }
         let options = LogsOptionsBuilder::default()

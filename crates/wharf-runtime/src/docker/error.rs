@@ -46,9 +46,14 @@ pub enum DockerError {
     },
     /// `exec` in an instance that is not running (unknown, restarting, stopped).
     #[error(
-        "instance {instance} is not running in the docker runtime of this server: see `wharf ps` for running instances"
+        "instance {instance} is not running in the docker runtime of this server: `wharf status` shows the running instances"
     )]
     NotRunning { instance: String },
+    /// An accessory that has no container (logs of one never booted).
+    #[error(
+        "accessory {name} of {app} has no container (wharf-{app}-{name}): boot it first (`wharf accessory boot {name}`)"
+    )]
+    NoAccessory { app: String, name: String },
     /// A container of the name wharf needs exists and is not wharf's.
     #[error(
         "container {name} exists but was not made by wharf for data directory {data_dir}: remove or rename it (`docker rm -f {name}`) so wharf can create its {what}"

@@ -2,7 +2,7 @@
 //! all through the Docker Engine API on its unix socket (never the `docker`
 //! CLI).
 //!
-//! * Releases ([`build`]): [`Runtime::prepare_release`] sends the build
+//! * Releases (`build.rs`): [`Runtime::prepare_release`] sends the build
 //!   context (without `.git`, `.wharf`, `target`) and the release's
 //!   [`crate::DockerBuild`] (Dockerfile, target, build args) to the engine's
 //!   build API, or takes a prebuilt image that must exist in the engine; the
@@ -11,7 +11,7 @@
 //!   directory is the release's `workdir`, and `start`/`run_task` read the
 //!   image from it. Build output goes to the app's log as process `build`,
 //!   with the values of build args masked.
-//! * Instances ([`instance`]): a container `wharf-<instance id>` labelled
+//! * Instances (`instance.rs`): a container `wharf-<instance id>` labelled
 //!   with `wharf.data-dir` (canonical), `wharf.app`, `wharf.release`,
 //!   `wharf.process` and `wharf.instance`, with the instance's memory and
 //!   CPU limits. In [`DockerNetwork::AppBridge`] mode (the default) it
@@ -25,14 +25,14 @@
 //!   with shell quoting rules but run without a shell (images `FROM scratch`
 //!   have none): `&&`, pipes, redirections and `$VAR` are not interpreted.
 //!   An empty command keeps the image's `CMD`.
-//! * Supervision is wharf's own ([`crate::supervise`], shared with the
+//! * Supervision is wharf's own (`supervise.rs`, shared with the
 //!   process runtime; no engine restart policy): an exited container is
 //!   removed and, per the instance's restart policy, a new one created
 //!   after a backoff. Container output (logs API, followed) goes to the
 //!   same per-instance log files and broadcast as the process runtime's.
 //!   Containers outlive a crashed server: [`Runtime::adopt`] takes a
 //!   matching one over instead of starting a new one.
-//! * Accessories ([`accessory`]): long-lived containers `wharf-<app>-<name>`
+//! * Accessories (`accessory.rs`): long-lived containers `wharf-<app>-<name>`
 //!   on the app's network, restarted by the engine (`unless-stopped`), never
 //!   touched by [`Runtime::kill_leftovers`] or [`Runtime::prune`].
 //! * Exit codes are the engine's: a container killed by signal N exits with
@@ -692,7 +692,7 @@ where
 {
     let mut out = Lines::default();
     let mut err = Lines::default();
-    let send = |stream: crate::LogStream, line: String| LogLine {
+    let line_of = |stream: crate::LogStream, line: String| LogLine {
         at_ms: crate::unix_ms(std::time::SystemTime::now()),
         app: source.app.clone(),
         release: source.release,
@@ -721,7 +721,7 @@ where
             None => break,
         };
         for line in lines {
-            if output.send(send(kind, line)).await.is_err() {
+            if output.send(line_of(kind, line)).await.is_err() {
                 return;
             }
         }
@@ -731,7 +731,7 @@ where
         (crate::LogStream::Stderr, err.finish()),
     ] {
         if let Some(line) = rest
-            && output.send(send(kind, line)).await.is_err()
+            && output.send(line_of(kind, line)).await.is_err()
         {
             return;
         }
