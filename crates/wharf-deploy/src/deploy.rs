@@ -9,12 +9,15 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use wharf_config::AppConfig;
 use wharf_proxy::health::{self, HealthSpec};
-use wharf_runtime::{InstanceSpec, RuntimeEvent, TaskSpec};
+use wharf_runtime::{
+    DockerBuild, InstanceSpec, ReleaseSource, RestartPolicy, Runtime, RuntimeEvent, TaskSpec,
+};
 use wharf_store::{
     AppRow, DeployKind, DeployOutcome, EventLevel, InstanceState, NewInstance, ReleaseStatus,
     StoreError,
 };
 
+use crate::containers::{self, app_env};
 use crate::live::{LiveInstance, LiveRelease};
 use crate::progress::{DeployReport, Progress};
 use crate::step::{Step, failpoint};
@@ -115,8 +118,9 @@ impl Engine {
         let mut run = self.begin(app, DeployKind::Deploy, None, tx)?;
         run.pause = req.pause;
         run.notify = config.deploy.notify.clone();
+        let (version, image) = (req.version, req.image);
         self.run(run, |engine, run| {
-            Box::pin(engine.deploy_steps(run, config, source))
+            Box::pin(engine.deploy_steps(run, config, source, version, image))
         })
         .await
     }
@@ -295,10 +299,15 @@ impl Engine {
         run: &mut Run,
         config: AppConfig,
         source: PathBuf,
+        version: Option<String>,
+        image: Option<String>,
     ) -> Result<usize, DeployError> {
         let config_json =
             serde_json::to_string(&config).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let revision = git_revision(&source).await;
+        let revision = match version {
+            Some(v) => Some(v),
+            None => git_revision(&source).await,
+        };
         let release = self
             .store
             .create_release(run.app.id, revision.as_deref(), &config_json)?;
@@ -312,10 +321,16 @@ impl Engine {
             kind: "deploy".into(),
         });
 
+        // Before anything runs: the runtime (an unreachable Docker engine
+        // fails here) and every secret.
+        let runtime = self.runtime_for(&config).await?;
+        let env = app_env(&config)?;
         if let Some(build) = &config.build {
             run.step(self, Step::Building, Some(build.clone())).await?;
+            // A host command, in the source directory, whatever the runtime.
+            let host: Arc<dyn Runtime> = self.runtime.process();
             let outcome = self
-                .task(run, "build", build, &source, &config, BUILD_TIMEOUT)
+                .task(run, &host, "build", build, &source, &env, BUILD_TIMEOUT)
                 .await?;
             if !outcome.success() {
                 return Err(DeployError::Build {
@@ -327,12 +342,37 @@ impl Engine {
             }
         }
 
-        run.step(self, Step::Preparing, Some(format!("release {number}")))
-            .await?;
-        let dir = self
-            .runtime
-            .prepare_release(&run.app.name, number as u64, &source)
-            .await?;
+        let version = revision.unwrap_or_else(|| format!("r{number}"));
+        let image = image.or_else(|| config.docker.as_ref().and_then(|d| d.image.clone()));
+        let detail = match (&config.docker, &image) {
+            (None, _) => format!("release {number}"),
+            (Some(_), Some(image)) => format!("image {image} as release {number} ({version})"),
+            (Some(_), None) => format!("image of release {number} ({version})"),
+        };
+        run.step(self, Step::Preparing, Some(detail)).await?;
+        let build = config
+            .docker
+            .as_ref()
+            .map(|d| DockerBuild {
+                dockerfile: d.dockerfile.clone().into(),
+                context: d.context.clone().into(),
+                target: d.target.clone(),
+                args: d.args.clone(),
+            })
+            .unwrap_or_default();
+        let prepare = ReleaseSource {
+            app: run.app.name.clone(),
+            release: number as u64,
+            dir: source.clone(),
+            version,
+            build,
+            image,
+        };
+        // Image build output streams as progress, like the build command's.
+        let forward = self.forward_output(run, &runtime, "build");
+        let prepared = runtime.prepare_release(&prepare).await;
+        Self::stop_forwarding(forward).await;
+        let dir = prepared?;
         self.store.set_release_status(
             run.app.id,
             number,
@@ -340,11 +380,26 @@ impl Engine {
             Some(&dir.to_string_lossy()),
         )?;
 
+        if !config.accessories.is_empty() {
+            let names: Vec<&str> = config.accessories.keys().map(String::as_str).collect();
+            run.step(self, Step::Accessories, Some(names.join(", ")))
+                .await?;
+            self.boot_accessories(&config).await?;
+        }
+
         if let Some(command) = &config.release_command {
             run.step(self, Step::Releasing, Some(command.clone()))
                 .await?;
             let outcome = self
-                .task(run, "release", command, &dir, &config, RELEASE_TIMEOUT)
+                .task(
+                    run,
+                    &runtime,
+                    "release",
+                    command,
+                    &dir,
+                    &env,
+                    RELEASE_TIMEOUT,
+                )
                 .await?;
             if !outcome.success() {
                 return Err(DeployError::ReleaseCommand {
@@ -431,20 +486,18 @@ impl Engine {
             })
     }
 
-    /// Runs the build or release command, streaming its output as progress.
-    async fn task(
+    /// Sends the output of `process` (a task or the image build) of the
+    /// run's release to its progress, until [`Engine::stop_forwarding`].
+    fn forward_output(
         &self,
         run: &Run,
-        name: &str,
-        command: &str,
-        workdir: &Path,
-        config: &AppConfig,
-        timeout: Duration,
-    ) -> Result<wharf_runtime::TaskOutcome, DeployError> {
+        runtime: &Arc<dyn Runtime>,
+        process: &str,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         let release = run.release.unwrap_or_default() as u64;
-        let mut lines = self.runtime.log_lines();
-        let forward = run.tx.clone().map(|tx| {
-            let (app, name) = (run.app.name.clone(), name.to_owned());
+        let mut lines = runtime.log_lines();
+        run.tx.clone().map(|tx| {
+            let (app, name) = (run.app.name.clone(), process.to_owned());
             tokio::spawn(async move {
                 while let Ok(l) = lines.recv().await {
                     if l.app == app && l.release == release && l.process == name {
@@ -452,11 +505,34 @@ impl Engine {
                     }
                 }
             })
-        });
-        let mut env = config.env.clone();
+        })
+    }
+
+    async fn stop_forwarding(forward: Option<tokio::task::JoinHandle<()>>) {
+        if let Some(f) = forward {
+            // Let the last lines through before the next step is reported.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            f.abort();
+        }
+    }
+
+    /// Runs the build or release command, streaming its output as progress.
+    #[allow(clippy::too_many_arguments)]
+    async fn task(
+        &self,
+        run: &Run,
+        runtime: &Arc<dyn Runtime>,
+        name: &str,
+        command: &str,
+        workdir: &Path,
+        env: &std::collections::BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Result<wharf_runtime::TaskOutcome, DeployError> {
+        let release = run.release.unwrap_or_default() as u64;
+        let forward = self.forward_output(run, runtime, name);
+        let mut env = env.clone();
         env.insert("WHARF_RELEASE".into(), release.to_string());
-        let outcome = self
-            .runtime
+        let outcome = runtime
             .run_task(TaskSpec {
                 app: run.app.name.clone(),
                 release,
@@ -467,11 +543,7 @@ impl Engine {
                 timeout,
             })
             .await;
-        if let Some(f) = forward {
-            // Let the last lines through before the next step is reported.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            f.abort();
-        }
+        Self::stop_forwarding(forward).await;
         Ok(outcome?)
     }
 
@@ -495,10 +567,12 @@ impl Engine {
         )
         .await?;
         let mut instances = Vec::new();
+        self.runtime_for(&config).await?;
+        let env = app_env(&config)?;
         // Subscribed before the first spawn, so no early crash is missed.
         let events = self.runtime.events();
         let started = self
-            .spawn_instances(run, number, &config, dir, &mut instances)
+            .spawn_instances(run, number, &config, &env, dir, &mut instances)
             .await;
         if let Err(e) = started {
             self.stop_instances(&instances).await;
@@ -594,16 +668,23 @@ impl Engine {
         run: &Run,
         number: i64,
         config: &AppConfig,
+        app_env: &std::collections::BTreeMap<String, String>,
         dir: &Path,
         out: &mut Vec<InstanceSpec>,
     ) -> Result<(), DeployError> {
         for process in config.processes.values() {
             for index in 1..=process.instances {
-                let port = free_port().map_err(DeployError::Port)?;
                 let id = format!("{}-r{number}-{}-{index}", run.app.name, process.name);
-                let mut env = config.env.clone();
+                let mut env = app_env.clone();
                 env.extend(process.env.clone());
-                let spec = InstanceSpec {
+                // After a server restart, an instance of the serving release
+                // that is still running is taken over where it stands.
+                let adoptable = self.take_adoptable(&id);
+                let port = match adoptable {
+                    Some(port) => port,
+                    None => free_port().map_err(DeployError::Port)?,
+                };
+                let mut spec = InstanceSpec {
                     id: id.clone(),
                     app: run.app.name.clone(),
                     release: number as u64,
@@ -613,8 +694,33 @@ impl Engine {
                     workdir: dir.to_path_buf(),
                     env,
                     port,
+                    container_port: process.port,
                     stop_timeout: process.stop_timeout,
+                    limits: containers::limits(process.memory, process.cpus),
+                    restart: match process.restart {
+                        wharf_config::Restart::Always => RestartPolicy::Always,
+                        wharf_config::Restart::OnFailure => RestartPolicy::OnFailure,
+                        wharf_config::Restart::Never => RestartPolicy::Never,
+                    },
                 };
+                if adoptable.is_some() {
+                    match self.runtime.adopt(spec.clone()).await {
+                        Ok(Some(pid)) => {
+                            self.store.set_instance_pid(&id, Some(pid))?;
+                            self.store
+                                .set_instance_state(&id, InstanceState::Starting)?;
+                            tracing::info!(instance = %id, pid, "adopted a running instance");
+                            out.push(spec);
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(instance = %id, error = %e, "could not adopt; starting it again")
+                        }
+                    }
+                    spec.port = free_port().map_err(DeployError::Port)?;
+                }
+                let port = spec.port;
                 // Recorded before it exists, so a crash right after the
                 // spawn still knows what to look for.
                 self.store.insert_instance(&NewInstance {

@@ -54,12 +54,42 @@ pub enum DeployError {
         release: i64,
         why: String,
     },
+    /// A secret's value could not be read; nothing was started.
+    #[error("secret {key} of {app} cannot be read: {why}")]
+    Secret {
+        app: String,
+        key: String,
+        why: String,
+    },
+    #[error("{app} has no accessory {name:?}; its wharf.toml defines: {}", list(.known))]
+    NoAccessory {
+        app: String,
+        name: String,
+        known: Vec<String>,
+    },
+    #[error("{app} has no process {process:?}; its serving release has: {}", list(.known))]
+    NoProcess {
+        app: String,
+        process: String,
+        known: Vec<String>,
+    },
+    #[error("{app} has no serving release; deploy it first with `wharf deploy`")]
+    NotServing { app: String },
     #[error("no free port on 127.0.0.1 for an instance: {0}")]
     Port(std::io::Error),
     #[error(transparent)]
     Store(#[from] wharf_store::StoreError),
     #[error(transparent)]
     Runtime(#[from] wharf_runtime::RuntimeError),
+}
+
+/// "a, b" or "(none)".
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "(none)".to_owned()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// Renders the last log lines under an error message.

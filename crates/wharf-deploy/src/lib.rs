@@ -21,9 +21,11 @@ use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 use wharf_proxy::Proxy;
 use wharf_runtime::Runtime;
+use wharf_runtime::dispatch::Runtimes;
 use wharf_store::Store;
 
 pub mod analysis;
+mod containers;
 mod deploy;
 mod error;
 mod live;
@@ -34,6 +36,7 @@ mod recover;
 mod status;
 mod step;
 
+pub use containers::AccessoryAction;
 pub use error::DeployError;
 pub use progress::{DeployReport, Progress};
 pub use progressive::{Control, ProgressiveStatus, ReleaseTraffic};
@@ -55,13 +58,17 @@ pub struct DeployRequest {
     pub wait: bool,
     /// Canary: stop at the first step until `promote` (whatever its pause).
     pub pause: bool,
+    /// The release's version (docker image tag) instead of the git revision.
+    pub version: Option<String>,
+    /// Docker: deploy this prebuilt image instead of building one.
+    pub image: Option<String>,
 }
 
 /// The deploy engine. One per server.
 #[derive(Debug)]
 pub struct Engine {
     store: Arc<Store>,
-    runtime: Arc<dyn Runtime>,
+    runtime: Arc<Runtimes>,
     routes: Arc<live::Routes>,
     /// One deploy at a time per app, in this process (the store enforces it
     /// across processes too).
@@ -69,6 +76,10 @@ pub struct Engine {
     metrics: metrics::DeployMetrics,
     /// Per app: how to reach a canary or bake in progress, and what it shows.
     progressive: Mutex<HashMap<String, progressive::InProgress>>,
+    /// During recovery: instance id → port of the instances the store
+    /// expected to be running, which the runtime may still have (containers
+    /// outlive the server) and can adopt.
+    adoptable: Mutex<HashMap<String, u16>>,
 }
 
 impl Engine {
@@ -76,7 +87,7 @@ impl Engine {
     /// recording runtime events (pids, exits) in the store.
     pub fn new(
         store: Arc<Store>,
-        runtime: Arc<dyn Runtime>,
+        runtime: Arc<Runtimes>,
         proxy: Arc<Proxy>,
         registry: &mut Registry,
     ) -> Arc<Engine> {
@@ -87,6 +98,7 @@ impl Engine {
             locks: Mutex::new(HashMap::new()),
             metrics: metrics::DeployMetrics::new(registry),
             progressive: Mutex::new(HashMap::new()),
+            adoptable: Mutex::new(HashMap::new()),
         });
         tokio::spawn(recover::record_runtime_events(Arc::downgrade(&engine)));
         tokio::spawn(progressive::record_release_metrics(Arc::downgrade(&engine)));
@@ -97,12 +109,18 @@ impl Engine {
         &self.store
     }
 
-    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+    pub fn runtime(&self) -> &Arc<Runtimes> {
         &self.runtime
     }
 
     pub fn proxy(&self) -> &Arc<Proxy> {
         self.routes.proxy()
+    }
+
+    /// The port of instance `id` if recovery may adopt it (once).
+    pub(crate) fn take_adoptable(&self, id: &str) -> Option<u16> {
+        let mut adoptable = self.adoptable.lock().unwrap_or_else(|e| e.into_inner());
+        adoptable.remove(id)
     }
 
     fn app_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {

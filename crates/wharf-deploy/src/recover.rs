@@ -3,10 +3,13 @@
 //! A server killed at any point leaves: instance processes (its children,
 //! now orphans), maybe a deploy with no outcome, and a store whose
 //! `apps.current_release` says which release was serving at the last
-//! commit point. [`Engine::recover`] kills every leftover process of this
-//! data dir, closes open deploys as `interrupted`, and restores each app's
-//! serving release through the same start → health → switch path a deploy
-//! uses. The result: exactly one release serves, nothing is orphaned.
+//! commit point. [`Engine::recover`] closes open deploys as `interrupted`,
+//! restores each app's serving release through the same start → health →
+//! switch path a deploy uses — adopting the instances that are still
+//! running (containers outlive the server; the docker runtime re-attaches
+//! to them) and starting the missing ones — and then removes every other
+//! instance of this data dir the runtimes find. The result: exactly one
+//! release serves, nothing is orphaned.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -14,8 +17,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
-use wharf_runtime::RuntimeEvent;
+use wharf_runtime::{Runtime, RuntimeEvent};
 use wharf_store::{DeployKind, DeployOutcome, EventLevel, InstanceState, ReleaseStatus};
+
+use wharf_config::AppConfig;
 
 use crate::{DeployError, Engine};
 
@@ -39,18 +44,35 @@ impl Engine {
     /// Converges to the store's truth. Run once, before serving.
     pub async fn recover(self: &Arc<Self>) -> Result<RecoveryReport, DeployError> {
         let mut report = RecoveryReport::default();
-        let found = self.runtime.kill_leftovers(LEFTOVER_GRACE).await?;
-        report.killed = found.len();
-        if !found.is_empty() {
-            tracing::warn!(
-                count = found.len(),
-                "killed processes left by an earlier server"
-            );
+        // Each app's runtime, from its serving release's config: a docker
+        // app connects the docker runtime here, so its leftovers are seen.
+        for app in self.store.apps()? {
+            let Some(number) = app.current_release else {
+                continue;
+            };
+            let config = self
+                .store
+                .release(&app, number)
+                .ok()
+                .and_then(|r| serde_json::from_str::<AppConfig>(&r.config_json).ok());
+            if let Some(config) = config
+                && let Err(e) = self.runtime_for(&config).await
+            {
+                tracing::error!(app = %app.name, error = %e, "the app's runtime is not available");
+            }
         }
-        for row in self.store.live_instances(None)? {
-            self.store
-                .set_instance_state(&row.id, InstanceState::Stopped)?;
+        // What the store expected to run. Containers outlive the server, so
+        // the serving release's may still be up: those are adopted by the
+        // restore below instead of being started again.
+        {
+            let mut adoptable = self.adoptable.lock().unwrap_or_else(|e| e.into_inner());
+            for row in self.store.live_instances(None)? {
+                adoptable.insert(row.id.clone(), row.port);
+                self.store
+                    .set_instance_state(&row.id, InstanceState::Stopped)?;
+            }
         }
+        let mut dead_releases = Vec::new();
         for d in self.store.unfinished_deploys()? {
             let app = self.store.apps()?.into_iter().find(|a| a.id == d.app_id);
             let serving = app.as_ref().and_then(|a| a.current_release);
@@ -74,7 +96,7 @@ impl Engine {
             {
                 self.store
                     .set_release_status(app.id, to, ReleaseStatus::Failed, None)?;
-                let _ = self.runtime.remove_release(&app.name, to as u64).await;
+                dead_releases.push((app.name.clone(), to));
             }
         }
         for app in self.store.apps()? {
@@ -88,6 +110,24 @@ impl Engine {
                     report.failed.push((app.name.clone(), e.to_string()));
                 }
             }
+        }
+        self.adoptable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        // Everything of this data dir the runtimes run now and did not
+        // adopt or start is a leftover (an interrupted deploy's instances,
+        // older releases', a process runtime's orphans).
+        let found = self.runtime.kill_leftovers(LEFTOVER_GRACE).await?;
+        report.killed = found.len();
+        if !found.is_empty() {
+            tracing::warn!(
+                count = found.len(),
+                "removed instances left by an earlier server"
+            );
+        }
+        for (app, release) in dead_releases {
+            let _ = self.runtime.remove_release(&app, release as u64).await;
         }
         Ok(report)
     }

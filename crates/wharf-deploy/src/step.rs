@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 pub enum Step {
     /// Running the app's `build` command in its source directory.
     Building,
-    /// Snapshotting the source into the release directory.
+    /// Snapshotting the source into the release directory (process), or
+    /// building the release's image (docker).
     Preparing,
+    /// Booting the app's accessories that are not running (docker).
+    Accessories,
     /// Running the release command (migrations).
     Releasing,
     /// Starting the new release's instances.
@@ -38,6 +41,7 @@ impl Step {
         match self {
             Step::Building => "building",
             Step::Preparing => "preparing",
+            Step::Accessories => "accessories",
             Step::Releasing => "releasing",
             Step::Starting => "starting",
             Step::HealthChecking => "health_checking",
@@ -55,6 +59,7 @@ impl Step {
         match self {
             Step::Building => "build",
             Step::Preparing => "snapshot release",
+            Step::Accessories => "boot accessories",
             Step::Releasing => "release command",
             Step::Starting => "start instances",
             Step::HealthChecking => "health checks",

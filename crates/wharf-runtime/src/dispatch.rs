@@ -131,6 +131,12 @@ impl Runtimes {
         Ok(runtime)
     }
 
+    /// The process runtime (host commands such as an app's build command
+    /// run there whatever the app's runtime).
+    pub fn process(&self) -> Arc<dyn Runtime> {
+        self.process.clone()
+    }
+
     /// The docker runtime, connecting it on first use.
     pub async fn docker(&self) -> Result<Arc<dyn Runtime>, RuntimeError> {
         self.docker

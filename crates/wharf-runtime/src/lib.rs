@@ -49,8 +49,15 @@ pub struct InstanceSpec {
     /// `WHARF_*` identity variables; nothing from the server's own env leaks
     /// in except `PATH`, `HOME`, `LANG`, `TZ`).
     pub env: BTreeMap<String, String>,
-    /// Port the instance must listen on (`$PORT`), on 127.0.0.1.
+    /// Port the proxy reaches the instance on, on 127.0.0.1. The process
+    /// runtime and docker's host network: the port the instance listens on
+    /// (`$PORT`). Docker's app network: the host port the container's port
+    /// is published on.
     pub port: u16,
+    /// Docker's app network only: the port the app listens on inside its
+    /// container (`$PORT` there; `wharf.toml`'s `port`). `None`: the same
+    /// number as `port`.
+    pub container_port: Option<u16>,
     /// Time between SIGTERM and SIGKILL.
     pub stop_timeout: Duration,
     /// Memory and CPU limits (docker only; the process runtime is given none).

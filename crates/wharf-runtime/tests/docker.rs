@@ -164,6 +164,7 @@ impl Env {
             workdir: workdir.to_owned(),
             env: BTreeMap::new(),
             port: free_port(),
+            container_port: None,
             stop_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             restart: RestartPolicy::default(),

@@ -12,6 +12,16 @@
 //! | `GET /v1/apps/{app}/releases` | | `[`[`ReleaseInfo`]`]` |
 //! | `GET /v1/apps/{app}/events?limit=N` | | `[`[`EventInfo`]`]` |
 //! | `GET /v1/apps/{app}/logs?process=P&tail=N&follow=true` | | NDJSON stream of [`LogLineOut`] |
+//! | `GET /v1/apps/{app}/accessories?source_dir=D` | | `[`[`AccessoryStatus`]`]` |
+//! | `POST /v1/apps/{app}/accessories/{name}/{boot,stop,remove}` | [`AccessoryBody`] | [`AccessoryStatus`] |
+//! | `GET /v1/apps/{app}/accessories/{name}/logs?source_dir=D&tail=N&follow=true` | | NDJSON stream of [`LogLineOut`] |
+//! | `POST /v1/apps/{app}/run` | [`RunBody`] | NDJSON stream of [`CommandOutput`] |
+//! | `POST /v1/apps/{app}/exec` | [`ExecBody`] | NDJSON stream of [`CommandOutput`] |
+//! | `POST /v1/prune` | | [`PruneReport`] |
+//!
+//! Accessory endpoints read the app's `wharf.toml` from `source_dir` when
+//! given (so accessories can boot before the first deploy), else from the
+//! directory the app was last deployed from.
 //!
 //! Errors answer 4xx/5xx with [`ApiError`].
 
@@ -24,6 +34,7 @@ pub use wharf_deploy::{
     AppStatus, Control, DeployReport, InstanceStatus, Progress, ProgressiveStatus, ReleaseTraffic,
     RouteStatus, Step,
 };
+pub use wharf_runtime::{AccessoryStatus, PruneReport};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerInfo {
@@ -54,6 +65,47 @@ pub struct DeployBody {
     /// Canary: stop at the first step until `promote`.
     #[serde(default)]
     pub pause: bool,
+    /// The release's version (docker image tag) instead of the git revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Docker: deploy this prebuilt image instead of building one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessoryBody {
+    /// Where the app's `wharf.toml` is (absolute); default: where it was
+    /// last deployed from.
+    #[serde(default)]
+    pub source_dir: Option<PathBuf>,
+    /// `remove`: delete the accessory's named volumes too.
+    #[serde(default)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunBody {
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecBody {
+    pub process: String,
+    /// Which instance (1-based); default 1.
+    #[serde(default)]
+    pub index: Option<u32>,
+    pub argv: Vec<String>,
+}
+
+/// One item of the output of `run`/`exec`: output lines, then exactly one
+/// `exit` or `error`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandOutput {
+    Line(LogLineOut),
+    Exit(i64),
+    Error(String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

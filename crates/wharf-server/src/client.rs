@@ -163,6 +163,97 @@ impl Client {
     }
 }
 
+impl Client {
+    async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let resp = self.send(Method::POST, path, Some(body)).await?;
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// The state of every accessory of `app` (config read from `source_dir`
+    /// when given).
+    pub async fn accessories(
+        &self,
+        app: &str,
+        source_dir: Option<&Path>,
+    ) -> Result<Vec<AccessoryStatus>, ClientError> {
+        let mut path = format!("/v1/apps/{}/accessories", encode(app));
+        if let Some(dir) = source_dir {
+            path.push_str(&format!("?source_dir={}", encode(&dir.to_string_lossy())));
+        }
+        self.get_json(&path).await
+    }
+
+    /// `wharf accessory boot|stop|remove`.
+    pub async fn accessory(
+        &self,
+        app: &str,
+        name: &str,
+        action: &str,
+        body: &AccessoryBody,
+    ) -> Result<AccessoryStatus, ClientError> {
+        self.post_json(
+            &format!(
+                "/v1/apps/{}/accessories/{}/{}",
+                encode(app),
+                encode(name),
+                encode(action)
+            ),
+            body,
+        )
+        .await
+    }
+
+    pub async fn accessory_logs(
+        &self,
+        app: &str,
+        name: &str,
+        source_dir: Option<&Path>,
+        tail: usize,
+        follow: bool,
+    ) -> Result<Lines<LogLineOut>, ClientError> {
+        let mut path = format!(
+            "/v1/apps/{}/accessories/{}/logs?tail={tail}&follow={follow}",
+            encode(app),
+            encode(name)
+        );
+        if let Some(dir) = source_dir {
+            path.push_str(&format!("&source_dir={}", encode(&dir.to_string_lossy())));
+        }
+        let resp = self.send(Method::GET, &path, None).await?;
+        Ok(Lines::new(resp))
+    }
+
+    /// `wharf run -- CMD`.
+    pub async fn run(
+        &self,
+        app: &str,
+        body: &RunBody,
+    ) -> Result<Lines<CommandOutput>, ClientError> {
+        self.post_stream(&format!("/v1/apps/{}/run", encode(app)), body)
+            .await
+    }
+
+    /// `wharf exec PROCESS -- CMD`.
+    pub async fn exec(
+        &self,
+        app: &str,
+        body: &ExecBody,
+    ) -> Result<Lines<CommandOutput>, ClientError> {
+        self.post_stream(&format!("/v1/apps/{}/exec", encode(app)), body)
+            .await
+    }
+
+    pub async fn prune(&self) -> Result<PruneReport, ClientError> {
+        self.post_json("/v1/prune", &()).await
+    }
+}
+
 /// App and process names are `[a-z0-9-]`, but a user may type anything:
 /// percent-encode everything else.
 fn encode(s: &str) -> String {

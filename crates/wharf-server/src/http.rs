@@ -14,7 +14,9 @@ use futures_util::stream;
 use serde::Deserialize;
 use serde::Serialize;
 use tokio::sync::mpsc;
-use wharf_deploy::{DeployError, DeployRequest, Engine, Progress};
+use wharf_config::AppConfig;
+use wharf_deploy::{AccessoryAction, DeployError, DeployRequest, Engine, Progress};
+use wharf_runtime::Runtime;
 use wharf_store::{ReleaseStatus, StoreError};
 
 use crate::api::*;
@@ -41,6 +43,18 @@ pub(crate) fn api_router(state: AppState) -> axum::Router {
         .route("/v1/apps/{app}/releases", get(releases))
         .route("/v1/apps/{app}/events", get(events))
         .route("/v1/apps/{app}/logs", get(logs))
+        .route("/v1/apps/{app}/accessories", get(accessories))
+        .route(
+            "/v1/apps/{app}/accessories/{name}/logs",
+            get(accessory_logs),
+        )
+        .route(
+            "/v1/apps/{app}/accessories/{name}/{action}",
+            post(accessory),
+        )
+        .route("/v1/apps/{app}/run", post(run))
+        .route("/v1/apps/{app}/exec", post(exec))
+        .route("/v1/prune", post(prune))
         .with_state(state)
 }
 
@@ -114,6 +128,8 @@ async fn deploy(State(s): State<AppState>, Json(body): Json<DeployBody>) -> Resp
         env: body.env,
         wait: body.wait,
         pause: body.pause,
+        version: body.version,
+        image: body.image,
     };
     progress_stream(move |tx| async move { s.engine.deploy(req, Some(tx)).await })
 }
@@ -269,4 +285,210 @@ async fn logs(
         drop(tx);
     }
     Ok(ndjson(rx))
+}
+
+/// Engine errors the client caused (unknown names, nothing serving) are
+/// 4xx; the rest (engine unreachable, store) 5xx.
+fn engine_failure(e: DeployError) -> Failure {
+    let status = match &e {
+        DeployError::NoAccessory { .. }
+        | DeployError::NoProcess { .. }
+        | DeployError::NotServing { .. } => StatusCode::NOT_FOUND,
+        DeployError::Config(_) | DeployError::Secret { .. } => StatusCode::BAD_REQUEST,
+        DeployError::Store(StoreError::NoSuchApp(_)) => StatusCode::NOT_FOUND,
+        DeployError::Runtime(wharf_runtime::RuntimeError::Unsupported { .. }) => {
+            StatusCode::BAD_REQUEST
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    Failure(status, e.to_string())
+}
+
+/// The app's config: from `source_dir` if given, else from where the app
+/// was last deployed from.
+fn app_config(
+    s: &AppState,
+    app: &str,
+    source_dir: Option<&std::path::Path>,
+) -> Result<AppConfig, Failure> {
+    let dir = match source_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => std::path::PathBuf::from(s.engine.store().app(app)?.source_dir),
+    };
+    let config =
+        AppConfig::load(&dir).map_err(|e| Failure(StatusCode::BAD_REQUEST, e.to_string()))?;
+    if config.name != app {
+        return Err(Failure(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} describes app {:?}, not {app:?}",
+                dir.join(wharf_config::FILE_NAME).display(),
+                config.name
+            ),
+        ));
+    }
+    Ok(config)
+}
+
+#[derive(Debug, Deserialize)]
+struct SourceQuery {
+    source_dir: Option<std::path::PathBuf>,
+}
+
+async fn accessories(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+    Query(q): Query<SourceQuery>,
+) -> Result<Json<Vec<AccessoryStatus>>, Failure> {
+    let config = app_config(&s, &app, q.source_dir.as_deref())?;
+    Ok(Json(
+        s.engine
+            .accessories(&config)
+            .await
+            .map_err(engine_failure)?,
+    ))
+}
+
+async fn accessory(
+    State(s): State<AppState>,
+    Path((app, name, action)): Path<(String, String, String)>,
+    Json(body): Json<AccessoryBody>,
+) -> Result<Json<AccessoryStatus>, Failure> {
+    let action = match action.as_str() {
+        "boot" => AccessoryAction::Boot,
+        "stop" => AccessoryAction::Stop,
+        "remove" => AccessoryAction::Remove {
+            volumes: body.volumes,
+        },
+        other => {
+            return Err(Failure(
+                StatusCode::NOT_FOUND,
+                format!("no accessory action {other:?}: use boot, stop or remove"),
+            ));
+        }
+    };
+    let config = app_config(&s, &app, body.source_dir.as_deref())?;
+    Ok(Json(
+        s.engine
+            .accessory(&config, &name, action)
+            .await
+            .map_err(engine_failure)?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct AccessoryLogsQuery {
+    source_dir: Option<std::path::PathBuf>,
+    tail: Option<usize>,
+    #[serde(default)]
+    follow: bool,
+}
+
+async fn accessory_logs(
+    State(s): State<AppState>,
+    Path((app, name)): Path<(String, String)>,
+    Query(q): Query<AccessoryLogsQuery>,
+) -> Result<Response, Failure> {
+    let config = app_config(&s, &app, q.source_dir.as_deref())?;
+    let (tx, mut rx) = mpsc::channel::<wharf_runtime::LogLine>(256);
+    let engine = s.engine.clone();
+    let tail = q.tail.unwrap_or(100).min(100_000);
+    // Errors before the first line (no such accessory, no container) are
+    // answered as errors; the stream follows once it has started.
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let result = engine
+            .accessory_logs(&config, &name, tail, q.follow, tx)
+            .await;
+        let _ = first_tx.send(result);
+    });
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<LogLineOut>();
+    let first = tokio::select! {
+        line = rx.recv() => line,
+        result = first_rx => {
+            if let Ok(Err(e)) = result {
+                return Err(engine_failure(e));
+            }
+            rx.recv().await
+        }
+    };
+    tokio::spawn(async move {
+        let mut next = first;
+        while let Some(line) = next {
+            if out_tx.send(line.into()).is_err() {
+                return;
+            }
+            next = rx.recv().await;
+        }
+    });
+    Ok(ndjson(out_rx))
+}
+
+/// Streams a command's output lines, then its exit code (or error).
+fn command_stream<F, Fut>(f: F) -> Response
+where
+    F: FnOnce(mpsc::Sender<wharf_runtime::LogLine>) -> Fut,
+    Fut: Future<Output = Result<i64, DeployError>> + Send + 'static,
+{
+    let (line_tx, mut line_rx) = mpsc::channel::<wharf_runtime::LogLine>(256);
+    let (tx, rx) = mpsc::unbounded_channel::<CommandOutput>();
+    let fut = f(line_tx);
+    tokio::spawn(async move {
+        let forward = {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(line) = line_rx.recv().await {
+                    let _ = tx.send(CommandOutput::Line(line.into()));
+                }
+            })
+        };
+        let result = fut.await;
+        // The sender side is gone once `fut` is done: drain what is left.
+        let _ = forward.await;
+        let _ = tx.send(match result {
+            Ok(code) => CommandOutput::Exit(code),
+            Err(e) => CommandOutput::Error(e.to_string()),
+        });
+    });
+    ndjson(rx)
+}
+
+async fn run(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+    Json(body): Json<RunBody>,
+) -> Result<Response, Failure> {
+    s.engine.store().app(&app)?;
+    if body.argv.is_empty() {
+        return Err(Failure(
+            StatusCode::BAD_REQUEST,
+            "nothing to run: give a command after `--`".into(),
+        ));
+    }
+    Ok(command_stream(move |tx| async move {
+        s.engine.run_command(&app, body.argv, tx).await
+    }))
+}
+
+async fn exec(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+    Json(body): Json<ExecBody>,
+) -> Result<Response, Failure> {
+    s.engine.store().app(&app)?;
+    if body.argv.is_empty() {
+        return Err(Failure(
+            StatusCode::BAD_REQUEST,
+            "nothing to run: give a command after `--`".into(),
+        ));
+    }
+    Ok(command_stream(move |tx| async move {
+        s.engine
+            .exec(&app, &body.process, body.index, body.argv, tx)
+            .await
+    }))
+}
+
+async fn prune(State(s): State<AppState>) -> Result<Json<PruneReport>, Failure> {
+    Ok(Json(s.engine.prune().await.map_err(engine_failure)?))
 }

@@ -19,6 +19,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wharf_deploy::Engine;
 use wharf_proxy::{Proxy, ProxyConfig};
+use wharf_runtime::Runtime;
+use wharf_runtime::dispatch::Runtimes;
+use wharf_runtime::docker::{DockerRuntime, DockerRuntimeOptions};
 use wharf_runtime::process::{ProcessRuntime, ProcessRuntimeOptions};
 use wharf_store::Store;
 
@@ -154,10 +157,23 @@ impl Server {
         let mut proxy_config = opts.proxy.clone();
         proxy_config.override_token = Some(token(&data_dir)?);
         let mut registry = Registry::default();
-        let runtime = Arc::new(ProcessRuntime::new(ProcessRuntimeOptions {
+        let process = Arc::new(ProcessRuntime::new(ProcessRuntimeOptions {
             data_dir: data_dir.clone(),
             log_max_bytes: opts.log_max_bytes,
         })?);
+        // Connected when the first docker app needs it: a server with only
+        // process apps runs without a Docker engine.
+        let docker_options = DockerRuntimeOptions::new(data_dir.clone(), opts.log_max_bytes);
+        let runtime = Arc::new(Runtimes::new(
+            process,
+            Box::new(move || {
+                let options = docker_options.clone();
+                Box::pin(async move {
+                    let docker = DockerRuntime::connect(options).await?;
+                    Ok(Arc::new(docker) as Arc<dyn Runtime>)
+                })
+            }),
+        ));
         let proxy = Proxy::new(proxy_config, &mut registry);
         let engine = Engine::new(store, runtime, proxy.clone(), &mut registry);
         let registry = Arc::new(registry);

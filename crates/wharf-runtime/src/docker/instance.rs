@@ -177,7 +177,7 @@ fn adoptable(inner: &Inner, spec: &InstanceSpec, info: &ContainerInspectResponse
     if inner.network == DockerNetwork::AppBridge {
         let bindings = info.host_config.as_ref()?.port_bindings.as_ref()?;
         let published = bindings
-            .get(&format!("{}/tcp", spec.port))?
+            .get(&format!("{}/tcp", inner.listen_port(spec)))?
             .as_ref()?
             .iter()
             .any(|b| {
@@ -195,6 +195,15 @@ fn adoptable(inner: &Inner, spec: &InstanceSpec, info: &ContainerInspectResponse
 }
 
 impl Inner {
+    /// The port the app listens on in its container: `container_port` on
+    /// the app network (published on `port`), `port` on the host network.
+    pub(super) fn listen_port(&self, spec: &InstanceSpec) -> u16 {
+        match self.network {
+            DockerNetwork::AppBridge => spec.container_port.unwrap_or(spec.port),
+            DockerNetwork::Host => spec.port,
+        }
+    }
+
     /// Creates, starts and follows the container of an instance.
     async fn launch(
         &self,
@@ -203,8 +212,9 @@ impl Inner {
         log: &SharedLogFile,
     ) -> Result<Running, RuntimeError> {
         let name = container_name(&spec.id);
+        let listen = self.listen_port(spec);
         let identity = [
-            ("PORT", spec.port.to_string()),
+            ("PORT", listen.to_string()),
             ("WHARF_APP", spec.app.clone()),
             ("WHARF_RELEASE", spec.release.to_string()),
             ("WHARF_PROCESS", spec.process.clone()),
@@ -213,7 +223,7 @@ impl Inner {
         let mut labels = self.labels(&spec.app, spec.release, &spec.process);
         labels.insert(LABEL_INSTANCE.to_owned(), spec.id.clone());
         let cmd = argv(&format!("instance {}", spec.id), &spec.command)?;
-        let port_key = format!("{}/tcp", spec.port);
+        let port_key = format!("{listen}/tcp");
         let (mut host_config, networking_config, exposed_ports) = match self.network {
             DockerNetwork::AppBridge => {
                 self.ensure_network(&spec.app).await?;

@@ -64,6 +64,7 @@ impl Env {
             workdir: workdir.to_owned(),
             env: BTreeMap::new(),
             port: 40000 + index as u16,
+            container_port: None,
             stop_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             restart: RestartPolicy::default(),

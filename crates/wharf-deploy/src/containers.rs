@@ -1,0 +1,363 @@
+//! What the engine does for containerized apps beyond deploys: secrets,
+//! accessories, one-off commands (`wharf run`, `wharf exec`) and pruning.
+//!
+//! Secrets are read from their sources (the server's environment, files)
+//! each time a release starts, and handed to the runtime in the instance's
+//! environment; they are never stored, logged or put into progress, events
+//! or errors (errors name the secret and its source, never the value).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use wharf_config::{AccessoryConfig, AppConfig, RuntimeKind, SecretSource};
+use wharf_runtime::dispatch::Kind;
+use wharf_runtime::{
+    AccessoryHealth, AccessorySpec, AccessoryStatus, Limits, LogLine, PortMapping, PruneReport,
+    Runtime, TaskSpec, VolumeMount, VolumeSource,
+};
+use wharf_store::ReleaseStatus;
+
+use crate::{DeployError, Engine};
+
+/// How long `wharf run` may take.
+const RUN_TIMEOUT: Duration = Duration::from_secs(6 * 60 * 60);
+
+/// The runtime kind of an app's config.
+pub(crate) fn kind(config: &AppConfig) -> Kind {
+    match config.runtime {
+        RuntimeKind::Process => Kind::Process,
+        RuntimeKind::Docker => Kind::Docker,
+    }
+}
+
+/// Reads every secret in `secrets`; the first that cannot be read fails.
+pub(crate) fn read_secrets(
+    app: &str,
+    secrets: &BTreeMap<String, SecretSource>,
+) -> Result<BTreeMap<String, String>, DeployError> {
+    let mut out = BTreeMap::new();
+    for (key, source) in secrets {
+        let value = match source {
+            SecretSource::Env(name) => std::env::var(name).map_err(|_| DeployError::Secret {
+                app: app.to_owned(),
+                key: key.clone(),
+                why: format!(
+                    "the environment variable {name} is not set (or not UTF-8) in the wharf server's environment; export it where the server starts"
+                ),
+            })?,
+            SecretSource::File(path) => {
+                let mut text = std::fs::read_to_string(path).map_err(|e| DeployError::Secret {
+                    app: app.to_owned(),
+                    key: key.clone(),
+                    why: format!(
+                        "could not read {}: {e}; create it, readable by the wharf server",
+                        path.display()
+                    ),
+                })?;
+                if text.ends_with('\n') {
+                    text.pop();
+                    if text.ends_with('\r') {
+                        text.pop();
+                    }
+                }
+                text
+            }
+        };
+        out.insert(key.clone(), value);
+    }
+    Ok(out)
+}
+
+/// The environment every process and task of `config` gets: `[env]` and
+/// the secrets' values.
+pub(crate) fn app_env(config: &AppConfig) -> Result<BTreeMap<String, String>, DeployError> {
+    let mut env = config.env.clone();
+    env.extend(read_secrets(&config.name, &config.secrets)?);
+    Ok(env)
+}
+
+pub(crate) fn limits(memory: Option<u64>, cpus: Option<f64>) -> Limits {
+    Limits {
+        memory_bytes: memory,
+        cpus,
+    }
+}
+
+/// The runtime's view of an accessory, with its secrets read.
+pub(crate) fn accessory_spec(app: &str, a: &AccessoryConfig) -> Result<AccessorySpec, DeployError> {
+    let mut env = a.env.clone();
+    env.extend(read_secrets(app, &a.secrets)?);
+    Ok(AccessorySpec {
+        app: app.to_owned(),
+        name: a.name.clone(),
+        image: a.image.clone(),
+        command: a.command.clone(),
+        env,
+        ports: a
+            .ports
+            .iter()
+            .map(|p| PortMapping {
+                host_ip: p.host_ip.clone(),
+                host_port: p.host_port,
+                container_port: p.container_port,
+                protocol: p.protocol.clone(),
+            })
+            .collect(),
+        volumes: a
+            .volumes
+            .iter()
+            .map(|v| VolumeMount {
+                source: if v.is_bind() {
+                    VolumeSource::Bind(v.source.clone().into())
+                } else {
+                    VolumeSource::Named(v.source.clone())
+                },
+                target: v.target.clone(),
+                read_only: v.read_only,
+            })
+            .collect(),
+        health: a.health.as_ref().map(|h| AccessoryHealth {
+            command: h.command.clone(),
+            interval: h.interval,
+            timeout: h.timeout,
+            retries: h.retries,
+            start_timeout: h.start_timeout,
+        }),
+        limits: limits(a.memory, a.cpus),
+    })
+}
+
+/// What `wharf accessory …` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessoryAction {
+    Boot,
+    Stop,
+    Remove { volumes: bool },
+}
+
+impl Engine {
+    /// The runtime of `config`'s app (connecting the docker runtime if needed).
+    pub(crate) async fn runtime_for(
+        &self,
+        config: &AppConfig,
+    ) -> Result<Arc<dyn Runtime>, DeployError> {
+        Ok(self.runtime.select(&config.name, kind(config)).await?)
+    }
+
+    fn accessory_config<'c>(
+        config: &'c AppConfig,
+        name: &str,
+    ) -> Result<&'c AccessoryConfig, DeployError> {
+        config
+            .accessories
+            .get(name)
+            .ok_or_else(|| DeployError::NoAccessory {
+                app: config.name.clone(),
+                name: name.to_owned(),
+                known: config.accessories.keys().cloned().collect(),
+            })
+    }
+
+    /// `wharf accessory boot|stop|remove NAME` for the app described by
+    /// `config`. Returns the accessory's state afterwards.
+    pub async fn accessory(
+        &self,
+        config: &AppConfig,
+        name: &str,
+        action: AccessoryAction,
+    ) -> Result<AccessoryStatus, DeployError> {
+        let a = Self::accessory_config(config, name)?;
+        let runtime = self.runtime_for(config).await?;
+        let app_id = self.store.app(&config.name).ok().map(|a| a.id);
+        let (status, did) = match action {
+            AccessoryAction::Boot => {
+                let spec = accessory_spec(&config.name, a)?;
+                (runtime.boot_accessory(&spec).await?, "booted")
+            }
+            AccessoryAction::Stop => {
+                runtime.stop_accessory(&config.name, name).await?;
+                (
+                    runtime.accessory_status(&config.name, name).await?,
+                    "stopped",
+                )
+            }
+            AccessoryAction::Remove { volumes } => {
+                runtime
+                    .remove_accessory(&config.name, name, volumes)
+                    .await?;
+                let did = if volumes {
+                    "removed with its volumes"
+                } else {
+                    "removed (its volumes are kept)"
+                };
+                (runtime.accessory_status(&config.name, name).await?, did)
+            }
+        };
+        self.store.add_event(
+            app_id,
+            None,
+            wharf_store::EventLevel::Info,
+            &format!("accessory {name} of {} {did}", config.name),
+        )?;
+        Ok(status)
+    }
+
+    /// The state of every accessory of `config`'s app.
+    pub async fn accessories(
+        &self,
+        config: &AppConfig,
+    ) -> Result<Vec<AccessoryStatus>, DeployError> {
+        if config.accessories.is_empty() {
+            return Ok(Vec::new());
+        }
+        let runtime = self.runtime_for(config).await?;
+        let mut out = Vec::new();
+        for name in config.accessories.keys() {
+            out.push(runtime.accessory_status(&config.name, name).await?);
+        }
+        Ok(out)
+    }
+
+    /// Output of an accessory into `output` (until it is closed, with `follow`).
+    pub async fn accessory_logs(
+        &self,
+        config: &AppConfig,
+        name: &str,
+        tail: usize,
+        follow: bool,
+        output: mpsc::Sender<LogLine>,
+    ) -> Result<(), DeployError> {
+        Self::accessory_config(config, name)?;
+        let runtime = self.runtime_for(config).await?;
+        Ok(runtime
+            .accessory_logs(&config.name, name, tail, follow, output)
+            .await?)
+    }
+
+    /// Boots every accessory of a release that is not running (deploys).
+    pub(crate) async fn boot_accessories(&self, config: &AppConfig) -> Result<(), DeployError> {
+        let runtime = self.runtime_for(config).await?;
+        for a in config.accessories.values() {
+            let spec = accessory_spec(&config.name, a)?;
+            runtime.boot_accessory(&spec).await?;
+        }
+        Ok(())
+    }
+
+    /// The serving release of `app`: its number, config and directory.
+    fn serving_release(
+        &self,
+        app: &str,
+    ) -> Result<(i64, AppConfig, std::path::PathBuf), DeployError> {
+        let row = self.store.app(app)?;
+        let number = row.current_release.ok_or_else(|| DeployError::NotServing {
+            app: app.to_owned(),
+        })?;
+        let release = self.store.release(&row, number)?;
+        let bad = |why: String| DeployError::BadRelease {
+            app: app.to_owned(),
+            release: number,
+            why,
+        };
+        let config: AppConfig = serde_json::from_str(&release.config_json)
+            .map_err(|e| bad(format!("its stored config is unreadable ({e})")))?;
+        let dir = release
+            .dir
+            .ok_or_else(|| bad("it was never prepared".into()))?;
+        Ok((number, config, dir.into()))
+    }
+
+    /// `wharf run -- CMD`: `argv` as a one-off task of the serving release
+    /// (a container of its image, on its network, with its env), output to
+    /// `output`; returns the exit code (128 + signal when killed).
+    pub async fn run_command(
+        &self,
+        app: &str,
+        argv: Vec<String>,
+        output: mpsc::Sender<LogLine>,
+    ) -> Result<i64, DeployError> {
+        let (number, config, dir) = self.serving_release(app)?;
+        let runtime = self.runtime_for(&config).await?;
+        let mut env = app_env(&config)?;
+        env.insert("WHARF_RELEASE".into(), number.to_string());
+        let name = format!("run-{}", wharf_store::now_ms());
+        let mut lines = runtime.log_lines();
+        let (app_name, task_name) = (app.to_owned(), name.clone());
+        let forward = tokio::spawn(async move {
+            while let Ok(l) = lines.recv().await {
+                if l.app == app_name && l.process == task_name && output.send(l).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let outcome = runtime
+            .run_task(TaskSpec {
+                app: app.to_owned(),
+                release: number as u64,
+                name,
+                command: shell_words::join(&argv),
+                workdir: dir,
+                env,
+                timeout: RUN_TIMEOUT,
+            })
+            .await;
+        // Let the last lines through.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        forward.abort();
+        let outcome = outcome?;
+        Ok(match (outcome.code, outcome.signal) {
+            (Some(code), _) => i64::from(code),
+            (None, Some(signal)) => 128 + i64::from(signal),
+            (None, None) => 1,
+        })
+    }
+
+    /// `wharf exec PROCESS -- CMD`: `argv` inside a running instance of
+    /// `process` of the serving release (`index`, default the first).
+    pub async fn exec(
+        &self,
+        app: &str,
+        process: &str,
+        index: Option<u32>,
+        argv: Vec<String>,
+        output: mpsc::Sender<LogLine>,
+    ) -> Result<i64, DeployError> {
+        let (number, config, _) = self.serving_release(app)?;
+        if !config.processes.contains_key(process) {
+            return Err(DeployError::NoProcess {
+                app: app.to_owned(),
+                process: process.to_owned(),
+                known: config.processes.keys().cloned().collect(),
+            });
+        }
+        let runtime = self.runtime_for(&config).await?;
+        let id = format!("{app}-r{number}-{process}-{}", index.unwrap_or(1));
+        Ok(runtime.exec(&id, argv, output).await?)
+    }
+
+    /// `wharf prune`: removes what the runtimes keep for releases that are
+    /// neither serving nor retained for rollback.
+    pub async fn prune(&self) -> Result<PruneReport, DeployError> {
+        let mut keep = Vec::new();
+        for app in self.store.apps()? {
+            for r in self.store.releases(app.id)? {
+                let kept = matches!(r.status, ReleaseStatus::Ready | ReleaseStatus::Pending)
+                    || Some(r.number) == app.current_release;
+                if kept {
+                    keep.push((app.name.clone(), r.number as u64));
+                }
+            }
+            // Make sure the docker runtime is connected if any app uses it,
+            // so its images are pruned too.
+            if let Some(n) = app.current_release
+                && let Ok(r) = self.store.release(&app, n)
+                && let Ok(config) = serde_json::from_str::<AppConfig>(&r.config_json)
+            {
+                let _ = self.runtime_for(&config).await;
+            }
+        }
+        Ok(self.runtime.prune(&keep).await?)
+    }
+}
