@@ -24,7 +24,9 @@ pub const EXIT_CODES: &str = "Exit codes:
   0  success
   1  the operation failed (e.g. a deploy was aborted; the old release keeps serving)
   2  bad usage or an invalid wharf.toml
-  3  no wharf server is reachable";
+  3  no wharf server is reachable
+`wharf run` and `wharf exec` exit with the command's own exit code
+(128 + N when it was killed by signal N); 1 when it could not be started.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -52,10 +54,111 @@ pub enum Command {
     /// Work with wharf.toml.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage an app's accessories (databases, queues…; docker runtime).
+    #[command(subcommand)]
+    Accessory(AccessoryCommand),
+    /// Run a one-off command in a new instance of the live release
+    /// (a container of its image under docker), removed afterwards.
+    Run(RunArgs),
+    /// Run a command inside a running instance of a process (docker).
+    Exec(ExecArgs),
+    /// Remove images and stopped containers of releases no longer retained.
+    Prune(PruneArgs),
     /// Write a wharf.toml from a docker-compose.yml or a Kamal
     /// config/deploy.yml; what cannot be carried over is printed as warnings.
     #[command(subcommand)]
     Import(ImportCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct AccessoryTarget {
+    /// The accessory's name, as in [accessories.NAME].
+    pub name: String,
+    /// The app's directory (holding wharf.toml).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessoryCommand {
+    /// Create and start it (or start it, or recreate it after its config
+    /// changed); wait until healthy.
+    Boot {
+        #[command(flatten)]
+        target: AccessoryTarget,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop it; its container and volumes are kept.
+    Stop {
+        #[command(flatten)]
+        target: AccessoryTarget,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Its output.
+    Logs {
+        #[command(flatten)]
+        target: AccessoryTarget,
+        /// Keep printing new lines.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// How many past lines to print first.
+        #[arg(long, short = 'n', default_value_t = 100)]
+        tail: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove its container (named volumes are kept unless --volumes).
+    Remove {
+        #[command(flatten)]
+        target: AccessoryTarget,
+        /// Also delete its named volumes, and the data in them.
+        #[arg(long)]
+        volumes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The state of every accessory of the app.
+    List {
+        /// The app's directory (holding wharf.toml).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// App name (needed when the server runs several apps).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// App name (needed when the server runs several apps).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// The process whose instance runs the command (e.g. web).
+    pub process: String,
+    /// Which instance of it (1-based).
+    #[arg(long, default_value_t = 1)]
+    pub instance: u32,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Print what was removed as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +206,14 @@ pub struct DeployArgs {
     /// Canary: stop at the first step until `wharf promote`.
     #[arg(long)]
     pub pause: bool,
+    /// The release's version (the docker image tag), instead of the git
+    /// revision of DIR.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Docker: deploy this prebuilt image (it must be in the engine)
+    /// instead of building the Dockerfile.
+    #[arg(long)]
+    pub image: Option<String>,
     /// Print the outcome as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -19,12 +19,15 @@ pub enum Exit {
     Failed(String),
     /// Bad usage or config.
     Usage(String),
+    /// `wharf run`/`exec`: exit with the command's own code (nothing to say).
+    Code(u8),
 }
 
 impl std::fmt::Display for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Exit::Failed(m) | Exit::Usage(m) => f.write_str(m),
+            Exit::Code(code) => write!(f, "the command exited with code {code}"),
         }
     }
 }
@@ -36,6 +39,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         return match e {
             Exit::Failed(_) => 1,
             Exit::Usage(_) => 2,
+            Exit::Code(code) => *code,
         };
     }
     if err.downcast_ref::<wharf_config::LoadError>().is_some()
@@ -79,7 +83,10 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            output::error(&render_error(&err));
+            // A command's own exit code was its whole message.
+            if !matches!(err.downcast_ref::<Exit>(), Some(Exit::Code(_))) {
+                output::error(&render_error(&err));
+            }
             ExitCode::from(exit_code(&err))
         }
     }

@@ -12,8 +12,15 @@ use std::path::Path;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
+/// `RUST_LOG`, else `default`; the Docker client's debug output is always
+/// off: it logs request URLs and bodies, which carry build arguments and
+/// environments (secrets).
 fn filter(default: &str) -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    match "bollard=info".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
 }
 
 /// Logs to stderr through a background writer, so a slow reader of

@@ -7,24 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{App, Load, Server, get, owned_instances};
-
-/// Fresh-connection requests right after a switch must all be answered by
-/// the new release.
-fn assert_serves(server: &Server, release: i64) {
-    for _ in 0..20 {
-        let (status, got) = get(server.proxy, "/check");
-        assert_eq!(
-            (status, got),
-            (200, Some(release)),
-            "expected release {release} to answer every new request"
-        );
-    }
-}
-
-fn live_release(server: &Server) -> i64 {
-    server.status()["apps"][0]["release"].as_i64().unwrap()
-}
+use support::{App, Load, Server, assert_serves, get, live_release, owned_instances};
 
 #[test]
 fn twenty_deploys_and_five_rollbacks_under_load_drop_nothing() {

@@ -17,6 +17,8 @@ pub async fn run(client: &Client, args: DeployArgs) -> Result<()> {
         env: args.env.into_iter().collect(),
         wait: args.wait,
         pause: args.pause,
+        version: args.version,
+        image: args.image,
     };
     let lines = client.deploy(&body).await?;
     super::follow_progress(lines, args.json).await

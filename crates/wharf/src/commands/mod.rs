@@ -4,15 +4,18 @@ use anyhow::Result;
 use wharf_server::client::Client;
 
 use crate::Exit;
-use crate::cli::{Cli, Command, ConfigCommand};
+use crate::cli::{AccessoryCommand, Cli, Command, ConfigCommand};
 use crate::settings;
 
+mod accessory;
 mod config;
 mod control;
 mod deploy;
 mod events;
+mod exec;
 mod import;
 mod logs;
+mod prune;
 mod releases;
 mod rollback;
 mod server;
@@ -31,6 +34,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::telemetry::client();
             let app_dir = match &command {
                 Command::Deploy(a) => Some(a.dir.as_path()),
+                Command::Accessory(
+                    AccessoryCommand::Boot { target, .. }
+                    | AccessoryCommand::Stop { target, .. }
+                    | AccessoryCommand::Logs { target, .. }
+                    | AccessoryCommand::Remove { target, .. },
+                ) => Some(target.dir.as_path()),
+                Command::Accessory(AccessoryCommand::List { dir, .. }) => Some(dir.as_path()),
                 _ => None,
             };
             let client = Client::new(&settings::client_data_dir(data, app_dir));
@@ -47,6 +57,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Releases(args) => releases::run(&client, args).await,
                 Command::Logs(args) => logs::run(&client, args).await,
                 Command::Events(args) => events::run(&client, args).await,
+                Command::Accessory(command) => accessory::run(&client, command).await,
+                Command::Run(args) => exec::run(&client, args).await,
+                Command::Exec(args) => exec::exec(&client, args).await,
+                Command::Prune(args) => prune::run(&client, args).await,
                 Command::Up(_) | Command::Server(_) | Command::Config(_) | Command::Import(_) => {
                     unreachable!("handled above")
                 }

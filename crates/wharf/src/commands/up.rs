@@ -8,6 +8,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use wharf_config::AppConfig;
 use wharf_deploy::DeployRequest;
+use wharf_runtime::Runtime;
 use wharf_server::Server;
 
 use super::server::{options, shutdown_signal};

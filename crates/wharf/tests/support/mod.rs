@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod docker;
 pub mod load;
 
 use std::io::{Read, Write};
@@ -262,7 +263,12 @@ impl Server {
 
     /// Deploys `app` and returns the new live release.
     pub fn deploy(&self, app: &App, extra: &[&str]) -> i64 {
-        let mut args = vec!["deploy", app.path().to_str().unwrap(), "--json"];
+        self.deploy_dir(app.path(), extra)
+    }
+
+    /// Deploys the app in `dir` and returns the new live release.
+    pub fn deploy_dir(&self, dir: &Path, extra: &[&str]) -> i64 {
+        let mut args = vec!["deploy", dir.to_str().unwrap(), "--json"];
         args.extend_from_slice(extra);
         let report: serde_json::Value = serde_json::from_str(&self.ok(&args)).unwrap();
         report["release"].as_i64().unwrap()
@@ -432,6 +438,24 @@ pub fn header(head: &str, name: &str) -> Option<String> {
             .starts_with(&prefix)
             .then(|| l[prefix.len()..].trim().to_owned())
     })
+}
+
+/// Fresh-connection requests right after a switch must all be answered by
+/// the new release.
+pub fn assert_serves(server: &Server, release: i64) {
+    for _ in 0..20 {
+        let (status, got) = get(server.proxy, "/check");
+        assert_eq!(
+            (status, got),
+            (200, Some(release)),
+            "expected release {release} to answer every new request"
+        );
+    }
+}
+
+/// The release the (only) app serves, per `wharf status`.
+pub fn live_release(server: &Server) -> i64 {
+    server.status()["apps"][0]["release"].as_i64().unwrap()
 }
 
 pub fn tail(text: &str, n: usize) -> String {

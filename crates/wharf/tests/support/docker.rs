@@ -1,0 +1,340 @@
+//! The docker side of the end-to-end tests: the static `hello` binary,
+//! app directories with a `FROM scratch` Dockerfile, and the engine's view
+//! of what a data dir owns (containers by the `wharf.data-dir` label), for
+//! assertions and for the cleanup every test does, pass or fail.
+//!
+//! The engine here cannot pull, so every image is built locally from the
+//! statically linked example binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use bollard::Docker;
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+/// Docker e2e tests run one at a time: each builds images and runs a
+/// server, and two at once on 2 cores makes health timeouts flaky.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// `hello` linked statically (a `FROM scratch` image has no libc), built
+/// once per run with the same flags as wharf-runtime's tests, into
+/// `target/static`, so both share the build.
+pub fn static_hello() -> &'static Path {
+    static HELLO: OnceLock<PathBuf> = OnceLock::new();
+    HELLO.get_or_init(|| {
+        let root = workspace_root();
+        let target = root.join("target/static");
+        let status = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-p",
+                "hello",
+                "--release",
+                "--target",
+                "x86_64-unknown-linux-gnu",
+            ])
+            .current_dir(&root)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("CARGO_BUILD_TARGET")
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the static hello failed");
+        target.join("x86_64-unknown-linux-gnu/release/hello")
+    })
+}
+
+/// A blocking handle on this machine's engine.
+pub struct Engine {
+    rt: tokio::runtime::Runtime,
+    docker: Docker,
+}
+
+impl Engine {
+    pub fn connect() -> Engine {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let docker = Docker::connect_with_local_defaults()
+            .expect("these tests need this machine's Docker engine");
+        rt.block_on(docker.ping())
+            .expect("these tests need this machine's Docker engine (ping failed)");
+        Engine { rt, docker }
+    }
+
+    /// Containers (running or not) carrying `wharf.data-dir=<data>`:
+    /// name → (id, labels, state).
+    pub fn containers(
+        &self,
+        data: &Path,
+    ) -> HashMap<String, (String, HashMap<String, String>, String)> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("wharf.data-dir={}", data.display())],
+        )]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .rt
+            .block_on(self.docker.list_containers(Some(options)))
+            .unwrap();
+        list.into_iter()
+            .map(|c| {
+                let name = c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_owned())
+                    .unwrap_or_default();
+                let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+                (
+                    name,
+                    (
+                        c.id.unwrap_or_default(),
+                        c.labels.unwrap_or_default(),
+                        state,
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// Running instance containers (not accessories) of a data dir, by
+    /// `wharf.instance` label.
+    pub fn running_instances(&self, data: &Path) -> HashMap<String, String> {
+        self.containers(data)
+            .into_values()
+            .filter(|(_, labels, state)| {
+                state == "running" && !labels.contains_key("wharf.accessory")
+            })
+            .filter_map(|(id, labels, _)| labels.get("wharf.instance").map(|i| (i.clone(), id)))
+            .collect()
+    }
+
+    /// Containers of a data dir that are neither instances nor accessories:
+    /// one-off tasks (release commands, `wharf run`).
+    pub fn task_containers(&self, data: &Path) -> Vec<String> {
+        self.containers(data)
+            .into_iter()
+            .filter(|(_, (_, labels, _))| {
+                !labels.contains_key("wharf.instance") && !labels.contains_key("wharf.accessory")
+            })
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    pub fn image_exists(&self, reference: &str) -> bool {
+        self.rt
+            .block_on(self.docker.inspect_image(reference))
+            .is_ok()
+    }
+
+    /// Builds `tag` from a `FROM scratch` Dockerfile with the static hello.
+    pub fn build_hello_image(&self, tag: &str, dockerfile: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(static_hello(), dir.path().join("hello")).unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+        let mut archive = tar::Builder::new(Vec::new());
+        archive.append_dir_all(".", dir.path()).unwrap();
+        let body = archive.into_inner().unwrap();
+        let options = BuildImageOptionsBuilder::new().t(tag).rm(true).build();
+        self.rt.block_on(async {
+            let mut stream = self.docker.build_image(
+                options,
+                None,
+                Some(http_body_util::Either::Left(http_body_util::Full::new(
+                    bytes::Bytes::from(body),
+                ))),
+            );
+            while let Some(item) = stream.next().await {
+                let info = item.expect("building a test image failed");
+                assert!(
+                    info.error_detail.is_none(),
+                    "build of {tag} failed: {:?}",
+                    info.error_detail
+                );
+            }
+        });
+    }
+
+    /// Removes everything a test left: containers of the data dir, the
+    /// apps' images, volumes and networks, and `images`.
+    pub fn cleanup(&self, data: &Path, apps: &[String], images: &[String]) {
+        let containers = self.containers(data);
+        self.rt.block_on(async {
+            let remove = RemoveContainerOptionsBuilder::new()
+                .force(true)
+                .v(true)
+                .build();
+            for name in containers.into_keys() {
+                let _ = self
+                    .docker
+                    .remove_container(&name, Some(remove.clone()))
+                    .await;
+            }
+            for app in apps {
+                let filters =
+                    HashMap::from([("reference".to_string(), vec![format!("wharf/{app}")])]);
+                let list = self
+                    .docker
+                    .list_images(Some(
+                        ListImagesOptionsBuilder::new().filters(&filters).build(),
+                    ))
+                    .await
+                    .unwrap_or_default();
+                for image in list {
+                    let _ = self
+                        .docker
+                        .remove_image(
+                            &image.id,
+                            Some(RemoveImageOptionsBuilder::new().force(true).build()),
+                            None,
+                        )
+                        .await;
+                }
+                let volumes = self
+                    .docker
+                    .list_volumes(Some(ListVolumesOptionsBuilder::new().build()))
+                    .await
+                    .ok()
+                    .and_then(|v| v.volumes)
+                    .unwrap_or_default();
+                for v in volumes {
+                    if v.name.starts_with(&format!("wharf-{app}-")) {
+                        let _ = self
+                            .docker
+                            .remove_volume(
+                                &v.name,
+                                None::<bollard::query_parameters::RemoveVolumeOptions>,
+                            )
+                            .await;
+                    }
+                }
+                let _ = self.docker.remove_network(&format!("wharf-{app}")).await;
+            }
+            for image in images {
+                let _ = self
+                    .docker
+                    .remove_image(
+                        image,
+                        Some(RemoveImageOptionsBuilder::new().force(true).build()),
+                        None,
+                    )
+                    .await;
+            }
+        });
+    }
+}
+
+/// A data dir for a docker test and its cleanup on drop, so a failing test
+/// leaves nothing behind either. Create it *before* the test's servers:
+/// locals drop in reverse order, so every server is dead (and cannot
+/// restart a container) by the time this removes what they made.
+pub struct Cleanup {
+    pub engine: Engine,
+    /// `<tmp>/data`, canonical, as the servers label their containers.
+    pub data: PathBuf,
+    pub apps: Vec<String>,
+    pub images: Vec<String>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Cleanup {
+    pub fn new(apps: &[&str], images: &[&str]) -> Cleanup {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        Cleanup {
+            engine: Engine::connect(),
+            data: data.canonicalize().unwrap(),
+            apps: apps.iter().map(|a| a.to_string()).collect(),
+            images: images.iter().map(|i| i.to_string()).collect(),
+            _tmp: tmp,
+        }
+    }
+
+    /// A directory next to the data dir, removed with it.
+    pub fn scratch(&self) -> &Path {
+        self._tmp.path()
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.engine.cleanup(&self.data, &self.apps, &self.images);
+    }
+}
+
+/// The Dockerfile of the app under test: the example's, with the binary
+/// next to it.
+pub const HELLO_DOCKERFILE: &str =
+    "FROM scratch\nCOPY hello /hello\nENV HELLO_HOST=0.0.0.0\nCMD [\"/hello\"]\n";
+
+/// A containerized app directory: Dockerfile, static hello, wharf.toml.
+pub struct DockerApp {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+}
+
+impl DockerApp {
+    /// `extra` is TOML appended after `[processes.web]` (more processes,
+    /// `[secrets]`, `[accessories.*]`, …); `top` goes before it.
+    pub fn new(name: &str, top: &str, extra: &str) -> DockerApp {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(static_hello(), dir.path().join("hello")).unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), HELLO_DOCKERFILE).unwrap();
+        let toml = format!(
+            r#"name = "{name}"
+runtime = "docker"
+{top}
+
+[processes.web]
+instances = 2
+http = {{ path = "/" }}
+health = {{ path = "/up", interval = "200ms", timeout = "1s", threshold = 2 }}
+stop_timeout = "5s"
+memory = "64MiB"
+
+[deploy]
+health_timeout = "20s"
+drain_timeout = "5s"
+retain = 3
+
+{extra}
+"#
+        );
+        std::fs::write(dir.path().join("wharf.toml"), toml).unwrap();
+        DockerApp {
+            dir,
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path_str(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+}
