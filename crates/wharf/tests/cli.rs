@@ -34,6 +34,46 @@ fn config_show_of_the_example_app() {
 }
 
 #[test]
+fn config_show_of_the_docker_example_app() {
+    let out = Command::new(wharf_bin())
+        .args(["config", "show"])
+        .arg(workspace_root().join("examples/hello-docker"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+}
+
+/// A docker app on a server whose engine is unreachable: the deploy fails
+/// naming the socket it tried and how to fix it; process apps are unaffected.
+#[test]
+fn an_unreachable_docker_engine_is_a_clear_deploy_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let socket = tmp.path().join("no-docker.sock");
+    let host = format!("unix://{}", socket.display());
+    let server = support::Server::start_on(&tmp.path().join("data"), &[("DOCKER_HOST", &host)]);
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("wharf.toml"),
+        "name = \"boxed\"\nruntime = \"docker\"\n[processes.web]\n",
+    )
+    .unwrap();
+    let out = server.wharf(&["deploy", app.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("could not reach the Docker engine at {host}"))
+            && stderr.contains("Set DOCKER_HOST"),
+        "unclear error:\n{stderr}"
+    );
+}
+
+#[test]
 fn config_errors_are_all_reported_with_locations_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
