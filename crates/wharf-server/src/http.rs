@@ -453,18 +453,24 @@ where
     ndjson(rx)
 }
 
-async fn run(
-    State(s): State<AppState>,
-    Path(app): Path<String>,
-    Json(body): Json<RunBody>,
-) -> Result<Response, Failure> {
-    s.engine.store().app(&app)?;
-    if body.argv.is_empty() {
+/// `run`/`exec` need a known app and a command.
+fn check_command(s: &AppState, app: &str, argv: &[String]) -> Result<(), Failure> {
+    s.engine.store().app(app)?;
+    if argv.is_empty() {
         return Err(Failure(
             StatusCode::BAD_REQUEST,
             "nothing to run: give a command after `--`".into(),
         ));
     }
+    Ok(())
+}
+
+async fn run(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+    Json(body): Json<RunBody>,
+) -> Result<Response, Failure> {
+    check_command(&s, &app, &body.argv)?;
     Ok(command_stream(move |tx| async move {
         s.engine.run_command(&app, body.argv, tx).await
     }))
@@ -475,13 +481,7 @@ async fn exec(
     Path(app): Path<String>,
     Json(body): Json<ExecBody>,
 ) -> Result<Response, Failure> {
-    s.engine.store().app(&app)?;
-    if body.argv.is_empty() {
-        return Err(Failure(
-            StatusCode::BAD_REQUEST,
-            "nothing to run: give a command after `--`".into(),
-        ));
-    }
+    check_command(&s, &app, &body.argv)?;
     Ok(command_stream(move |tx| async move {
         s.engine
             .exec(&app, &body.process, body.index, body.argv, tx)

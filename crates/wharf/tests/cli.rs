@@ -18,11 +18,11 @@ fn workspace_root() -> std::path::PathBuf {
         .unwrap()
 }
 
-#[test]
-fn config_show_of_the_example_app() {
+/// `wharf config show` of an example app, which must succeed.
+fn config_show(example: &str) -> String {
     let out = Command::new(wharf_bin())
         .args(["config", "show"])
-        .arg(workspace_root().join("examples/hello"))
+        .arg(workspace_root().join("examples").join(example))
         .output()
         .unwrap();
     assert!(
@@ -30,22 +30,17 @@ fn config_show_of_the_example_app() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn config_show_of_the_example_app() {
+    insta::assert_snapshot!(config_show("hello"));
 }
 
 #[test]
 fn config_show_of_the_docker_example_app() {
-    let out = Command::new(wharf_bin())
-        .args(["config", "show"])
-        .arg(workspace_root().join("examples/hello-docker"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+    insta::assert_snapshot!(config_show("hello-docker"));
 }
 
 /// A docker app on a server whose engine is unreachable: the deploy fails

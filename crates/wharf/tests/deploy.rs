@@ -16,35 +16,7 @@ fn twenty_deploys_and_five_rollbacks_under_load_drop_nothing() {
     assert_eq!(server.deploy(&app, &[]), 1);
     assert_serves(&server, 1);
 
-    let load = Load::start(server.proxy, 4, 2);
-    let mut deploys = 0;
-    let mut rollbacks = 0;
-    let mut live = 1;
-    while deploys < 20 {
-        let before = load.ok();
-        let msg = format!("HELLO_MESSAGE=deploy {deploys}");
-        live = server.deploy(&app, &["--env", &msg]);
-        deploys += 1;
-        assert_serves(&server, live);
-        if deploys % 4 == 0 {
-            let previous = live - 1;
-            live = server.rollback(None);
-            assert_eq!(
-                live, previous,
-                "rollback goes to the release before the live one"
-            );
-            rollbacks += 1;
-            assert_serves(&server, live);
-        }
-        // The load keeps flowing through every switch.
-        assert_eventually!(
-            load.ok() > before,
-            Duration::from_secs(10),
-            "no request succeeded during deploy {deploys}"
-        );
-    }
-    let report = load.finish();
-    assert_eq!((deploys, rollbacks), (20, 5));
+    let (report, live) = support::twenty_deploys_and_five_rollbacks(&server, app.path());
     assert_eq!(report.failed, 0, "failed requests: {:#?}", report.failures);
     assert!(
         report.ok > 500,

@@ -30,29 +30,7 @@ fn twenty_deploys_and_five_rollbacks_on_docker_drop_nothing() {
     assert_eq!(server.deploy_dir(app.path(), &[]), 1);
     assert_serves(&server, 1);
 
-    let load = Load::start(server.proxy, 4, 2);
-    let (mut deploys, mut rollbacks, mut live) = (0, 0, 1);
-    while deploys < 20 {
-        let before = load.ok();
-        let msg = format!("HELLO_MESSAGE=deploy {deploys}");
-        live = server.deploy_dir(app.path(), &["--env", &msg]);
-        deploys += 1;
-        assert_serves(&server, live);
-        if deploys % 4 == 0 {
-            let previous = live - 1;
-            live = server.rollback(None);
-            assert_eq!(live, previous, "rollback goes to the release before");
-            rollbacks += 1;
-            assert_serves(&server, live);
-        }
-        assert_eventually!(
-            load.ok() > before,
-            Duration::from_secs(10),
-            "no request succeeded during deploy {deploys}"
-        );
-    }
-    let report = load.finish();
-    assert_eq!((deploys, rollbacks), (20, 5));
+    let (report, live) = support::twenty_deploys_and_five_rollbacks(&server, app.path());
     assert_eq!(report.failed, 0, "failed requests: {:#?}", report.failures);
     assert!(report.ok > 300, "too little load: {}", report.ok);
 

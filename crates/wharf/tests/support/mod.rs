@@ -453,6 +453,40 @@ pub fn assert_serves(server: &Server, release: i64) {
     }
 }
 
+/// The zero-downtime scenario of M1, for any runtime: under load (4
+/// keep-alive and 2 fresh-connection clients), 20 deploys of the app in
+/// `dir` with a rollback after every 4th; every switch is checked with
+/// [`assert_serves`]. Returns the load's report and the live release.
+pub fn twenty_deploys_and_five_rollbacks(server: &Server, dir: &Path) -> (load::Report, i64) {
+    let load = Load::start(server.proxy, 4, 2);
+    let (mut deploys, mut rollbacks, mut live) = (0, 0, live_release(server));
+    while deploys < 20 {
+        let before = load.ok();
+        let msg = format!("HELLO_MESSAGE=deploy {deploys}");
+        live = server.deploy_dir(dir, &["--env", &msg]);
+        deploys += 1;
+        assert_serves(server, live);
+        if deploys % 4 == 0 {
+            let previous = live - 1;
+            live = server.rollback(None);
+            assert_eq!(
+                live, previous,
+                "rollback goes to the release before the live one"
+            );
+            rollbacks += 1;
+            assert_serves(server, live);
+        }
+        // The load keeps flowing through every switch.
+        assert_eventually!(
+            load.ok() > before,
+            Duration::from_secs(10),
+            "no request succeeded during deploy {deploys}"
+        );
+    }
+    assert_eq!((deploys, rollbacks), (20, 5));
+    (load.finish(), live)
+}
+
 /// The release the (only) app serves, per `wharf status`.
 pub fn live_release(server: &Server) -> i64 {
     server.status()["apps"][0]["release"].as_i64().unwrap()
