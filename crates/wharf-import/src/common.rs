@@ -1,5 +1,6 @@
-//! What both importers need: the warning list, names, durations, memory
-//! sizes, ports, volumes and paths in the forms `wharf.toml` takes.
+//! What both importers need: the warning list, the typed readers built on
+//! each importer's own scalar reading ([`Values`]), names, durations,
+//! memory sizes, ports, volumes and paths in the forms `wharf.toml` takes.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -42,14 +43,7 @@ impl Warnings {
     /// read as empty.
     pub fn map<'a>(&mut self, node: &'a Node, key: &str) -> &'a [Entry] {
         if node.as_map().is_none() && !node.is_null() {
-            self.add(
-                node.pos,
-                key,
-                format!(
-                    "expected a mapping, found {}; not carried over",
-                    node.describe()
-                ),
-            );
+            self.expected(node, key, "a mapping");
         }
         node.as_map().unwrap_or_default()
     }
@@ -58,16 +52,51 @@ impl Warnings {
     /// as empty.
     pub fn seq<'a>(&mut self, node: &'a Node, key: &str) -> &'a [Node] {
         if node.as_seq().is_none() && !node.is_null() {
-            self.add(
-                node.pos,
-                key,
-                format!(
-                    "expected a list, found {}; not carried over",
-                    node.describe()
-                ),
-            );
+            self.expected(node, key, "a list");
         }
         node.as_seq().unwrap_or_default()
+    }
+
+    /// A list's items; anything else, nothing included, is warned about
+    /// and read as empty.
+    pub fn list<'a>(&mut self, node: &'a Node, key: &str) -> &'a [Node] {
+        if node.as_seq().is_none() {
+            self.expected(node, key, "a list");
+        }
+        node.as_seq().unwrap_or_default()
+    }
+
+    /// A scalar's text, as written; anything else is warned about.
+    pub fn scalar<'a>(&mut self, node: &'a Node, key: &str) -> Option<&'a str> {
+        if node.as_str().is_none() {
+            self.expected(node, key, "a single value");
+        }
+        node.as_str()
+    }
+
+    /// Whether `name` can be an env key in wharf.toml; a warning at `pos`
+    /// (about `key`) when it cannot.
+    pub fn env_key(&mut self, pos: Pos, key: &str, name: &str) -> bool {
+        let ok = is_env_key(name);
+        if !ok {
+            self.add(
+                pos,
+                key,
+                "wharf takes env keys made of letters, digits and `_`, not starting with a digit; not carried over",
+            );
+        }
+        ok
+    }
+
+    fn expected(&mut self, node: &Node, key: &str, what: &str) {
+        self.add(
+            node.pos,
+            key,
+            format!(
+                "expected {what}, found {}; not carried over",
+                node.describe()
+            ),
+        );
     }
 
     pub fn len(&self) -> usize {
@@ -79,6 +108,88 @@ impl Warnings {
     pub fn into_sorted(mut self) -> Vec<Warning> {
         self.list.sort_by_key(|(pos, _)| *pos);
         self.list.into_iter().map(|(_, w)| w).collect()
+    }
+}
+
+/// The typed readers both importers share. Each reads a scalar's text its
+/// own way ([`Values::lit`]: compose interpolates `${VAR}`, Kamal refuses
+/// ERB); what is read from that text, and the warnings when it cannot be,
+/// are the same.
+pub trait Values {
+    /// How a duration is written in the source files, for the warning
+    /// about one that is not, e.g. "a number of seconds".
+    const DURATION: &'static str;
+
+    fn warnings(&mut self) -> &mut Warnings;
+
+    /// A scalar's text, or a warning and `None`.
+    fn lit(&mut self, node: &Node, key: &str) -> Option<String>;
+
+    fn int(&mut self, node: &Node, key: &str, min: u64, max: u64) -> Option<u64> {
+        let text = self.lit(node, key)?;
+        match text.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.warnings().add(
+                    node.pos,
+                    key,
+                    format!("`{text}` is not a whole number from {min} to {max}; not carried over"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A duration as wharf.toml writes it.
+    fn duration(&mut self, node: &Node, key: &str) -> Option<String> {
+        let text = self.lit(node, key)?;
+        match parse_duration(&text) {
+            Some(ms) => Some(format_duration(ms)),
+            None => {
+                self.warnings().add(
+                    node.pos,
+                    key,
+                    format!("`{text}` is not {}; not carried over", Self::DURATION),
+                );
+                None
+            }
+        }
+    }
+
+    /// A memory size as wharf.toml writes it.
+    fn memory(&mut self, node: &Node, key: &str) -> Option<String> {
+        let text = self.lit(node, key)?;
+        match parse_memory(&text) {
+            Ok(m) => Some(m),
+            Err(why) => {
+                self.warnings()
+                    .add(node.pos, key, format!("{why}; not carried over"));
+                None
+            }
+        }
+    }
+
+    fn cpus(&mut self, node: &Node, key: &str) -> Option<f64> {
+        let text = self.lit(node, key)?;
+        let cpus = parse_cpus(&text);
+        if cpus.is_none() {
+            self.warnings().add(
+                node.pos,
+                key,
+                format!("`{text}` is not a positive number of CPUs; not carried over"),
+            );
+        }
+        cpus
+    }
+
+    /// A list of arguments, each read with [`Values::lit`] (as `key[i]`);
+    /// `None` when one cannot be.
+    fn argv(&mut self, key: &str, items: &[Node]) -> Option<Vec<String>> {
+        let mut argv = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            argv.push(self.lit(item, &format!("{key}[{i}]"))?);
+        }
+        Some(argv)
     }
 }
 
@@ -116,6 +227,22 @@ pub fn sanitize_name(s: &str) -> String {
     }
     out.truncate(63);
     out.trim_end_matches('-').to_owned()
+}
+
+/// A valid process or accessory name for `raw` (`fallback` when nothing of
+/// it is usable), made unique with a `-2`, `-3`… suffix while `taken`.
+pub fn unique_name(raw: &str, fallback: &str, taken: impl Fn(&str) -> bool) -> String {
+    let mut base = sanitize_name(raw);
+    if base.is_empty() {
+        base = fallback.to_owned();
+    }
+    let mut name = base.clone();
+    let mut n = 2;
+    while taken(&name) {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    name
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`, as wharf.toml requires for env keys.
@@ -448,6 +575,9 @@ mod tests {
         assert_eq!(sanitize_name("__web__"), "web");
         assert_eq!(sanitize_name("日本"), "");
         assert!(is_valid_name("web-1"));
+        let taken = ["web", "web-2"];
+        assert_eq!(unique_name("Web", "x", |n| taken.contains(&n)), "web-3");
+        assert_eq!(unique_name("日本", "accessory", |_| false), "accessory");
         assert!(!is_valid_name("-web"));
     }
 

@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::common::{
-    Warnings, abs_dir, dir_name, format_duration, is_env_key, join_key, parse_cpus, parse_duration,
-    parse_memory, parse_port, resolve, sanitize_name, shell_join, show, tidy_relative,
+    PortMap, Values, Warnings, abs_dir, dir_name, join_key, parse_duration, parse_port, resolve,
+    shell_join, show, tidy_relative, unique_name,
 };
 use crate::model::{Accessory, AccessoryHealth, App, Build, Health, Http, Process, Secret, set};
 use crate::yaml::{Entry, Node, Pos};
@@ -456,20 +456,16 @@ struct Ctx {
     top_secrets: Vec<(String, Option<Secret>)>,
 }
 
-impl Ctx {
+impl Values for Ctx {
+    const DURATION: &'static str = "a duration (like `30s` or `1m30s`)";
+
+    fn warnings(&mut self) -> &mut Warnings {
+        &mut self.w
+    }
+
     /// A scalar's text after interpolation, or a warning and `None`.
     fn lit(&mut self, node: &Node, key: &str) -> Option<String> {
-        let Some(text) = node.as_str() else {
-            self.w.add(
-                node.pos,
-                key,
-                format!(
-                    "expected a single value, found {}; not carried over",
-                    node.describe()
-                ),
-            );
-            return None;
-        };
+        let text = self.w.scalar(node, key)?;
         match interpolate(text) {
             Interp::Literal(s) => Some(s),
             Interp::Var {
@@ -522,71 +518,14 @@ impl Ctx {
             }
         }
     }
+}
 
-    fn int(&mut self, node: &Node, key: &str, min: u64, max: u64) -> Option<u64> {
-        let text = self.lit(node, key)?;
-        match text.trim().parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => Some(n),
-            _ => {
-                self.w.add(
-                    node.pos,
-                    key,
-                    format!("`{text}` is not a whole number from {min} to {max}; not carried over"),
-                );
-                None
-            }
-        }
-    }
-
-    fn duration(&mut self, node: &Node, key: &str) -> Option<String> {
-        let text = self.lit(node, key)?;
-        match parse_duration(&text) {
-            Some(ms) => Some(format_duration(ms)),
-            None => {
-                self.w.add(
-                    node.pos,
-                    key,
-                    format!("`{text}` is not a duration (like `30s` or `1m30s`); not carried over"),
-                );
-                None
-            }
-        }
-    }
-
-    fn memory(&mut self, node: &Node, key: &str) -> Option<String> {
-        let text = self.lit(node, key)?;
-        match parse_memory(&text) {
-            Ok(m) => Some(m),
-            Err(why) => {
-                self.w
-                    .add(node.pos, key, format!("{why}; not carried over"));
-                None
-            }
-        }
-    }
-
-    fn cpus(&mut self, node: &Node, key: &str) -> Option<f64> {
-        let text = self.lit(node, key)?;
-        let cpus = parse_cpus(&text);
-        if cpus.is_none() {
-            self.w.add(
-                node.pos,
-                key,
-                format!("`{text}` is not a positive number of CPUs; not carried over"),
-            );
-        }
-        cpus
-    }
-
+impl Ctx {
     /// `command`/`entrypoint`: a string (kept as written: compose splits it
     /// with shell quoting, as wharf does) or a list (joined with quoting).
     fn command(&mut self, key: &str, node: &Node) -> Option<String> {
         if let Some(items) = node.as_seq() {
-            let mut argv = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                argv.push(self.lit(item, &format!("{key}[{i}]"))?);
-            }
-            return Some(shell_join(&argv));
+            return self.argv(key, items).map(|argv| shell_join(&argv));
         }
         if node.is_null() {
             return None;
@@ -746,12 +685,7 @@ impl Ctx {
         let mut out = Vec::new();
         for (k, kpos, v) in self.pairs(key, node) {
             let item_key = join_key(key, &k);
-            if !is_env_key(&k) {
-                self.w.add(
-                    kpos,
-                    item_key,
-                    "wharf takes env keys made of letters, digits and `_`, not starting with a digit; not carried over",
-                );
+            if !self.w.env_key(kpos, &item_key, &k) {
                 continue;
             }
             let Some(v) = v else {
@@ -765,15 +699,7 @@ impl Ctx {
                 set(&mut out, &k, EnvValue::Secret(Secret::Env(k.clone())));
                 continue;
             };
-            let Some(text) = v.as_str() else {
-                self.w.add(
-                    v.pos,
-                    item_key,
-                    format!(
-                        "expected a single value, found {}; not carried over",
-                        v.describe()
-                    ),
-                );
+            let Some(text) = self.w.scalar(&v, &item_key) else {
                 continue;
             };
             match interpolate(text) {
@@ -979,20 +905,9 @@ impl Ctx {
     }
 
     /// The ports that could be read, each with its index and position.
-    fn ports(&mut self, key: &str, node: &Node) -> Vec<(usize, Pos, crate::common::PortMap)> {
-        let Some(items) = node.as_seq() else {
-            self.w.add(
-                node.pos,
-                key,
-                format!(
-                    "expected a list, found {}; not carried over",
-                    node.describe()
-                ),
-            );
-            return Vec::new();
-        };
+    fn ports(&mut self, key: &str, node: &Node) -> Vec<(usize, Pos, PortMap)> {
         let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in self.w.list(node, key).iter().enumerate() {
             let k = format!("{key}[{i}]");
             let parsed = if item.as_map().is_some() {
                 self.long_port(&k, item)
@@ -1008,11 +923,7 @@ impl Ctx {
         out
     }
 
-    fn long_port(
-        &mut self,
-        key: &str,
-        node: &Node,
-    ) -> Option<Result<crate::common::PortMap, String>> {
+    fn long_port(&mut self, key: &str, node: &Node) -> Option<Result<PortMap, String>> {
         let mut target = None;
         let mut published = None;
         let mut host_ip = None;
@@ -1051,19 +962,8 @@ impl Ctx {
 
     /// `volumes:` of an accessory, in wharf's `SOURCE:TARGET[:ro]` form.
     fn volumes(&mut self, key: &str, node: &Node) -> Vec<String> {
-        let Some(items) = node.as_seq() else {
-            self.w.add(
-                node.pos,
-                key,
-                format!(
-                    "expected a list, found {}; not carried over",
-                    node.describe()
-                ),
-            );
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in self.w.list(node, key).iter().enumerate() {
             let k = format!("{key}[{i}]");
             let parsed = if item.as_map().is_some() {
                 self.long_volume(&k, item)
@@ -1220,10 +1120,7 @@ impl Ctx {
     /// `CMD-SHELL` and a plain string need a shell, so `sh -c '…'`.
     fn health_test(&mut self, key: &str, node: &Node) -> Option<String> {
         if let Some(items) = node.as_seq() {
-            let mut argv = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                argv.push(self.lit(item, &format!("{key}[{i}]"))?);
-            }
+            let argv = self.argv(key, items)?;
             return match argv.split_first() {
                 Some((first, rest)) if first == "CMD" && !rest.is_empty() => Some(shell_join(rest)),
                 Some((first, rest)) if first == "CMD-SHELL" && !rest.is_empty() => {
@@ -1346,7 +1243,8 @@ impl Ctx {
         secrets: &mut Vec<(String, Secret)>,
     ) -> (Process, Vec<(String, String)>) {
         let svc = format!("services.{}", e.key);
-        let name = unique_name(&e.key, used, "web");
+        let name = unique_name(&e.key, "web", |n| used.contains(n));
+        used.insert(name.clone());
         let mut p = Process {
             renamed_from: (name != e.key).then(|| svc.clone()),
             name,
@@ -1567,7 +1465,8 @@ impl Ctx {
 
     fn accessory(&mut self, e: &Entry, used: &mut HashSet<String>) -> Option<Accessory> {
         let svc = format!("services.{}", e.key);
-        let name = unique_name(&e.key, used, "accessory");
+        let name = unique_name(&e.key, "accessory", |n| used.contains(n));
+        used.insert(name.clone());
         let mut a = Accessory {
             renamed_from: (name != e.key).then(|| svc.clone()),
             name,
@@ -1757,22 +1656,6 @@ fn secret_var_name(name: &str) -> String {
         out.insert(0, '_');
     }
     out
-}
-
-/// A valid process or accessory name for `raw`, unique among `used`.
-fn unique_name(raw: &str, used: &mut HashSet<String>, fallback: &str) -> String {
-    let mut base = sanitize_name(raw);
-    if base.is_empty() {
-        base = fallback.to_owned();
-    }
-    let mut name = base.clone();
-    let mut n = 2;
-    while used.contains(&name) {
-        name = format!("{base}-{n}");
-        n += 1;
-    }
-    used.insert(name.clone());
-    name
 }
 
 /// A host path rather than a volume name (compose's rule: it starts with

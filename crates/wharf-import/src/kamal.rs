@@ -13,8 +13,8 @@
 use std::path::Path;
 
 use crate::common::{
-    PortMap, Warnings, abs_dir, dir_name, format_duration, is_env_key, join_key, parse_cpus,
-    parse_duration, parse_memory, parse_port, sanitize_name, shell_join, show, tidy_relative,
+    PortMap, Values, Warnings, abs_dir, dir_name, is_env_key, join_key, parse_port, sanitize_name,
+    shell_join, show, tidy_relative, unique_name,
 };
 use crate::model::{Accessory, App, Build, Health, Http, Process, Secret, set};
 use crate::yaml::{Entry, Node, Pos};
@@ -164,18 +164,8 @@ pub fn import(path: &Path, source: &str, name: Option<&str>) -> Result<Import, I
     let mut used = std::collections::HashSet::new();
     for role in roles {
         let mut p = c.role(&role, &primary, proxy.as_ref(), &mut app.secrets);
-        let base = sanitize_name(&role.name);
-        let base = if base.is_empty() {
-            "web".to_owned()
-        } else {
-            base
-        };
-        let mut name = base.clone();
-        let mut n = 2;
-        while !used.insert(name.clone()) {
-            name = format!("{base}-{n}");
-            n += 1;
-        }
+        let name = unique_name(&role.name, "web", |n| used.contains(n));
+        used.insert(name.clone());
         if name != role.name {
             p.renamed_from = Some(role.key.clone());
         }
@@ -284,6 +274,29 @@ struct Ctx {
     w: Warnings,
 }
 
+impl Values for Ctx {
+    /// Kamal durations are seconds (`30`); a unit (`30s`) is accepted too.
+    const DURATION: &'static str = "a number of seconds";
+
+    fn warnings(&mut self) -> &mut Warnings {
+        &mut self.w
+    }
+
+    /// A scalar's text, unless it holds ERB the import cannot evaluate.
+    fn lit(&mut self, node: &Node, key: &str) -> Option<String> {
+        let text = self.w.scalar(node, key)?;
+        if text.contains("<%") {
+            self.w.add(
+                node.pos,
+                key,
+                format!("`{text}` is ERB, which Kamal evaluates before reading the file and the import cannot; not carried over: write the value it gives"),
+            );
+            return None;
+        }
+        Some(text.to_owned())
+    }
+}
+
 impl Ctx {
     /// Lines that are only ERB code (`<% if … %>`, `<%# … %>`) are not
     /// YAML; Kamal runs them before parsing. They are blanked (keeping
@@ -309,79 +322,15 @@ impl Ctx {
         out
     }
 
-    /// A scalar's text, unless it holds ERB the import cannot evaluate.
-    fn lit(&mut self, node: &Node, key: &str) -> Option<String> {
-        let Some(text) = node.as_str() else {
-            self.w.add(
-                node.pos,
-                key,
-                format!(
-                    "expected a single value, found {}; not carried over",
-                    node.describe()
-                ),
-            );
-            return None;
-        };
-        if text.contains("<%") {
-            self.w.add(
-                node.pos,
-                key,
-                format!("`{text}` is ERB, which Kamal evaluates before reading the file and the import cannot; not carried over: write the value it gives"),
-            );
-            return None;
-        }
-        Some(text.to_owned())
-    }
-
-    fn int(&mut self, node: &Node, key: &str, min: u64, max: u64) -> Option<u64> {
-        let text = self.lit(node, key)?;
-        match text.trim().parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => Some(n),
-            _ => {
-                self.w.add(
-                    node.pos,
-                    key,
-                    format!("`{text}` is not a whole number from {min} to {max}; not carried over"),
-                );
-                None
-            }
-        }
-    }
-
-    /// Kamal durations are seconds (`30`); a unit (`30s`) is accepted too.
-    fn duration(&mut self, node: &Node, key: &str) -> Option<String> {
-        let text = self.lit(node, key)?;
-        match parse_duration(&text) {
-            Some(ms) => Some(format_duration(ms)),
-            None => {
-                self.w.add(
-                    node.pos,
-                    key,
-                    format!("`{text}` is not a number of seconds; not carried over"),
-                );
-                None
-            }
-        }
-    }
-
     /// `env`: `clear` and `secret` (and `tags`), or a plain mapping, which
     /// Kamal takes as `clear`.
     fn env(&mut self, key: &str, node: &Node) -> (Vec<(String, String)>, Secrets) {
         let mut clear = Vec::new();
         let mut secrets = Vec::new();
-        let Some(map) = node.as_map() else {
-            if !node.is_null() {
-                self.w.add(
-                    node.pos,
-                    key,
-                    format!(
-                        "expected a mapping, found {}; not carried over",
-                        node.describe()
-                    ),
-                );
-            }
+        let map = self.w.map(node, key);
+        if map.is_empty() {
             return (clear, secrets);
-        };
+        }
         let structured = map
             .iter()
             .any(|e| matches!(e.key.as_str(), "clear" | "secret" | "tags"));
@@ -406,27 +355,9 @@ impl Ctx {
     }
 
     fn clear(&mut self, key: &str, node: &Node, out: &mut Vec<(String, String)>) {
-        let Some(map) = node.as_map() else {
-            if !node.is_null() {
-                self.w.add(
-                    node.pos,
-                    key,
-                    format!(
-                        "expected a mapping, found {}; not carried over",
-                        node.describe()
-                    ),
-                );
-            }
-            return;
-        };
-        for e in map {
+        for e in self.w.map(node, key) {
             let k = join_key(key, &e.key);
-            if !is_env_key(&e.key) {
-                self.w.add(
-                    e.key_pos,
-                    k,
-                    "wharf takes env keys made of letters, digits and `_`, not starting with a digit; not carried over",
-                );
+            if !self.w.env_key(e.key_pos, &k, &e.key) {
                 continue;
             }
             if e.value.is_null() {
@@ -688,64 +619,31 @@ impl Ctx {
     }
 
     fn command(&mut self, key: &str, node: &Node) -> Option<String> {
-        if let Some(items) = node.as_seq() {
-            let mut argv = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                argv.push(self.lit(item, &format!("{key}[{i}]"))?);
-            }
-            return Some(shell_join(&argv));
+        match node.as_seq() {
+            Some(items) => self.argv(key, items).map(|argv| shell_join(&argv)),
+            None => self.lit(node, key),
         }
-        self.lit(node, key)
     }
 
     /// `options` (extra `docker run` flags): memory and cpus map, the rest
     /// is warned about.
     fn options(&mut self, key: &str, node: &Node) -> (Option<String>, Option<f64>) {
         let (mut memory, mut cpus) = (None, None);
-        for e in node.as_map().unwrap_or_default() {
+        for e in self.w.map(node, key) {
             let k = join_key(key, &e.key);
             match e.key.as_str() {
                 "memory" | "m" => {
-                    if let Some(text) = self.lit(&e.value, &k) {
-                        match parse_memory(&text) {
-                            Ok(m) => memory = Some(m),
-                            Err(why) => {
-                                self.w
-                                    .add(e.value.pos, k, format!("{why}; not carried over"))
-                            }
-                        }
+                    if let Some(m) = self.memory(&e.value, &k) {
+                        memory = Some(m);
                     }
                 }
-                "cpus" => {
-                    if let Some(text) = self.lit(&e.value, &k) {
-                        cpus = parse_cpus(&text);
-                        if cpus.is_none() {
-                            self.w.add(
-                                e.value.pos,
-                                k,
-                                format!(
-                                    "`{text}` is not a positive number of CPUs; not carried over"
-                                ),
-                            );
-                        }
-                    }
-                }
+                "cpus" => cpus = self.cpus(&e.value, &k),
                 _ => self.w.add(
                     e.key_pos,
                     k,
                     "a `docker run` option wharf does not set; not carried over",
                 ),
             }
-        }
-        if node.as_map().is_none() && !node.is_null() {
-            self.w.add(
-                node.pos,
-                key,
-                format!(
-                    "expected a mapping, found {}; not carried over",
-                    node.describe()
-                ),
-            );
         }
         (memory, cpus)
     }
@@ -873,16 +771,7 @@ impl Ctx {
                 );
                 continue;
             }
-            let mut name = sanitize_name(&e.key);
-            if name.is_empty() {
-                name = "accessory".into();
-            }
-            let base = name.clone();
-            let mut n = 2;
-            while out.iter().any(|a| a.name == name) {
-                name = format!("{base}-{n}");
-                n += 1;
-            }
+            let name = unique_name(&e.key, "accessory", |n| out.iter().any(|a| a.name == n));
             let mut a = Accessory {
                 renamed_from: (name != e.key).then(|| k.clone()),
                 name,
