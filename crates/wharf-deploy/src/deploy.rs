@@ -345,9 +345,9 @@ impl Engine {
         let version = revision.unwrap_or_else(|| format!("r{number}"));
         let image = image.or_else(|| config.docker.as_ref().and_then(|d| d.image.clone()));
         let detail = match (&config.docker, &image) {
-            (None, _) => format!("release {number}"),
+            (None, _) => format!("snapshot of the source as release {number}"),
             (Some(_), Some(image)) => format!("image {image} as release {number} ({version})"),
-            (Some(_), None) => format!("image of release {number} ({version})"),
+            (Some(_), None) => format!("build image of release {number} ({version})"),
         };
         run.step(self, Step::Preparing, Some(detail)).await?;
         let build = config

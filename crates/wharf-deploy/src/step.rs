@@ -58,7 +58,7 @@ impl Step {
     pub fn label(self) -> &'static str {
         match self {
             Step::Building => "build",
-            Step::Preparing => "snapshot release",
+            Step::Preparing => "prepare release",
             Step::Accessories => "boot accessories",
             Step::Releasing => "release command",
             Step::Starting => "start instances",
