@@ -14,19 +14,16 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-
-/// One request: when it was sent (since the start), and whether it failed.
-type Sample = (Duration, bool);
+use common::{Sample, Server, open_loop, wait_for_server};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,15 +50,6 @@ fn main() {
     .unwrap();
 
     // Killed with its instances when the benchmark ends, however it ends.
-    struct Server(std::process::Child);
-    impl Drop for Server {
-        fn drop(&mut self) {
-            // SIGTERM: the server drains and stops its instances.
-            let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let _ = self.0.wait();
-        }
-    }
     let server = Command::new(&wharf)
         .args([
             "server",
@@ -141,10 +129,10 @@ fn main() {
     let window_end = decided_at + Duration::from_secs(1);
     let in_window: Vec<&Sample> = samples
         .iter()
-        .filter(|(t, _)| *t >= canary_at && *t <= window_end)
+        .filter(|s| s.sent >= canary_at && s.sent <= window_end)
         .collect();
-    let failed = in_window.iter().filter(|(_, f)| *f).count();
-    let total_failed = samples.iter().filter(|(_, f)| *f).count();
+    let failed = in_window.iter().filter(|s| s.failed()).count();
+    let total_failed = samples.iter().filter(|s| s.failed()).count();
     let detect = decided_at - canary_at;
     println!();
     println!("| measure | value | target |");
@@ -167,91 +155,4 @@ fn main() {
         samples.len(),
         100.0 * total_failed as f64 / samples.len().max(1) as f64
     );
-}
-
-fn wait_for_server(data: &Path) -> SocketAddr {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(b) = std::fs::read(data.join("server.json"))
-            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b)
-        {
-            return v["proxy"].as_str().unwrap().parse().unwrap();
-        }
-        assert!(Instant::now() < deadline, "wharf server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Sends `rate` requests a second at fixed times, whatever the answers take
-/// (an open loop: a slow server does not slow the load down), over a pool of
-/// keep-alive connections.
-async fn open_loop(
-    addr: SocketAddr,
-    rate: u32,
-    start: Instant,
-    samples: Arc<Mutex<Vec<Sample>>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) {
-    const CONNECTIONS: usize = 16;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let mut workers = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let (rx, samples) = (rx.clone(), samples.clone());
-        workers.push(tokio::spawn(async move {
-            let mut sender: Option<hyper::client::conn::http1::SendRequest<Empty<Bytes>>> = None;
-            loop {
-                let Some(sent) = rx.lock().await.recv().await else {
-                    return;
-                };
-                let failed = request(addr, &mut sender).await.is_err();
-                samples.lock().unwrap().push((sent, failed));
-            }
-        }));
-    }
-    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        tick.tick().await;
-        let _ = tx.send(start.elapsed());
-    }
-    drop(tx);
-    for w in workers {
-        let _ = w.await;
-    }
-}
-
-async fn request(
-    addr: SocketAddr,
-    sender: &mut Option<hyper::client::conn::http1::SendRequest<Empty<Bytes>>>,
-) -> Result<(), String> {
-    if sender.as_mut().is_none_or(|s| s.is_closed()) {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        *sender = Some(s);
-    }
-    let s = sender.as_mut().ok_or("no connection")?;
-    s.ready().await.map_err(|e| e.to_string())?;
-    let req = hyper::Request::get("/bench")
-        .header("host", "localhost")
-        .body(Empty::new())
-        .map_err(|e| e.to_string())?;
-    let resp = tokio::time::timeout(Duration::from_secs(10), s.send_request(req))
-        .await
-        .map_err(|_| "timeout".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let status = resp.status();
-    resp.into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(status.to_string())
-    }
 }
