@@ -39,38 +39,10 @@ use wharf_runtime::{
 const HELLO_DOCKERFILE: &str = "FROM scratch\nCOPY hello /hello\nCMD [\"/hello\"]\n";
 const TINY_DOCKERFILE: &str = "FROM scratch\nCOPY tiny /tiny\nCMD [\"/tiny\"]\n";
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+#[path = "common/static_hello.rs"]
+mod static_hello;
 
-/// The static `hello` binary, built once per test run.
-fn hello_binary() -> &'static Path {
-    static HELLO: OnceLock<PathBuf> = OnceLock::new();
-    HELLO.get_or_init(|| {
-        let root = workspace_root();
-        let target = root.join("target/static");
-        let status = std::process::Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "hello",
-                "--release",
-                "--target",
-                "x86_64-unknown-linux-gnu",
-            ])
-            .current_dir(&root)
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("CARGO_BUILD_TARGET")
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the static hello failed");
-        target.join("x86_64-unknown-linux-gnu/release/hello")
-    })
-}
+use static_hello::{static_hello as hello_binary, workspace_root};
 
 /// The static `tiny` binary, built once per test run.
 fn tiny_binary() -> &'static Path {

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
 use bollard::Docker;
 use bollard::query_parameters::{
@@ -26,40 +26,10 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+#[path = "../../../wharf-runtime/tests/common/static_hello.rs"]
+mod shared;
 
-/// `hello` linked statically (a `FROM scratch` image has no libc), built
-/// once per run with the same flags as wharf-runtime's tests, into
-/// `target/static`, so both share the build.
-pub fn static_hello() -> &'static Path {
-    static HELLO: OnceLock<PathBuf> = OnceLock::new();
-    HELLO.get_or_init(|| {
-        let root = workspace_root();
-        let target = root.join("target/static");
-        let status = std::process::Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "hello",
-                "--release",
-                "--target",
-                "x86_64-unknown-linux-gnu",
-            ])
-            .current_dir(&root)
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("CARGO_BUILD_TARGET")
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the static hello failed");
-        target.join("x86_64-unknown-linux-gnu/release/hello")
-    })
-}
+pub use shared::static_hello;
 
 /// A blocking handle on this machine's engine.
 pub struct Engine {
