@@ -123,12 +123,15 @@ pub async fn wait_healthy(
         let started = Instant::now();
         // A probe never outlives the deadline.
         let left = end.saturating_duration_since(started);
-        let result = match timeout(left, probe(addr, spec)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "timed out after {}",
-                fmt_duration(spec.timeout.min(left))
-            )),
+        let (result, cut) = match timeout(left, probe(addr, spec)).await {
+            Ok(r) => (r, false),
+            Err(_) => (
+                Err(format!(
+                    "timed out after {}",
+                    fmt_duration(spec.timeout.min(left))
+                )),
+                true,
+            ),
         };
         attempts += 1;
         match result {
@@ -140,7 +143,12 @@ pub async fn wait_healthy(
             }
             Err(e) => {
                 passes = 0;
-                last_error = e;
+                // A last probe cut short by the deadline says nothing about
+                // the instance ("timed out after 0ms"); an earlier failure
+                // ("status 503") does.
+                if !cut || attempts == 1 {
+                    last_error = e;
+                }
             }
         }
         let next = started + every;

@@ -195,3 +195,21 @@ async fn monitor_flips_after_threshold_and_stops_when_dropped() {
         "probing stops when receivers are gone"
     );
 }
+
+/// The error of a deploy's health wait names what the instance did, even
+/// when the deadline cuts the last probe short (not "timed out after 0ms").
+#[tokio::test]
+async fn a_probe_cut_by_the_deadline_does_not_hide_the_real_failure() {
+    let origin = origin("sick").run().await;
+    let slow_503 = HealthSpec {
+        path: "/up?sleep=150&status=503".into(),
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_secs(1),
+        threshold: 1,
+    };
+    // Probes start at about 0, 150 and 300 ms; the third is cut at 400 ms.
+    let err = wait_healthy(origin.addr, &slow_503, Duration::from_millis(400))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("status 503 "), "{err}");
+}
