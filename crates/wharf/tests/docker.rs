@@ -379,7 +379,15 @@ fn run_and_exec_use_the_live_release() {
     let name = app_name("oneoff");
     let guard = Cleanup::new(&[&name], &[]);
     let server = Server::start_on(&guard.data, &[]);
-    let app = DockerApp::new(&name, "", "[processes.web.env]\nPORT_HINT = \"x\"\n");
+    let app = DockerApp::new(&name, "", "");
+    // A fixed in-container port (`port`, as imports from compose write it):
+    // the app listens on 3000 inside, the proxy reaches it on a host port.
+    let toml = std::fs::read_to_string(app.path().join("wharf.toml")).unwrap();
+    std::fs::write(
+        app.path().join("wharf.toml"),
+        toml.replace("memory = \"64MiB\"", "memory = \"64MiB\"\nport = 3000"),
+    )
+    .unwrap();
     assert_eq!(server.deploy_dir(app.path(), &[]), 1);
 
     // `run`: a one-off container of the live image, its exit code passed on.
@@ -407,11 +415,13 @@ fn run_and_exec_use_the_live_release() {
         "run containers are removed: {leftovers:?}"
     );
 
-    // `exec`: inside a running instance (which serves on its $PORT).
-    let status = server.status();
-    let port = status["apps"][0]["instances"][0]["port"].as_u64().unwrap();
-    let url = format!("http://127.0.0.1:{port}/up");
-    let out = server.wharf(&["exec", "web", "--", "/hello", "probe", &url]);
+    // `exec`: inside a running instance, which listens on 3000 there.
+    let host_port = server.status()["apps"][0]["instances"][0]["port"]
+        .as_u64()
+        .unwrap();
+    assert_ne!(host_port, 3000, "the host side is an ephemeral port");
+    let url = "http://127.0.0.1:3000/up";
+    let out = server.wharf(&["exec", "web", "--", "/hello", "probe", url]);
     assert_eq!(
         out.status.code(),
         Some(0),
