@@ -19,6 +19,7 @@ use wharf_runtime::{
 };
 use wharf_store::ReleaseStatus;
 
+use crate::deploy::{finish_forwarding, forward_lines};
 use crate::{DeployError, Engine};
 
 /// How long `wharf run` may take.
@@ -255,18 +256,8 @@ impl Engine {
         let number = row.current_release.ok_or_else(|| DeployError::NotServing {
             app: app.to_owned(),
         })?;
-        let release = self.store.release(&row, number)?;
-        let bad = |why: String| DeployError::BadRelease {
-            app: app.to_owned(),
-            release: number,
-            why,
-        };
-        let config: AppConfig = serde_json::from_str(&release.config_json)
-            .map_err(|e| bad(format!("its stored config is unreadable ({e})")))?;
-        let dir = release
-            .dir
-            .ok_or_else(|| bad("it was never prepared".into()))?;
-        Ok((number, config, dir.into()))
+        let (config, dir) = self.stored_release(&row, number)?;
+        Ok((number, config, dir))
     }
 
     /// `wharf run -- CMD`: `argv` as a one-off task of the serving release
@@ -283,14 +274,9 @@ impl Engine {
         let mut env = app_env(&config)?;
         env.insert("WHARF_RELEASE".into(), number.to_string());
         let name = format!("run-{}", wharf_store::now_ms());
-        let mut lines = runtime.log_lines();
-        let (app_name, task_name) = (app.to_owned(), name.clone());
-        let forward = tokio::spawn(async move {
-            while let Ok(l) = lines.recv().await {
-                if l.app == app_name && l.process == task_name && output.send(l).await.is_err() {
-                    break;
-                }
-            }
+        let forward = forward_lines(&runtime, app, None, &name, move |l| {
+            let output = output.clone();
+            async move { output.send(l).await.is_ok() }
         });
         let outcome = runtime
             .run_task(TaskSpec {
@@ -303,9 +289,7 @@ impl Engine {
                 timeout: RUN_TIMEOUT,
             })
             .await;
-        // Let the last lines through.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        forward.abort();
+        finish_forwarding(Some(forward)).await;
         let outcome = outcome?;
         Ok(match (outcome.code, outcome.signal) {
             (Some(code), _) => i64::from(code),
@@ -352,8 +336,7 @@ impl Engine {
             // Make sure the docker runtime is connected if any app uses it,
             // so its images are pruned too.
             if let Some(n) = app.current_release
-                && let Ok(r) = self.store.release(&app, n)
-                && let Ok(config) = serde_json::from_str::<AppConfig>(&r.config_json)
+                && let Ok(config) = self.stored_config(&app, n)
             {
                 let _ = self.runtime_for(&config).await;
             }

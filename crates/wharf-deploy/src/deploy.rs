@@ -371,7 +371,7 @@ impl Engine {
         // Image build output streams as progress, like the build command's.
         let forward = self.forward_output(run, &runtime, "build");
         let prepared = runtime.prepare_release(&prepare).await;
-        Self::stop_forwarding(forward).await;
+        finish_forwarding(forward).await;
         let dir = prepared?;
         self.store.set_release_status(
             run.app.id,
@@ -427,23 +427,7 @@ impl Engine {
         run: &mut Run,
         target: i64,
     ) -> Result<usize, DeployError> {
-        let release = self.store.release(&run.app, target)?;
-        let bad = |why: String| DeployError::BadRelease {
-            app: run.app.name.clone(),
-            release: target,
-            why,
-        };
-        let config: AppConfig = serde_json::from_str(&release.config_json)
-            .map_err(|e| bad(format!("its stored config is unreadable ({e})")))?;
-        let dir = PathBuf::from(
-            release
-                .dir
-                .clone()
-                .ok_or_else(|| bad("it was never prepared".into()))?,
-        );
-        if !dir.is_dir() {
-            return Err(bad(format!("its directory {} is gone", dir.display())));
-        }
+        let (config, dir) = self.stored_release(&run.app, target)?;
         run.send(Progress::Started {
             deploy: run.deploy,
             app: run.app.name.clone(),
@@ -452,6 +436,45 @@ impl Engine {
         });
         let live = self.start_release(run, target, config, &dir).await?;
         self.switch_and_retire(run, live).await
+    }
+
+    /// The config a release was deployed with.
+    pub(crate) fn stored_config(
+        &self,
+        app: &AppRow,
+        number: i64,
+    ) -> Result<AppConfig, DeployError> {
+        let release = self.store.release(app, number)?;
+        serde_json::from_str(&release.config_json).map_err(|e| DeployError::BadRelease {
+            app: app.name.clone(),
+            release: number,
+            why: format!("its stored config is unreadable ({e})"),
+        })
+    }
+
+    /// A retained release, ready to start again: its config and its
+    /// prepared directory (snapshot, or the image reference under docker).
+    pub(crate) fn stored_release(
+        &self,
+        app: &AppRow,
+        number: i64,
+    ) -> Result<(AppConfig, PathBuf), DeployError> {
+        let config = self.stored_config(app, number)?;
+        let bad = |why: String| DeployError::BadRelease {
+            app: app.name.clone(),
+            release: number,
+            why,
+        };
+        let dir = self
+            .store
+            .release(app, number)?
+            .dir
+            .map(PathBuf::from)
+            .ok_or_else(|| bad("it was never prepared".into()))?;
+        if !dir.is_dir() {
+            return Err(bad(format!("its directory {} is gone", dir.display())));
+        }
+        Ok((config, dir))
     }
 
     fn rollback_target(&self, app: &AppRow, target: Option<i64>) -> Result<i64, DeployError> {
@@ -487,7 +510,7 @@ impl Engine {
     }
 
     /// Sends the output of `process` (a task or the image build) of the
-    /// run's release to its progress, until [`Engine::stop_forwarding`].
+    /// run's release to its progress, until [`finish_forwarding`].
     fn forward_output(
         &self,
         run: &Run,
@@ -495,25 +518,12 @@ impl Engine {
         process: &str,
     ) -> Option<tokio::task::JoinHandle<()>> {
         let release = run.release.unwrap_or_default() as u64;
-        let mut lines = runtime.log_lines();
         run.tx.clone().map(|tx| {
-            let (app, name) = (run.app.name.clone(), process.to_owned());
-            tokio::spawn(async move {
-                while let Ok(l) = lines.recv().await {
-                    if l.app == app && l.release == release && l.process == name {
-                        let _ = tx.send(Progress::Output { line: l.line });
-                    }
-                }
+            forward_lines(runtime, &run.app.name, Some(release), process, move |l| {
+                let sent = tx.send(Progress::Output { line: l.line }).is_ok();
+                async move { sent }
             })
         })
-    }
-
-    async fn stop_forwarding(forward: Option<tokio::task::JoinHandle<()>>) {
-        if let Some(f) = forward {
-            // Let the last lines through before the next step is reported.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            f.abort();
-        }
     }
 
     /// Runs the build or release command, streaming its output as progress.
@@ -543,7 +553,7 @@ impl Engine {
                 timeout,
             })
             .await;
-        Self::stop_forwarding(forward).await;
+        finish_forwarding(forward).await;
         Ok(outcome?)
     }
 
@@ -985,6 +995,42 @@ fn how(outcome: &wharf_runtime::TaskOutcome) -> String {
         (_, Some(c), _) => format!("exit code {c}"),
         (_, None, Some(s)) => format!("killed by signal {s}"),
         _ => "unknown status".into(),
+    }
+}
+
+/// Calls `send` with every live output line of `process` of `app` (of
+/// release `release`, if given) until the returned task is aborted or `send`
+/// answers `false`. Subscribe before starting what produces the lines.
+pub(crate) fn forward_lines<F, Fut>(
+    runtime: &Arc<dyn Runtime>,
+    app: &str,
+    release: Option<u64>,
+    process: &str,
+    mut send: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut(wharf_runtime::LogLine) -> Fut + Send + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let mut lines = runtime.log_lines();
+    let (app, process) = (app.to_owned(), process.to_owned());
+    tokio::spawn(async move {
+        while let Ok(l) = lines.recv().await {
+            let ours =
+                l.app == app && l.process == process && release.is_none_or(|r| l.release == r);
+            if ours && !send(l).await {
+                break;
+            }
+        }
+    })
+}
+
+/// Stops a [`forward_lines`] task once the last lines of a finished task
+/// have had a moment to get through.
+pub(crate) async fn finish_forwarding(forward: Option<tokio::task::JoinHandle<()>>) {
+    if let Some(f) = forward {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        f.abort();
     }
 }
 

@@ -20,8 +20,6 @@ use tokio::sync::broadcast::error::RecvError;
 use wharf_runtime::{Runtime, RuntimeEvent};
 use wharf_store::{DeployKind, DeployOutcome, EventLevel, InstanceState, ReleaseStatus};
 
-use wharf_config::AppConfig;
-
 use crate::{DeployError, Engine};
 
 /// How long leftovers get between SIGTERM and SIGKILL.
@@ -50,12 +48,7 @@ impl Engine {
             let Some(number) = app.current_release else {
                 continue;
             };
-            let config = self
-                .store
-                .release(&app, number)
-                .ok()
-                .and_then(|r| serde_json::from_str::<AppConfig>(&r.config_json).ok());
-            if let Some(config) = config
+            if let Ok(config) = self.stored_config(&app, number)
                 && let Err(e) = self.runtime_for(&config).await
             {
                 tracing::error!(app = %app.name, error = %e, "the app's runtime is not available");

@@ -64,6 +64,30 @@ fn tiny_binary() -> &'static Path {
     })
 }
 
+/// SIGKILLs a container's main process (by its host pid) and waits for its
+/// `Exited` event, which must carry the engine's 128 + 9; returns when the
+/// supervisor restarts it.
+async fn kill9_then_exited(
+    pid: u32,
+    events: &mut tokio::sync::broadcast::Receiver<RuntimeEvent>,
+    id: &str,
+) -> Option<Duration> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    match next_event(events, id).await {
+        RuntimeEvent::Exited {
+            code, restart_in, ..
+        } => {
+            assert_eq!(code, Some(137));
+            restart_in
+        }
+        other => panic!("expected Exited, got {other:?}"),
+    }
+}
+
 /// A free port on 127.0.0.1 (free a moment ago).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -506,20 +530,8 @@ async fn a_crashed_container_is_reported_and_started_again() {
         .await
         .unwrap();
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    match next_event(&mut events, &id).await {
-        RuntimeEvent::Exited {
-            code, restart_in, ..
-        } => {
-            assert_eq!(code, Some(137));
-            assert_eq!(restart_in, Some(Duration::from_millis(100)));
-        }
-        other => panic!("expected Exited, got {other:?}"),
-    }
+    let restart_in = kill9_then_exited(pid, &mut events, &id).await;
+    assert_eq!(restart_in, Some(Duration::from_millis(100)));
     let new_pid = match next_event(&mut events, &id).await {
         RuntimeEvent::Started { pid, .. } => pid,
         other => panic!("expected Started, got {other:?}"),
@@ -1054,20 +1066,8 @@ fn a_second_runtime_adopts_the_containers_of_a_crashed_one() {
         assert!(container_exists(&name).await);
 
         // Its exit is noticed and it is started again, by this runtime.
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(i32::try_from(old_pid).unwrap()),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        match next_event(&mut events, &id).await {
-            RuntimeEvent::Exited {
-                code, restart_in, ..
-            } => {
-                assert_eq!(code, Some(137));
-                assert!(restart_in.is_some());
-            }
-            other => panic!("expected Exited, got {other:?}"),
-        }
+        let restart_in = kill9_then_exited(old_pid, &mut events, &id).await;
+        assert!(restart_in.is_some());
         assert!(matches!(
             next_event(&mut events, &id).await,
             RuntimeEvent::Started { .. }

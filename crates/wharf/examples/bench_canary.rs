@@ -19,11 +19,11 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Sample, Server, open_loop, wait_for_server};
+use common::{Sample, open_loop};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,30 +49,9 @@ fn main() {
     )
     .unwrap();
 
-    // Killed with its instances when the benchmark ends, however it ends.
-    let server = Command::new(&wharf)
-        .args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--no-access-log",
-        ])
-        .env("WHARF_DATA", &data)
-        .env("HOME", tmp.path())
-        .stderr(std::fs::File::create(tmp.path().join("server.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let server = Server(server);
-    let proxy = wait_for_server(&data);
-    let cli = |args: &[&str]| {
-        let mut c = Command::new(&wharf);
-        c.args(args)
-            .env("WHARF_DATA", &data)
-            .env("HOME", tmp.path());
-        c
-    };
+    // Stopped with its instances when the benchmark ends, however it ends.
+    let (server, proxy) = common::start_server(&wharf, &data, tmp.path());
+    let cli = |args: &[&str]| common::cli(&wharf, &data, tmp.path(), args);
     let out = cli(&["deploy", app.to_str().unwrap()]).output().unwrap();
     assert!(
         out.status.success(),

@@ -45,7 +45,7 @@ use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListVolumesOptionsBuilder,
     RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RemoveVolumeOptions,
 };
-use common::{Sample, Server, open_loop, wait_for_server};
+use common::{Sample, Server, open_loop};
 
 const APP: &str = "benchdeploy";
 const COMPOSE_IMAGE: &str = "benchdeploy-compose:latest";
@@ -103,27 +103,10 @@ fn main() {
     };
 
     // --- wharf -------------------------------------------------------------
-    let server = Command::new(&wharf)
-        .args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--no-access-log",
-        ])
-        .env("WHARF_DATA", &data)
-        .env("HOME", tmp.path())
-        .stderr(std::fs::File::create(tmp.path().join("server.log")).unwrap())
-        .spawn()
-        .unwrap();
-    guard.server = Some(Server(server));
-    let proxy = wait_for_server(&data);
+    let (server, proxy) = common::start_server(&wharf, &data, tmp.path());
+    guard.server = Some(server);
     let cli = |args: &[&str]| -> Output {
-        Command::new(&wharf)
-            .args(args)
-            .env("WHARF_DATA", &data)
-            .env("HOME", tmp.path())
+        common::cli(&wharf, &data, tmp.path(), args)
             .output()
             .unwrap()
     };

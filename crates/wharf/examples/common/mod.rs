@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,6 +44,37 @@ impl Drop for Server {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let _ = self.0.wait();
     }
+}
+
+/// Starts `wharf server` on `data` with ephemeral ports and no access log
+/// (`HOME` = `home`, its log in `home/server.log`); returns it and its
+/// proxy address once it is ready.
+pub fn start_server(wharf: &Path, data: &Path, home: &Path) -> (Server, SocketAddr) {
+    let log = std::fs::File::create(home.join("server.log")).expect("creating server.log");
+    let child = Command::new(wharf)
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--no-access-log",
+        ])
+        .env("WHARF_DATA", data)
+        .env("HOME", home)
+        .stderr(log)
+        .spawn()
+        .expect("starting wharf server");
+    let server = Server(child);
+    let proxy = wait_for_server(data);
+    (server, proxy)
+}
+
+/// A `wharf` CLI command against the server on `data`.
+pub fn cli(wharf: &Path, data: &Path, home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(wharf);
+    c.args(args).env("WHARF_DATA", data).env("HOME", home);
+    c
 }
 
 /// The proxy address of the server on `data`, once it has written its
