@@ -1068,12 +1068,15 @@ fn a_second_runtime_adopts_the_containers_of_a_crashed_one() {
         // Its exit is noticed and it is started again, by this runtime.
         let restart_in = kill9_then_exited(old_pid, &mut events, &id).await;
         assert!(restart_in.is_some());
+        // The old run's output is all in by `Exited` (reaped first), and
+        // the new run starts after the backoff: drop the old lines now, as
+        // the new run's first ones may arrive before its `Started` does.
+        drain(&mut logs);
         assert!(matches!(
             next_event(&mut events, &id).await,
             RuntimeEvent::Started { .. }
         ));
         // Up (its TERM trap set) before it is stopped.
-        drain(&mut logs);
         wait_line(&mut logs, &id, |l| l.line == "tick 0").await;
         env.rt.stop(&id).await.unwrap();
         assert!(!container_exists(&name).await);
