@@ -847,6 +847,36 @@ async fn build_honours_dockerfile_context_target_args_and_version() {
         )),
         "{err}"
     );
+
+    // The ignore file decides what the engine sees: the context's
+    // `.dockerignore`, unless the Dockerfile has its own.
+    std::fs::write(src.join("ctx/big.bin"), vec![0_u8; 1 << 20]).unwrap();
+    std::fs::write(src.join("ctx/.dockerignore"), "*\n!busybox\n").unwrap();
+    let mut ignoring = source.clone();
+    ignoring.release = 4;
+    env.rt.prepare_release(&ignoring).await.unwrap();
+    let own = src.join("docker/app.Dockerfile.dockerignore");
+    std::fs::write(&own, "# not for this image\nbusybox\n").unwrap();
+    ignoring.release = 5;
+    let err = env
+        .rt
+        .prepare_release(&ignoring)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("stat busybox: file does not exist"), "{err}");
+    assert!(!env.rt.release_dir(&env.app, 5).exists());
+    std::fs::write(&own, "busybox\n[a-\n").unwrap();
+    let err = env
+        .rt
+        .prepare_release(&ignoring)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!("build ignore file {}:2: ", own.display())),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -293,12 +293,15 @@ impl Inner {
             let canonical = |p: &Path| {
                 std::fs::canonicalize(p).map_err(|err| RuntimeError::io("resolve", p, err))
             };
-            let in_context = context::path_in_context(&canonical(&ctx)?, &canonical(&file)?);
+            let ignore = context::Ignore::load(&ctx, &file)?;
+            let filter = context::Filter::new(ignore.as_ref(), &avoid);
+            let in_context =
+                context::path_in_context(&canonical(&ctx)?, &canonical(&file)?, filter);
             let extra = match &in_context {
                 Some(_) => None,
                 None => Some((CONTEXT_DOCKERFILE, file.as_path())),
             };
-            let archive = context::tar_context(&ctx, &avoid, extra)
+            let archive = context::tar_context(&ctx, filter, extra)
                 .map_err(|err| RuntimeError::io("pack build context from", &ctx, err))?;
             Ok((
                 archive,

@@ -1,30 +1,215 @@
 //! The build context of a release: the context directory as a tar archive
-//! in memory, skipping `.git` (at any depth), `.wharf` and `target` (at the
-//! top), and the data directory when it lives inside it; plus, when the
+//! in memory, filtered the way the docker CLI filters it, plus, when the
 //! Dockerfile is not in what is sent, the Dockerfile under an extra name
 //! (as the docker CLI does).
+//!
+//! What is left out:
+//! * always: `.git` (at any depth), `.wharf` at the top, and the data
+//!   directory when it lives inside the context;
+//! * with an ignore file, what it excludes. The ignore file is
+//!   `<Dockerfile>.dockerignore` next to the Dockerfile if there is one
+//!   (as BuildKit reads it), else `.dockerignore` at the top of the context;
+//!   its patterns follow Docker's rules ([`Ignore`]);
+//! * without one, `target` at the top (a Rust or Maven build directory is
+//!   rarely meant for the image and can be gigabytes; a `.dockerignore`
+//!   that does not list it sends it).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobMatcher};
+
+use super::error::DockerError;
 
 /// Names never sent at any depth (`.git` may be a file in worktrees).
 const SKIP_ANYWHERE: &[&str] = &[".git"];
 /// Names never sent at the top of the source.
-const SKIP_AT_TOP: &[&str] = &[".wharf", "target"];
+const SKIP_AT_TOP: &[&str] = &[".wharf"];
+/// Names not sent at the top of the source when there is no ignore file.
+const SKIP_AT_TOP_BY_DEFAULT: &[&str] = &["target"];
 
-/// Tars `source` (symlinks as links, never followed). `avoid` is a directory
-/// never included (the data dir, when it lives inside the source tree).
-/// `extra`: a file added at the top under the given name.
+/// The patterns of a `.dockerignore` file, applied as Docker applies them:
+/// one pattern a line, `#` starts a comment line, blank lines are skipped,
+/// `!` makes an exception; each pattern is cleaned (`/foo`, `./foo` and
+/// `foo/` all mean `foo`) and matched against the path relative to the
+/// context root, `/`-separated. `*` and `?` do not cross `/`, `**` matches
+/// any number of directories, `\` escapes. A pattern that matches a
+/// directory excludes everything under it, and the last pattern that
+/// matches a path (or one of its parent directories) decides.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ignore {
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    glob: GlobMatcher,
+    exception: bool,
+}
+
+impl Ignore {
+    /// The ignore file of a build: `<dockerfile>.dockerignore` if it exists,
+    /// else `<context>/.dockerignore`; `None` when neither does.
+    pub(crate) fn load(context: &Path, dockerfile: &Path) -> Result<Option<Ignore>, DockerError> {
+        let mut beside = dockerfile.as_os_str().to_owned();
+        beside.push(".dockerignore");
+        for path in [PathBuf::from(beside), context.join(".dockerignore")] {
+            match fs::read_to_string(&path) {
+                Ok(text) => return Ignore::parse(&text, &path).map(Some),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    return Err(DockerError::Ignore {
+                        location: path.display().to_string(),
+                        reason: format!("could not be read: {err}"),
+                    });
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Parses the text of an ignore file (`path` names it in errors).
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Ignore, DockerError> {
+        let mut rules = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (exception, pattern) = match line.strip_prefix('!') {
+                Some(rest) => (true, rest.trim()),
+                None => (false, line),
+            };
+            let error = |reason: String| DockerError::Ignore {
+                location: format!("{}:{}", path.display(), n + 1),
+                reason,
+            };
+            let pattern = clean(pattern);
+            if pattern.is_empty() {
+                if exception {
+                    return Err(error("`!` needs a pattern after it".to_owned()));
+                }
+                // `/` or `.`: the whole context.
+                continue;
+            }
+            let glob = GlobBuilder::new(&pattern)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|err| error(format!("`{pattern}` is not a valid pattern: {err}")))?;
+            rules.push(Rule {
+                glob: glob.compile_matcher(),
+                exception,
+            });
+        }
+        Ok(Ignore { rules })
+    }
+
+    /// Whether `path` (relative to the context root, `/`-separated) is
+    /// left out of the context.
+    pub(crate) fn excludes(&self, path: &str) -> bool {
+        let mut excluded = false;
+        for rule in &self.rules {
+            if rule.exception == excluded && matches_or_parent(&rule.glob, path) {
+                excluded = !rule.exception;
+            }
+        }
+        excluded
+    }
+
+    /// Whether some pattern is an exception: then an excluded directory
+    /// must still be walked, since something under it may be sent.
+    fn has_exceptions(&self) -> bool {
+        self.rules.iter().any(|r| r.exception)
+    }
+}
+
+/// Whether `glob` matches `path` or one of its parent directories.
+fn matches_or_parent(glob: &GlobMatcher, path: &str) -> bool {
+    glob.is_match(path)
+        || path
+            .match_indices('/')
+            .any(|(i, _)| glob.is_match(&path[..i]))
+}
+
+/// A pattern as Go's `filepath.Clean` leaves it, without a leading `/`:
+/// `.` segments and repeated slashes dropped, `..` applied.
+fn clean(pattern: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in pattern.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    parts.join("/")
+}
+
+/// What [`tar_context`] leaves out of one context.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Filter<'a> {
+    ignore: Option<&'a Ignore>,
+    /// `(dev, inode)` of a directory never sent (the data dir).
+    avoid: Option<(u64, u64)>,
+}
+
+impl<'a> Filter<'a> {
+    /// `avoid` is a directory never included (the data dir, when it lives
+    /// inside the source tree).
+    pub(crate) fn new(ignore: Option<&'a Ignore>, avoid: &Path) -> Self {
+        let avoid = fs::metadata(avoid).ok().map(|m| (m.dev(), m.ino()));
+        Filter { ignore, avoid }
+    }
+
+    /// What becomes of the entry at `rel` (`/`-separated, `name` its last
+    /// part): always-skipped names first, then the ignore file (or the
+    /// defaults without one). The ignore file itself is always sent, as the
+    /// docker CLI does.
+    fn verdict(&self, rel: &str, name: &str) -> Verdict {
+        let top = !rel.contains('/');
+        if SKIP_ANYWHERE.contains(&name) || (top && SKIP_AT_TOP.contains(&name)) {
+            return Verdict::Never;
+        }
+        let ignored = match self.ignore {
+            Some(_) if rel == ".dockerignore" => false,
+            Some(ignore) => ignore.excludes(rel),
+            None => top && SKIP_AT_TOP_BY_DEFAULT.contains(&name),
+        };
+        match ignored {
+            false => Verdict::Send,
+            // Left out itself, but an exception may bring back something
+            // under it: walk it.
+            true if self.ignore.is_some_and(Ignore::has_exceptions) => Verdict::Walk,
+            true => Verdict::Never,
+        }
+    }
+}
+
+/// What [`Filter::verdict`] says of one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Sent (a directory: walked too).
+    Send,
+    /// Not sent; a directory is walked for exceptions.
+    Walk,
+    /// Not sent, nor anything under it.
+    Never,
+}
+
+/// Tars `source` (symlinks as links, never followed), leaving out what
+/// `filter` does. `extra`: a file added at the top under the given name.
 pub(crate) fn tar_context(
     source: &Path,
-    avoid: &Path,
+    filter: Filter<'_>,
     extra: Option<(&str, &Path)>,
 ) -> std::io::Result<Vec<u8>> {
-    let avoid = fs::metadata(avoid).ok().map(|m| (m.dev(), m.ino()));
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
-    add_dir(&mut builder, source, Path::new(""), true, avoid)?;
+    add_dir(&mut builder, source, "", filter)?;
     if let Some((name, path)) = extra {
         // Its content, not a link: the file lives outside the context.
         let mut file = fs::File::open(path)?;
@@ -35,19 +220,29 @@ pub(crate) fn tar_context(
 
 /// Where `dockerfile` is in the archive [`tar_context`] makes of `context`
 /// (a `/`-separated relative path), or `None` when it is not sent: outside
-/// the context, or under a skipped name. Both paths must be canonical.
-pub(crate) fn path_in_context(context: &Path, dockerfile: &Path) -> Option<String> {
+/// the context, or left out by `filter`. Both paths must be canonical.
+pub(crate) fn path_in_context(
+    context: &Path,
+    dockerfile: &Path,
+    filter: Filter<'_>,
+) -> Option<String> {
     let rel = dockerfile.strip_prefix(context).ok()?;
-    let mut parts = Vec::new();
-    for (i, part) in rel.components().enumerate() {
+    let mut parts: Vec<&str> = Vec::new();
+    let count = rel.components().count();
+    for part in rel.components() {
         let std::path::Component::Normal(name) = part else {
             return None;
         };
-        let name = name.to_str()?;
-        if SKIP_ANYWHERE.contains(&name) || (i == 0 && SKIP_AT_TOP.contains(&name)) {
+        parts.push(name.to_str()?);
+        let sent = match filter.verdict(&parts.join("/"), name.to_str()?) {
+            Verdict::Send => true,
+            // A directory walked for exceptions.
+            Verdict::Walk => parts.len() < count,
+            Verdict::Never => false,
+        };
+        if !sent {
             return None;
         }
-        parts.push(name);
     }
     (!parts.is_empty()).then(|| parts.join("/"))
 }
@@ -55,9 +250,8 @@ pub(crate) fn path_in_context(context: &Path, dockerfile: &Path) -> Option<Strin
 fn add_dir(
     builder: &mut tar::Builder<Vec<u8>>,
     dir: &Path,
-    rel: &Path,
-    top: bool,
-    avoid: Option<(u64, u64)>,
+    rel: &str,
+    filter: Filter<'_>,
 ) -> std::io::Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)?
         .collect::<Result<Vec<_>, _>>()?
@@ -69,21 +263,29 @@ fn add_dir(
         let Some(name) = path.file_name() else {
             continue;
         };
-        let name_str = name.to_string_lossy();
-        if SKIP_ANYWHERE.contains(&name_str.as_ref())
-            || (top && SKIP_AT_TOP.contains(&name_str.as_ref()))
-        {
+        let name = name.to_string_lossy();
+        let rel_path = if rel.is_empty() {
+            name.clone().into_owned()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let verdict = filter.verdict(&rel_path, &name);
+        if verdict == Verdict::Never {
             continue;
         }
         let meta = fs::symlink_metadata(&path)?;
         let kind = meta.file_type();
-        let rel_path = rel.join(name);
         if kind.is_dir() {
-            if avoid == Some((meta.dev(), meta.ino())) {
+            if filter.avoid == Some((meta.dev(), meta.ino())) {
                 continue;
             }
-            builder.append_dir(&rel_path, &path)?;
-            add_dir(builder, &path, &rel_path, false, avoid)?;
+            if verdict == Verdict::Send {
+                builder.append_dir(&rel_path, &path)?;
+            }
+            // The engine creates the parents of what an exception brings back.
+            add_dir(builder, &path, &rel_path, filter)?;
+        } else if verdict == Verdict::Walk {
+            continue;
         } else if kind.is_file() || kind.is_symlink() {
             builder.append_path_with_name(&path, &rel_path)?;
         } else {
@@ -99,24 +301,10 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn skips_and_keeps() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path();
-        fs::create_dir_all(src.join(".git")).unwrap();
-        fs::create_dir_all(src.join("target")).unwrap();
-        fs::create_dir_all(src.join(".wharf/data")).unwrap();
-        fs::create_dir_all(src.join("sub/target")).unwrap();
-        fs::create_dir_all(src.join("sub/.git")).unwrap();
-        fs::write(src.join("Dockerfile"), "FROM scratch\n").unwrap();
-        fs::write(src.join("target/x"), "x").unwrap();
-        fs::write(src.join("sub/target/keep"), "k").unwrap();
-        fs::write(src.join("sub/.git/HEAD"), "x").unwrap();
-        std::os::unix::fs::symlink("Dockerfile", src.join("link")).unwrap();
-        let elsewhere = tempfile::tempdir().unwrap();
-        let outside = elsewhere.path().join("outside.Dockerfile");
-        fs::write(&outside, "FROM scratch\n").unwrap();
-        let bytes = tar_context(src, &src.join(".wharf/data"), Some((".x", &outside))).unwrap();
+    /// The sorted entry names of the archive of `src`.
+    fn sent(src: &Path, ignore: Option<&Ignore>, extra: Option<(&str, &Path)>) -> Vec<String> {
+        let filter = Filter::new(ignore, &src.join(".wharf/data"));
+        let bytes = tar_context(src, filter, extra).unwrap();
         let mut archive = tar::Archive::new(&bytes[..]);
         let mut names: Vec<String> = archive
             .entries()
@@ -124,9 +312,44 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
         names.sort();
+        names
+    }
+
+    /// Creates `files` (a trailing `/` makes a directory) under `root`.
+    fn tree(root: &Path, files: &[&str]) {
+        for file in files {
+            let path = root.join(file);
+            if file.ends_with('/') {
+                fs::create_dir_all(&path).unwrap();
+            } else {
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                fs::write(&path, "x").unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn skips_and_keeps_without_an_ignore_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path();
+        tree(
+            src,
+            &[
+                ".git/HEAD",
+                "target/x",
+                ".wharf/data/",
+                "sub/target/keep",
+                "sub/.git/HEAD",
+                "Dockerfile",
+            ],
+        );
+        std::os::unix::fs::symlink("Dockerfile", src.join("link")).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let outside = elsewhere.path().join("outside.Dockerfile");
+        fs::write(&outside, "FROM scratch\n").unwrap();
         assert_eq!(
-            names,
-            vec![
+            sent(src, None, Some((".x", &outside))),
+            [
                 ".x",
                 "Dockerfile",
                 "link",
@@ -138,20 +361,176 @@ mod tests {
     }
 
     #[test]
-    fn dockerfile_paths() {
-        let ctx = Path::new("/src/app");
-        let at = |p: &str| path_in_context(ctx, Path::new(p));
-        assert_eq!(at("/src/app/Dockerfile").as_deref(), Some("Dockerfile"));
+    fn an_ignore_file_decides_what_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path();
+        tree(
+            src,
+            &[
+                ".git/HEAD",
+                ".wharf/data/",
+                "target/app.jar",
+                "node_modules/left/index.js",
+                "node_modules/kept/index.js",
+                "logs/a.log",
+                "src/main.rs",
+                "src/debug.log",
+                "Dockerfile",
+            ],
+        );
+        let text =
+            "# comment\n\nnode_modules\n!node_modules/kept\n**/*.log\n/logs/\n.dockerignore\n";
+        let ignore = Ignore::parse(text, Path::new(".dockerignore")).unwrap();
+        fs::write(src.join(".dockerignore"), text).unwrap();
+        // `target` is sent once an ignore file does not list it; `.git`
+        // and `.wharf` never are; the ignore file itself always is.
         assert_eq!(
-            at("/src/app/docker/web.Dockerfile").as_deref(),
+            sent(src, Some(&ignore), None),
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "node_modules/kept",
+                "node_modules/kept/index.js",
+                "src",
+                "src/main.rs",
+                "target",
+                "target/app.jar",
+            ]
+        );
+    }
+
+    /// Checks which of `paths` the ignore file `text` excludes.
+    fn check(text: &str, expect: &[(&str, bool)]) {
+        let ignore = Ignore::parse(text, Path::new(".dockerignore")).unwrap();
+        for (path, excluded) in expect {
+            assert_eq!(
+                ignore.excludes(path),
+                *excluded,
+                "{text:?} on {path}: expected excluded = {excluded}"
+            );
+        }
+    }
+
+    #[test]
+    fn patterns_follow_dockers_rules() {
+        // A directory excludes what is under it; cleaned forms are equal.
+        for text in ["tmp", "/tmp", "./tmp", "tmp/", "a/../tmp"] {
+            check(text, &[("tmp", true), ("tmp/x/y", true), ("tmpx", false)]);
+        }
+        // `*` and `?` stay within one segment; patterns are anchored.
+        check(
+            "*.md\nsrc/?.rs",
+            &[
+                ("README.md", true),
+                ("docs/README.md", false),
+                ("src/a.rs", true),
+                ("src/ab.rs", false),
+                ("src/x/a.rs", false),
+            ],
+        );
+        // `**` crosses directories, including none.
+        check(
+            "**/*.log\ndocs/**",
+            &[
+                ("a.log", true),
+                ("x/y/a.log", true),
+                ("docs/a/b", true),
+                ("docs", false),
+            ],
+        );
+        // The last matching pattern decides; exceptions reach inside
+        // excluded directories.
+        check(
+            "*.md\n!README.md\nvendor\n!vendor/keep\nvendor/keep/tmp",
+            &[
+                ("CHANGES.md", true),
+                ("README.md", false),
+                ("vendor/x", true),
+                ("vendor/keep/y", false),
+                ("vendor/keep/tmp/z", true),
+            ],
+        );
+        // Escapes and classes.
+        check(
+            "\\*.txt\n[ab].c",
+            &[
+                ("*.txt", true),
+                ("x.txt", false),
+                ("a.c", true),
+                ("c.c", false),
+            ],
+        );
+        // Comments and blank lines are nothing; `/` alone is nothing.
+        check("# all\n\n  \n/", &[("x", false)]);
+    }
+
+    #[test]
+    fn bad_patterns_are_reported_with_their_line() {
+        for (text, needle) in [
+            ("ok\n!\n", ".dockerignore:2: `!` needs a pattern"),
+            (
+                "ok\n\n[a-\n",
+                ".dockerignore:3: `[a-` is not a valid pattern",
+            ),
+        ] {
+            let err = Ignore::parse(text, Path::new(".dockerignore")).unwrap_err();
+            assert!(err.to_string().contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_dockerfiles_own_ignore_file_comes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path();
+        tree(src, &["docker/web.Dockerfile", "a", "b"]);
+        fs::write(src.join(".dockerignore"), "a\n").unwrap();
+        let dockerfile = src.join("docker/web.Dockerfile");
+        let general = Ignore::load(src, &dockerfile).unwrap().unwrap();
+        assert!(general.excludes("a") && !general.excludes("b"));
+        fs::write(src.join("docker/web.Dockerfile.dockerignore"), "b\n").unwrap();
+        let own = Ignore::load(src, &dockerfile).unwrap().unwrap();
+        assert!(!own.excludes("a") && own.excludes("b"));
+        assert!(
+            Ignore::load(&src.join("docker"), &src.join("a"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn dockerfile_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path();
+        let none = Filter::new(None, &ctx.join(".wharf"));
+        let at = |p: &str, filter| path_in_context(ctx, &ctx.join(p), filter);
+        assert_eq!(at("Dockerfile", none).as_deref(), Some("Dockerfile"));
+        assert_eq!(
+            at("docker/web.Dockerfile", none).as_deref(),
             Some("docker/web.Dockerfile")
         );
-        assert_eq!(at("/src/Dockerfile"), None);
-        assert_eq!(at("/src/app/target/Dockerfile"), None);
-        assert_eq!(at("/src/app/a/.git/Dockerfile"), None);
         assert_eq!(
-            at("/src/app/a/target/Dockerfile").as_deref(),
+            path_in_context(ctx, Path::new("/elsewhere/Dockerfile"), none),
+            None
+        );
+        assert_eq!(at("target/Dockerfile", none), None);
+        assert_eq!(at("a/.git/Dockerfile", none), None);
+        assert_eq!(
+            at("a/target/Dockerfile", none).as_deref(),
             Some("a/target/Dockerfile")
+        );
+
+        // Left out by the ignore file: sent under the extra name instead.
+        let ignore = Ignore::parse("docker\nDockerfile\n!docker/keep", Path::new("i")).unwrap();
+        let ignoring = Filter::new(Some(&ignore), &ctx.join(".wharf"));
+        assert_eq!(at("Dockerfile", ignoring), None);
+        assert_eq!(at("docker/web.Dockerfile", ignoring), None);
+        assert_eq!(
+            at("docker/keep/Dockerfile", ignoring).as_deref(),
+            Some("docker/keep/Dockerfile")
+        );
+        assert_eq!(
+            at("target/Dockerfile", ignoring).as_deref(),
+            Some("target/Dockerfile")
         );
     }
 }

@@ -29,6 +29,11 @@ pub enum DockerError {
         "build context {path} is not a directory: point build.context at a directory (relative to the app's source directory)"
     )]
     NoContext { path: PathBuf },
+    /// The build's ignore file (`.dockerignore`) cannot be used.
+    #[error(
+        "build ignore file {location}: {reason}; fix it (patterns as in Docker's .dockerignore) or remove it"
+    )]
+    Ignore { location: String, reason: String },
     /// An image to run is neither in the engine nor pullable.
     #[error(
         "image {image} is not in the Docker engine and could not be pulled ({reason}): build or load it into this engine first (`docker build -t {image} …` or `docker load`)"
