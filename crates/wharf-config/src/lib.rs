@@ -167,7 +167,11 @@ impl Restart {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccessoryConfig {
     pub name: String,
+    /// The image to run; empty when `build` makes it.
     pub image: String,
+    /// Built from the app's directory instead of naming an image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<ImageBuild>,
     /// Replaces the image's CMD (an argv, split with shell quoting rules).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
@@ -185,6 +189,31 @@ pub struct AccessoryConfig {
     pub cpus: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<AccessoryHealthCheck>,
+}
+
+/// How an accessory's image is built (`[accessories.NAME.build]`): the
+/// image keys of `[build]`, paths relative to the app's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageBuild {
+    /// Default `Dockerfile`.
+    pub dockerfile: String,
+    /// Default `.`.
+    pub context: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+}
+
+impl Default for ImageBuild {
+    fn default() -> Self {
+        ImageBuild {
+            dockerfile: "Dockerfile".into(),
+            context: ".".into(),
+            target: None,
+            args: BTreeMap::new(),
+        }
+    }
 }
 
 /// `[host_ip:]host_port:container_port[/udp]`; host_ip defaults to 127.0.0.1.

@@ -80,6 +80,8 @@ pub(crate) struct RawAccessory {
     /// The name as written in `[accessories.NAME]`, spanning NAME.
     pub name: Sp<String>,
     pub image: Option<Sp<String>>,
+    /// `build = { dockerfile = … }`; its `command` is always `None`.
+    pub build: Option<RawBuildTable>,
     pub command: Option<Sp<String>>,
     pub env: Vec<RawEnvVar>,
     pub secrets: Vec<RawSecret>,
@@ -235,8 +237,10 @@ pub(crate) const DOCKER_PROCESS_KEYS: &[&str] = &["port", "memory", "cpus"];
 pub(crate) const BUILD_KEYS: &[&str] = &["command", "dockerfile", "context", "target", "args"];
 pub(crate) const SECRET_KEYS: &[&str] = &["env", "file"];
 pub(crate) const ACCESSORY_KEYS: &[&str] = &[
-    "image", "command", "env", "secrets", "ports", "volumes", "memory", "cpus", "health",
+    "image", "build", "command", "env", "secrets", "ports", "volumes", "memory", "cpus", "health",
 ];
+/// An accessory's `build`: like `[build]`, without the host command.
+pub(crate) const ACCESSORY_BUILD_KEYS: &[&str] = &["dockerfile", "context", "target", "args"];
 pub(crate) const ACCESSORY_HEALTH_KEYS: &[&str] =
     &["command", "interval", "timeout", "retries", "start_timeout"];
 pub(crate) const HTTP_KEYS: &[&str] = &["host", "path"];
@@ -309,20 +313,13 @@ fn read_build(top: &Table<'_, '_>, sink: &mut Sink<'_>) -> Option<RawBuild> {
             value: s.to_string(),
             span: value.span(),
         })),
-        DeValue::Table(table) => {
-            let t = Table::new(table, "[build]", BUILD_KEYS, sink);
-            Some(RawBuild::Table(RawBuildTable {
-                span: top.key_span("build").unwrap_or_else(|| value.span()),
-                command: t.string(sink, "command"),
-                dockerfile: t.string(sink, "dockerfile"),
-                context: t.string(sink, "context"),
-                target: t.string(sink, "target"),
-                args: t
-                    .table(sink, "args")
-                    .map(|args| read_env(args, "[build.args]", sink))
-                    .unwrap_or_default(),
-            }))
-        }
+        DeValue::Table(table) => Some(RawBuild::Table(read_build_table(
+            table,
+            top.key_span("build").unwrap_or_else(|| value.span()),
+            "[build]",
+            BUILD_KEYS,
+            sink,
+        ))),
         _ => {
             top.wrong_type(
                 sink,
@@ -336,6 +333,32 @@ fn read_build(top: &Table<'_, '_>, sink: &mut Sink<'_>) -> Option<RawBuild> {
             );
             None
         }
+    }
+}
+
+/// A build table: `[build]` (`keys` with `command`) or an accessory's
+/// `build` (without). `ctx` names it, `span` is where its key is.
+fn read_build_table(
+    table: &DeTable<'_>,
+    span: Span,
+    ctx: &str,
+    keys: &'static [&'static str],
+    sink: &mut Sink<'_>,
+) -> RawBuildTable {
+    let t = Table::new(table, ctx, keys, sink);
+    RawBuildTable {
+        span,
+        command: t.string(sink, "command"),
+        dockerfile: t.string(sink, "dockerfile"),
+        context: t.string(sink, "context"),
+        target: t.string(sink, "target"),
+        args: t
+            .table(sink, "args")
+            .map(|args| {
+                let args_ctx = format!("{}.args]", ctx.trim_end_matches(']'));
+                read_env(args, &args_ctx, sink)
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -419,13 +442,20 @@ fn read_accessories(top: &Table<'_, '_>, sink: &mut Sink<'_>) -> Vec<RawAccessor
                 return None;
             };
             let t = Table::new(table, &ctx, ACCESSORY_KEYS, sink);
-            if t.is_missing("image") {
+            if t.is_missing("image") && t.is_missing("build") {
                 sink.error_hint(
                     &value.span(),
                     format!("missing required key `image` in {ctx}"),
-                    format!("add image = \"...\" to {ctx}, e.g. image = \"postgres:16\""),
+                    format!(
+                        "add image = \"...\" to {ctx}, e.g. image = \"postgres:16\", or build = {{ dockerfile = \"...\" }} to build it from the app's directory"
+                    ),
                 );
             }
+            let build = t.key_span("build").and_then(|span| {
+                let table = t.table(sink, "build")?;
+                let bctx = format!("[accessories.{}.build]", name.value);
+                Some(read_build_table(table, span, &bctx, ACCESSORY_BUILD_KEYS, sink))
+            });
             let health = t.key_span("health").and_then(|span| {
                 let table = t.table(sink, "health")?;
                 let hctx = format!("[accessories.{}.health]", name.value);
@@ -447,6 +477,7 @@ fn read_accessories(top: &Table<'_, '_>, sink: &mut Sink<'_>) -> Vec<RawAccessor
             });
             Some(RawAccessory {
                 image: t.string(sink, "image"),
+                build,
                 command: t.string(sink, "command"),
                 env: t
                     .table(sink, "env")

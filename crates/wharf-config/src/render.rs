@@ -89,7 +89,27 @@ fn secrets_table(out: &mut String, table: &str, secrets: &BTreeMap<String, Secre
 fn accessory_tables(out: &mut String, a: &AccessoryConfig) {
     let table = format!("accessories.{}", bare_or_quoted(&a.name));
     header(out, &table);
-    kv(out, "image", &string(&a.image));
+    match &a.build {
+        Some(b) => {
+            let mut fields = vec![
+                format!("dockerfile = {}", string(&b.dockerfile)),
+                format!("context = {}", string(&b.context)),
+            ];
+            if let Some(target) = &b.target {
+                fields.push(format!("target = {}", string(target)));
+            }
+            if !b.args.is_empty() {
+                let args: Vec<String> = b
+                    .args
+                    .iter()
+                    .map(|(k, v)| format!("{} = {}", bare_or_quoted(k), string(v)))
+                    .collect();
+                fields.push(format!("args = {{ {} }}", args.join(", ")));
+            }
+            kv(out, "build", &format!("{{ {} }}", fields.join(", ")));
+        }
+        None => kv(out, "image", &string(&a.image)),
+    }
     if let Some(command) = &a.command {
         kv(out, "command", &string(command));
     }

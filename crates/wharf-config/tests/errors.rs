@@ -609,7 +609,7 @@ command = " "
 wharf.toml:4:14: accessory `web` has the name of a process
   = hint: both are reached by name on the app's network; rename one
 wharf.toml:6:1: missing required key `image` in [accessories.db]
-  = hint: add image = "..." to [accessories.db], e.g. image = "postgres:16"
+  = hint: add image = "..." to [accessories.db], e.g. image = "postgres:16", or build = { dockerfile = "..." } to build it from the app's directory
 wharf.toml:7:10: port "5432:x" in [accessories.db] has `x` where a port (1 to 65535) belongs
   = hint: write "[HOST_IP:]HOST_PORT:CONTAINER_PORT[/udp]", e.g. "127.0.0.1:5432:5432"
 wharf.toml:7:20: port "localhost:1:1" in [accessories.db] has `localhost` where an IP address belongs
@@ -624,6 +624,31 @@ wharf.toml:11:9: `image` in [accessories.cache] must not be empty
 wharf.toml:12:11: `command` in [accessories.cache] must not be empty
   = hint: leave it out to run the image's CMD
 9 errors in wharf.toml
+"#,
+    ),
+    (
+        "accessories built from the app's directory",
+        r#"
+name = "hello"
+runtime = "docker"
+[processes.web]
+[accessories.kv]
+image = "hello-kv"
+build = { dockerfile = "Dockerfile" }
+[accessories.cache]
+build = { command = "make", context = "../shared", target = "", args = { 1X = "a" } }
+"#,
+        r#"
+wharf.toml:6:1: [accessories.kv] has both `image` and `build`
+  = hint: keep image = "hello-kv" to run that image, or `build` to build one from the app's directory
+wharf.toml:8:11: unknown key `command` in [accessories.cache.build]
+  = hint: valid keys here are `dockerfile`, `context`, `target`, `args`
+wharf.toml:8:39: `context` in [accessories.cache.build] must be a path inside the app's directory, found "../shared"
+  = hint: write it relative to the directory of wharf.toml, without `..`
+wharf.toml:8:61: `target` in [accessories.cache.build] must not be empty
+wharf.toml:8:74: invalid env key `1X` in [accessories.cache.build.args]: it starts with a digit
+  = hint: env keys must match [A-Za-z_][A-Za-z0-9_]*, e.g. `LOG_LEVEL`
+5 errors in wharf.toml
 "#,
     ),
     (

@@ -112,6 +112,10 @@ health = { command = "pg_isready -U postgres", retries = 10 }
 [accessories.cache]
 image = "redis:7"
 command = "redis-server --appendonly yes"
+
+[accessories.search]
+build = { dockerfile = "docker/search.Dockerfile", target = "search", args = { VERSION = "8" } }
+volumes = ["search-data:/data"]
 "#;
 
 /// A prebuilt image: no Dockerfile settings.

@@ -15,8 +15,8 @@ use crate::raw::{
     self, RawAccessory, RawAccessoryHealth, RawBuild, RawSecret, RawSecretSource, Sp, Span,
 };
 use crate::{
-    AccessoryConfig, AccessoryHealthCheck, DockerSettings, PortSpec, ProcessConfig, Restart,
-    RuntimeKind, SecretSource, VolumeSpec,
+    AccessoryConfig, AccessoryHealthCheck, DockerSettings, ImageBuild, PortSpec, ProcessConfig,
+    Restart, RuntimeKind, SecretSource, VolumeSpec,
 };
 
 /// Defaults of the docker keys.
@@ -104,28 +104,41 @@ pub(super) fn resolve_build(
                     "keep `image` to deploy that image, or remove it to build from the Dockerfile",
                 );
             }
-            for (key, field) in [("dockerfile", &t.dockerfile), ("context", &t.context)] {
-                if let Some(f) = field {
-                    check_relative(f, &raw::subject(key, "[build]"), sink);
-                }
-            }
-            if let Some(dockerfile) = t.dockerfile {
-                settings.dockerfile = dockerfile.value;
-            }
-            if let Some(context) = t.context {
-                settings.context = context.value;
-            }
-            if let Some(target) = &t.target
-                && target.value.trim().is_empty()
-            {
-                sink.error(&target.span, "`target` in [build] must not be empty");
-            }
-            settings.target = t.target.map(|t| t.value);
-            settings.args = super::resolve_env(t.args, "[build.args]", sink);
-            t.command.map(|c| c.value)
+            let command = t.command.clone().map(|c| c.value);
+            let image = resolve_image_build(t, "[build]", sink);
+            settings.dockerfile = image.dockerfile;
+            settings.context = image.context;
+            settings.target = image.target;
+            settings.args = image.args;
+            command
         }
     };
     (command, Some(settings))
+}
+
+/// The image keys of a build table (`ctx`: `[build]` or an accessory's).
+fn resolve_image_build(t: raw::RawBuildTable, ctx: &str, sink: &mut Sink<'_>) -> ImageBuild {
+    let mut image = ImageBuild::default();
+    for (key, field) in [("dockerfile", &t.dockerfile), ("context", &t.context)] {
+        if let Some(f) = field {
+            check_relative(f, &raw::subject(key, ctx), sink);
+        }
+    }
+    if let Some(dockerfile) = t.dockerfile {
+        image.dockerfile = dockerfile.value;
+    }
+    if let Some(context) = t.context {
+        image.context = context.value;
+    }
+    if let Some(target) = &t.target
+        && target.value.trim().is_empty()
+    {
+        sink.error(&target.span, format!("`target` in {ctx} must not be empty"));
+    }
+    image.target = t.target.map(|t| t.value);
+    let args_ctx = format!("{}.args]", ctx.trim_end_matches(']'));
+    image.args = super::resolve_env(t.args, &args_ctx, sink);
+    image
 }
 
 /// A path inside the app's directory: relative, without `..`.
@@ -322,6 +335,16 @@ pub(super) fn resolve_accessories(
                 "both are reached by name on the app's network; rename one",
             );
         }
+        if let (Some(image), Some(build)) = (&a.image, &a.build) {
+            sink.error_hint(
+                &build.span,
+                format!("{ctx} has both `image` and `build`"),
+                format!(
+                    "keep image = {:?} to run that image, or `build` to build one from the app's directory",
+                    image.value
+                ),
+            );
+        }
         let image = match a.image {
             Some(image) if image.value.trim().is_empty() => {
                 sink.error(&image.span, format!("`image` in {ctx} must not be empty"));
@@ -330,6 +353,9 @@ pub(super) fn resolve_accessories(
             Some(image) => image.value,
             None => String::new(),
         };
+        let build = a
+            .build
+            .map(|b| resolve_image_build(b, &format!("[accessories.{}.build]", a.name.value), sink));
         let env = super::resolve_env(a.env, &format!("[accessories.{}.env]", a.name.value), sink);
         let secrets = resolve_secrets(a.secrets, &ctx, &env, sink);
         let ports = a
@@ -380,6 +406,7 @@ pub(super) fn resolve_accessories(
             AccessoryConfig {
                 name: a.name.value,
                 image,
+                build,
                 command: a.command.map(|c| c.value),
                 env,
                 secrets,
