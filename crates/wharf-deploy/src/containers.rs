@@ -7,6 +7,7 @@
 //! or errors (errors name the secret and its source, never the value).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +15,8 @@ use tokio::sync::mpsc;
 use wharf_config::{AccessoryConfig, AppConfig, RuntimeKind, SecretSource};
 use wharf_runtime::dispatch::Kind;
 use wharf_runtime::{
-    AccessoryHealth, AccessorySpec, AccessoryStatus, Limits, LogLine, PortMapping, PruneReport,
-    Runtime, TaskSpec, VolumeMount, VolumeSource,
+    AccessoryBuild, AccessoryHealth, AccessorySpec, AccessoryStatus, DockerBuild, Limits, LogLine,
+    PortMapping, PruneReport, Runtime, TaskSpec, VolumeMount, VolumeSource,
 };
 use wharf_store::ReleaseStatus;
 
@@ -86,14 +87,26 @@ pub(crate) fn limits(memory: Option<u64>, cpus: Option<f64>) -> Limits {
     }
 }
 
-/// The runtime's view of an accessory, with its secrets read.
-pub(crate) fn accessory_spec(app: &str, a: &AccessoryConfig) -> Result<AccessorySpec, DeployError> {
+/// The runtime's view of an accessory, with its secrets read. `source` is
+/// the app's directory, which a `build` builds from (always when
+/// `rebuild`, else only when its image is missing).
+pub(crate) fn accessory_spec(
+    app: &str,
+    a: &AccessoryConfig,
+    source: &Path,
+    rebuild: bool,
+) -> Result<AccessorySpec, DeployError> {
     let mut env = a.env.clone();
     env.extend(read_secrets(app, &a.secrets)?);
     Ok(AccessorySpec {
         app: app.to_owned(),
         name: a.name.clone(),
         image: a.image.clone(),
+        build: a.build.as_ref().map(|b| AccessoryBuild {
+            dir: source.to_owned(),
+            build: docker_build(&b.dockerfile, &b.context, &b.target, &b.args),
+            rebuild,
+        }),
         command: a.command.clone(),
         env,
         ports: a
@@ -130,6 +143,22 @@ pub(crate) fn accessory_spec(app: &str, a: &AccessoryConfig) -> Result<Accessory
     })
 }
 
+/// The runtime's build settings from a config's (paths relative to the
+/// app's directory).
+pub(crate) fn docker_build(
+    dockerfile: &str,
+    context: &str,
+    target: &Option<String>,
+    args: &BTreeMap<String, String>,
+) -> DockerBuild {
+    DockerBuild {
+        dockerfile: dockerfile.into(),
+        context: context.into(),
+        target: target.clone(),
+        args: args.clone(),
+    }
+}
+
 /// What `wharf accessory …` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessoryAction {
@@ -162,10 +191,12 @@ impl Engine {
     }
 
     /// `wharf accessory boot|stop|remove NAME` for the app described by
-    /// `config`. Returns the accessory's state afterwards.
+    /// `config`, whose directory is `source` (an accessory `build` builds
+    /// from there). Returns the accessory's state afterwards.
     pub async fn accessory(
         &self,
         config: &AppConfig,
+        source: &Path,
         name: &str,
         action: AccessoryAction,
     ) -> Result<AccessoryStatus, DeployError> {
@@ -174,7 +205,7 @@ impl Engine {
         let app_id = self.store.app(&config.name).ok().map(|a| a.id);
         let (status, did) = match action {
             AccessoryAction::Boot => {
-                let spec = accessory_spec(&config.name, a)?;
+                let spec = accessory_spec(&config.name, a, source, true)?;
                 (runtime.boot_accessory(&spec).await?, "booted")
             }
             AccessoryAction::Stop => {
@@ -237,11 +268,16 @@ impl Engine {
             .await?)
     }
 
-    /// Boots every accessory of a release that is not running (deploys).
-    pub(crate) async fn boot_accessories(&self, config: &AppConfig) -> Result<(), DeployError> {
+    /// Boots every accessory of a release that is not running (deploys
+    /// from `source`; an accessory `build` runs only if its image is missing).
+    pub(crate) async fn boot_accessories(
+        &self,
+        config: &AppConfig,
+        source: &Path,
+    ) -> Result<(), DeployError> {
         let runtime = self.runtime_for(config).await?;
         for a in config.accessories.values() {
-            let spec = accessory_spec(&config.name, a)?;
+            let spec = accessory_spec(&config.name, a, source, false)?;
             runtime.boot_accessory(&spec).await?;
         }
         Ok(())

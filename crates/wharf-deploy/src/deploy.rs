@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use wharf_config::AppConfig;
 use wharf_proxy::health::{self, HealthSpec};
-use wharf_runtime::{
-    DockerBuild, InstanceSpec, ReleaseSource, RestartPolicy, Runtime, RuntimeEvent, TaskSpec,
-};
+use wharf_runtime::{InstanceSpec, ReleaseSource, RestartPolicy, Runtime, RuntimeEvent, TaskSpec};
 use wharf_store::{
     AppRow, DeployKind, DeployOutcome, EventLevel, InstanceState, NewInstance, ReleaseStatus,
     StoreError,
@@ -353,12 +351,7 @@ impl Engine {
         let build = config
             .docker
             .as_ref()
-            .map(|d| DockerBuild {
-                dockerfile: d.dockerfile.clone().into(),
-                context: d.context.clone().into(),
-                target: d.target.clone(),
-                args: d.args.clone(),
-            })
+            .map(|d| containers::docker_build(&d.dockerfile, &d.context, &d.target, &d.args))
             .unwrap_or_default();
         let prepare = ReleaseSource {
             app: run.app.name.clone(),
@@ -384,7 +377,12 @@ impl Engine {
             let names: Vec<&str> = config.accessories.keys().map(String::as_str).collect();
             run.step(self, Step::Accessories, Some(names.join(", ")))
                 .await?;
-            self.boot_accessories(&config).await?;
+            // An accessory image built here streams as progress too (an
+            // accessory's build output is logged as release 0's).
+            let forward = forward_progress(run, &runtime, Some(0), "build");
+            let booted = self.boot_accessories(&config, &source).await;
+            finish_forwarding(forward).await;
+            booted?;
         }
 
         if let Some(command) = &config.release_command {
@@ -518,12 +516,7 @@ impl Engine {
         process: &str,
     ) -> Option<tokio::task::JoinHandle<()>> {
         let release = run.release.unwrap_or_default() as u64;
-        run.tx.clone().map(|tx| {
-            forward_lines(runtime, &run.app.name, Some(release), process, move |l| {
-                let sent = tx.send(Progress::Output { line: l.line }).is_ok();
-                async move { sent }
-            })
-        })
+        forward_progress(run, runtime, Some(release), process)
     }
 
     /// Runs the build or release command, streaming its output as progress.
@@ -1022,6 +1015,22 @@ where
                 break;
             }
         }
+    })
+}
+
+/// Forwards `process` output lines of `run`'s app (of `release`, if given)
+/// to its client as progress, when it has one.
+fn forward_progress(
+    run: &Run,
+    runtime: &Arc<dyn Runtime>,
+    release: Option<u64>,
+    process: &str,
+) -> Option<tokio::task::JoinHandle<()>> {
+    run.tx.clone().map(|tx| {
+        forward_lines(runtime, &run.app.name, release, process, move |l| {
+            let sent = tx.send(Progress::Output { line: l.line }).is_ok();
+            async move { sent }
+        })
     })
 }
 

@@ -138,7 +138,10 @@ impl Default for DockerBuild {
 pub struct AccessorySpec {
     pub app: String,
     pub name: String,
+    /// The image to run; ignored when `build` is set.
     pub image: String,
+    /// Build the image from the app's source instead.
+    pub build: Option<AccessoryBuild>,
     /// Replaces the image's CMD (split like instance commands); `None` keeps it.
     pub command: Option<String>,
     /// Full environment (secrets included: never logged or reported).
@@ -147,6 +150,22 @@ pub struct AccessorySpec {
     pub volumes: Vec<VolumeMount>,
     pub health: Option<AccessoryHealth>,
     pub limits: Limits,
+}
+
+/// How an accessory's image is built from the app's source: tagged
+/// `wharf/<app>:accessory-<name>`, labelled like release images (with
+/// `wharf.accessory` in place of the release), output to the app's log as
+/// `<app>-<name>-build`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessoryBuild {
+    /// The app's source directory.
+    pub dir: PathBuf,
+    pub build: DockerBuild,
+    /// Build even when the image is there (`wharf accessory boot`: the
+    /// engine's cache makes an unchanged build quick, and a changed image
+    /// recreates the container); otherwise only when it is missing
+    /// (deploys, which must not rebuild a database on every release).
+    pub rebuild: bool,
 }
 
 /// A container port published on the host.

@@ -31,9 +31,9 @@ use bollard::query_parameters::{
 use common::{WAIT, next_event, wait_line};
 use wharf_runtime::docker::{DockerNetwork, DockerRuntime, DockerRuntimeOptions};
 use wharf_runtime::{
-    AccessoryHealth, AccessorySpec, DockerBuild, InstanceSpec, InstanceState, Limits, LogLine,
-    PortMapping, ReleaseSource, RestartPolicy, Runtime, RuntimeEvent, TaskSpec, VolumeMount,
-    VolumeSource,
+    AccessoryBuild, AccessoryHealth, AccessorySpec, DockerBuild, InstanceSpec, InstanceState,
+    Limits, LogLine, PortMapping, ReleaseSource, RestartPolicy, Runtime, RuntimeEvent, TaskSpec,
+    VolumeMount, VolumeSource,
 };
 
 const HELLO_DOCKERFILE: &str = "FROM scratch\nCOPY hello /hello\nCMD [\"/hello\"]\n";
@@ -1116,6 +1116,104 @@ fn a_second_runtime_adopts_the_containers_of_a_crashed_one() {
     rt.block_on(async move { drop(env) });
 }
 
+/// The output of accessory `name` so far.
+async fn accessory_output(env: &Env, name: &str) -> Vec<String> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    env.rt
+        .accessory_logs(&env.app, name, 100, false, tx)
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    while let Some(line) = rx.recv().await {
+        lines.push(line.line);
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accessory_built_from_the_app_source() {
+    let env = Env::new("accbuild", DockerNetwork::AppBridge).await;
+    let dockerfile = format!(
+        "{BUSYBOX_DOCKERFILE}COPY version /version\n\
+         CMD [\"/bin/sh\", \"-c\", \"cat /version; trap 'exit 0' TERM; while :; do sleep 0.1; done\"]\n"
+    );
+    let src = env.source("app", busybox(), &dockerfile);
+    std::fs::write(src.join("version"), "v1\n").unwrap();
+    let tag = format!("wharf/{}:accessory-kv", env.app);
+    let container = format!("wharf-{}-kv", env.app);
+    let mut spec = AccessorySpec {
+        app: env.app.clone(),
+        name: "kv".to_owned(),
+        image: String::new(),
+        build: Some(AccessoryBuild {
+            dir: src.clone(),
+            build: DockerBuild::default(),
+            rebuild: false,
+        }),
+        command: None,
+        env: BTreeMap::new(),
+        ports: Vec::new(),
+        volumes: Vec::new(),
+        health: None,
+        limits: Limits::default(),
+    };
+    let mut logs = env.rt.log_lines();
+
+    // No image yet: built, tagged, labelled, its output logged as the
+    // accessory's build.
+    let status = env.rt.boot_accessory(&spec).await.unwrap();
+    assert_eq!(
+        (status.state.as_str(), status.image.as_str()),
+        ("running", tag.as_str())
+    );
+    let built = docker().await.inspect_image(&tag).await.unwrap();
+    let labels = built.config.unwrap().labels.unwrap();
+    assert_eq!(labels["wharf.accessory"], "kv");
+    assert_eq!(labels["wharf.app"], env.app);
+    assert!(!labels.contains_key("wharf.release"));
+    let first = inspect(&container).await;
+    assert_eq!(first.image, built.id);
+    assert_eq!(accessory_output(&env, "kv").await, ["v1"]);
+    let build_log = format!("{}-kv-build", env.app);
+    assert!(
+        drain(&mut logs)
+            .iter()
+            .any(|l| l.instance == build_log && l.line.contains("Successfully tagged"))
+    );
+    let file =
+        std::fs::read_to_string(env.rt.logs_dir(&env.app).join("accessory-kv-build.log")).unwrap();
+    assert!(file.contains("COPY version /version"), "{file}");
+
+    // A deploy's boot does not rebuild: the source changed, the container
+    // stays.
+    std::fs::write(src.join("version"), "v2\n").unwrap();
+    env.rt.boot_accessory(&spec).await.unwrap();
+    assert_eq!(inspect(&container).await.id, first.id);
+
+    // `wharf accessory boot` rebuilds, and the new image replaces the
+    // container; rebuilding an unchanged source leaves it alone.
+    spec.build.as_mut().unwrap().rebuild = true;
+    env.rt.boot_accessory(&spec).await.unwrap();
+    let second = inspect(&container).await;
+    assert_ne!(second.id, first.id);
+    assert_ne!(second.image, first.image);
+    assert_eq!(accessory_output(&env, "kv").await, ["v2"]);
+    env.rt.boot_accessory(&spec).await.unwrap();
+    assert_eq!(inspect(&container).await.id, second.id);
+
+    // A build that fails is the boot's error, and the running one stays.
+    std::fs::write(src.join("Dockerfile"), "FROM scratch\nCOPY missing /x\n").unwrap();
+    let err = env.rt.boot_accessory(&spec).await.unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "could not build image {tag} from {}",
+            src.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(inspect(&container).await.id, second.id);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accessory_with_a_named_volume_keeps_its_data() {
     let env = Env::new("acc", DockerNetwork::AppBridge).await;
@@ -1127,6 +1225,7 @@ async fn accessory_with_a_named_volume_keeps_its_data() {
         app: env.app.clone(),
         name: "store".to_owned(),
         image: image.clone(),
+        build: None,
         command: Some(command.to_owned()),
         env: BTreeMap::from([("TOKEN".to_owned(), "v1".to_owned())]),
         ports: vec![PortMapping {

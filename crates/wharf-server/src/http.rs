@@ -311,6 +311,15 @@ fn app_config(
     app: &str,
     source_dir: Option<&std::path::Path>,
 ) -> Result<AppConfig, Failure> {
+    app_source(s, app, source_dir).map(|(config, _)| config)
+}
+
+/// [`app_config`], and the directory it was read from.
+fn app_source(
+    s: &AppState,
+    app: &str,
+    source_dir: Option<&std::path::Path>,
+) -> Result<(AppConfig, std::path::PathBuf), Failure> {
     let dir = match source_dir {
         Some(dir) => dir.to_path_buf(),
         None => std::path::PathBuf::from(s.engine.store().app(app)?.source_dir),
@@ -327,7 +336,7 @@ fn app_config(
             ),
         ));
     }
-    Ok(config)
+    Ok((config, dir))
 }
 
 #[derive(Debug, Deserialize)]
@@ -367,10 +376,10 @@ async fn accessory(
             ));
         }
     };
-    let config = app_config(&s, &app, body.source_dir.as_deref())?;
+    let (config, dir) = app_source(&s, &app, body.source_dir.as_deref())?;
     Ok(Json(
         s.engine
-            .accessory(&config, &name, action)
+            .accessory(&config, &dir, &name, action)
             .await
             .map_err(engine_failure)?,
     ))

@@ -102,27 +102,35 @@ fn failing_release_command_and_health_check_keep_the_old_release_serving() {
 fn an_accessory_volume_keeps_data_across_deploys_and_restarts() {
     let _serial = serial();
     let name = app_name("kv");
-    let kv_image = format!("wharf-test-kv:{}", std::process::id());
-    let guard = Cleanup::new(&[&name], &[&kv_image]);
+    let guard = Cleanup::new(&[&name], &[]);
     let server = Server::start_on(&guard.data, &[]);
-    guard.engine.build_hello_image(
-        &kv_image,
-        "FROM scratch\nCOPY hello /hello\nENV HELLO_HOST=0.0.0.0 PORT=7000\nCMD [\"/hello\", \"kv\", \"/data\"]\n",
-    );
-    let accessory = format!(
-        r#"[env]
+    // The store is built from the app's own directory, with a Dockerfile
+    // of its own.
+    let accessory = r#"[env]
 HELLO_KV_URL = "http://kv:7000"
 
 [accessories.kv]
-image = "{kv_image}"
+build = { dockerfile = "kv.Dockerfile" }
 volumes = ["data:/data"]
-health = {{ command = "/hello probe http://127.0.0.1:7000/up", interval = "500ms", retries = 20 }}
-"#
-    );
-    let app = DockerApp::new(&name, "", &accessory);
+health = { command = "/hello probe http://127.0.0.1:7000/up", interval = "500ms", retries = 20 }
+"#;
+    let app = DockerApp::new(&name, "", accessory);
+    std::fs::write(
+        app.path().join("kv.Dockerfile"),
+        "FROM scratch\nCOPY hello /hello\nENV HELLO_HOST=0.0.0.0 PORT=7000\nCMD [\"/hello\", \"kv\", \"/data\"]\n",
+    )
+    .unwrap();
 
-    // The first deploy boots the accessory; the app reaches it by name.
-    assert_eq!(server.deploy_dir(app.path(), &[]), 1);
+    // The first deploy builds and boots the accessory (its build streamed
+    // as progress); the app reaches it by name.
+    let out = server.wharf(&["deploy", app.path_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("Successfully tagged wharf/{name}:accessory-kv")),
+        "{stderr}"
+    );
+    assert_eq!(live_release(&server), 1);
     let put = put(server.proxy, "/kv/greeting", "hello from release 1");
     assert_eq!(put, 204, "writing through the app failed");
     let kv_container = format!("wharf-{name}-kv");

@@ -353,9 +353,9 @@ pub(super) fn resolve_accessories(
             Some(image) => image.value,
             None => String::new(),
         };
-        let build = a
-            .build
-            .map(|b| resolve_image_build(b, &format!("[accessories.{}.build]", a.name.value), sink));
+        let build = a.build.map(|b| {
+            resolve_image_build(b, &format!("[accessories.{}.build]", a.name.value), sink)
+        });
         let env = super::resolve_env(a.env, &format!("[accessories.{}.env]", a.name.value), sink);
         let secrets = resolve_secrets(a.secrets, &ctx, &env, sink);
         let ports = a

@@ -14,6 +14,10 @@
 //! * Named volumes are `wharf-<app>-<volume>`, created with the same labels
 //!   if missing; they survive the container (only `remove_accessory` with
 //!   `volumes` deletes them).
+//! * Its image is `image`, or, with `build`, one built from the app's source
+//!   and tagged `wharf/<app>:accessory-<name>` (when missing, or on every
+//!   boot with `rebuild`); the spec hash then covers the image id, so a
+//!   changed build recreates the container.
 //! * Booting: running and unchanged → left alone; stopped and unchanged →
 //!   started; changed → the container (never a volume) is replaced. Then
 //!   [`Inner::boot_accessory`] waits for the engine's health check to pass
@@ -36,12 +40,13 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::build::BuildFor;
 use super::{
     DockerError, Inner, LABEL_ACCESSORY, LABEL_APP, LABEL_DATA_DIR, LABEL_SPEC, apply_limits, argv,
     check_app, check_name, env_list, forward_lines, is_conflict, is_not_found, network_name,
 };
 use crate::logs::LogSource;
-use crate::{AccessorySpec, AccessoryStatus, LogLine, RuntimeError, VolumeSource};
+use crate::{AccessoryBuild, AccessorySpec, AccessoryStatus, LogLine, RuntimeError, VolumeSource};
 
 /// How long `boot_accessory` waits without a health check.
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -55,6 +60,11 @@ const FAILURE_TAIL: usize = 30;
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The container of accessory `name` of `app`.
+/// The tag of an accessory's image built from the app's source.
+pub fn accessory_image_tag(app: &str, name: &str) -> String {
+    format!("wharf/{app}:accessory-{name}")
+}
+
 pub fn accessory_container(app: &str, name: &str) -> String {
     format!("wharf-{app}-{name}")
 }
@@ -325,8 +335,25 @@ impl Inner {
         spec: &AccessorySpec,
     ) -> Result<AccessoryStatus, RuntimeError> {
         check_accessory(&spec.app, &spec.name)?;
+        let built;
+        let (spec, hash) = match &spec.build {
+            Some(build) => {
+                let id = self.accessory_image(spec, build).await?;
+                // The hash covers the image id (a changed image is a changed
+                // spec); the container names the tag, for people to read.
+                let hash = spec_hash(&AccessorySpec {
+                    image: id,
+                    ..spec.clone()
+                });
+                built = AccessorySpec {
+                    image: accessory_image_tag(&spec.app, &spec.name),
+                    ..spec.clone()
+                };
+                (&built, hash)
+            }
+            None => (spec, spec_hash(spec)),
+        };
         let container = accessory_container(&spec.app, &spec.name);
-        let hash = spec_hash(spec);
         self.ensure_network(&spec.app).await?;
         // Exits from now on are this boot's (see `exit_code_since`).
         let since = SystemTime::now();
@@ -370,6 +397,34 @@ impl Inner {
             }
         }
         self.wait_accessory(spec, &container, since, fresh).await
+    }
+
+    /// The id of the image `build` makes for `spec`: built now if it must
+    /// be (see [`AccessoryBuild::rebuild`]), else the one tagged before.
+    async fn accessory_image(
+        &self,
+        spec: &AccessorySpec,
+        build: &AccessoryBuild,
+    ) -> Result<String, RuntimeError> {
+        let tag = accessory_image_tag(&spec.app, &spec.name);
+        if !build.rebuild {
+            match self.docker.inspect_image(&tag).await {
+                Ok(image) => {
+                    if let Some(id) = image.id {
+                        return Ok(id);
+                    }
+                }
+                Err(err) if is_not_found(&err) => {}
+                Err(err) => {
+                    return Err(DockerError::api(format!("inspect image {tag}"), err).into());
+                }
+            }
+        }
+        let of = BuildFor::Accessory {
+            app: &spec.app,
+            name: &spec.name,
+        };
+        self.build_image(&build.dir, &build.build, &tag, of).await
     }
 
     async fn start_accessory_container(&self, container: &str) -> Result<(), DockerError> {
@@ -687,6 +742,7 @@ mod tests {
             app: "shop".into(),
             name: "db".into(),
             image: "postgres:16".into(),
+            build: None,
             command: None,
             env: BTreeMap::from([("POSTGRES_PASSWORD".into(), "s3cret".into())]),
             ports: vec![PortMapping {

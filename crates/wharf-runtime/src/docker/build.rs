@@ -31,11 +31,11 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::{
-    DockerError, Inner, LABEL_APP, LABEL_DATA_DIR, LABEL_RELEASE, Lines, OUTPUT_DRAIN, blocking,
-    check_app, context, is_conflict, is_not_found, lock,
+    DockerError, Inner, LABEL_ACCESSORY, LABEL_APP, LABEL_DATA_DIR, LABEL_RELEASE, Lines,
+    OUTPUT_DRAIN, blocking, check_app, context, is_conflict, is_not_found, lock,
 };
 use crate::logs::{Capture, LogSource, SharedTail};
-use crate::{ReleaseSource, RuntimeError, release};
+use crate::{DockerBuild, ReleaseSource, RuntimeError, release};
 
 /// Build output lines kept for the error of a failed build.
 const BUILD_TAIL_LINES: usize = 20;
@@ -116,16 +116,60 @@ struct BuildLog {
     redactor: Redactor,
 }
 
-impl BuildLog {
-    fn start(inner: &Inner, app: &str, release: u64, redactor: Redactor) -> Self {
-        let log = inner.log_file(app, format!("release-{release}-build.log"));
-        let tail: SharedTail = Arc::new(Mutex::new(VecDeque::new()));
+/// Whose image a build makes: where its output goes and how it is labelled.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum BuildFor<'a> {
+    /// A release: labelled with its number; output as `<app>-r<n>-build`
+    /// into `release-<n>-build.log`.
+    Release { app: &'a str, release: u64 },
+    /// An accessory: labelled `wharf.accessory`; output as
+    /// `<app>-<name>-build` (release 0) into `accessory-<name>-build.log`.
+    Accessory { app: &'a str, name: &'a str },
+}
+
+impl BuildFor<'_> {
+    fn app(&self) -> &str {
+        match self {
+            BuildFor::Release { app, .. } | BuildFor::Accessory { app, .. } => app,
+        }
+    }
+
+    /// The log file name and the source of the output lines.
+    fn log(&self) -> (String, LogSource) {
+        let (file, release, instance) = match *self {
+            BuildFor::Release { app, release } => (
+                format!("release-{release}-build.log"),
+                release,
+                format!("{app}-r{release}-build"),
+            ),
+            BuildFor::Accessory { app, name } => (
+                format!("accessory-{name}-build.log"),
+                0,
+                format!("{app}-{name}-build"),
+            ),
+        };
         let source = LogSource {
-            app: app.to_owned(),
+            app: self.app().to_owned(),
             release,
             process: "build".to_owned(),
-            instance: format!("{app}-r{release}-build"),
+            instance,
         };
+        (file, source)
+    }
+
+    fn label(&self) -> (String, String) {
+        match *self {
+            BuildFor::Release { release, .. } => (LABEL_RELEASE.to_owned(), release.to_string()),
+            BuildFor::Accessory { name, .. } => (LABEL_ACCESSORY.to_owned(), name.to_owned()),
+        }
+    }
+}
+
+impl BuildLog {
+    fn start(inner: &Inner, of: BuildFor<'_>, redactor: Redactor) -> Self {
+        let (file, source) = of.log();
+        let log = inner.log_file(of.app(), file);
+        let tail: SharedTail = Arc::new(Mutex::new(VecDeque::new()));
         let (writer, reader) = tokio::io::duplex(64 * 1024);
         let capture = Capture::start(
             Some(reader),
@@ -255,7 +299,11 @@ impl Inner {
         let tag = image_tag(app, release, &source.version);
         let image = match &source.image {
             Some(image) => self.prebuilt(source, image, &tag).await?,
-            None => self.build(source, &tag).await?,
+            None => {
+                let of = BuildFor::Release { app, release };
+                self.build_image(&source.dir, &source.build, &tag, of)
+                    .await?
+            }
         };
         let dest = self.release_dir(app, release);
         let dir = dest.clone();
@@ -266,11 +314,16 @@ impl Inner {
         Ok(dest)
     }
 
-    /// Builds the release's image as `tag`, output to the app's log;
-    /// returns the image id.
-    async fn build(&self, source: &ReleaseSource, tag: &str) -> Result<String, RuntimeError> {
-        let dir = &source.dir;
-        let build = &source.build;
+    /// Builds an image from the source directory `dir` as `tag`, output to
+    /// the app's log; returns the image id.
+    pub(super) async fn build_image(
+        &self,
+        dir: &Path,
+        build: &DockerBuild,
+        tag: &str,
+        of: BuildFor<'_>,
+    ) -> Result<String, RuntimeError> {
+        let dir = &dir.to_path_buf();
         match std::fs::metadata(dir) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => return Err(RuntimeError::NotADirectory { path: dir.clone() }),
@@ -312,8 +365,8 @@ impl Inner {
 
         let labels = HashMap::from([
             (LABEL_DATA_DIR.to_owned(), self.data_dir_label()),
-            (LABEL_APP.to_owned(), source.app.clone()),
-            (LABEL_RELEASE.to_owned(), source.release.to_string()),
+            (LABEL_APP.to_owned(), of.app().to_owned()),
+            of.label(),
         ]);
         let args: HashMap<&str, &str> = build
             .args
@@ -330,7 +383,7 @@ impl Inner {
             .labels(&labels)
             .build();
         let redactor = Redactor::new(build.args.values());
-        let mut log = BuildLog::start(self, &source.app, source.release, redactor);
+        let mut log = BuildLog::start(self, of, redactor);
         let mut stream =
             self.docker
                 .build_image(options, None, Some(bollard::body_full(archive.into())));
@@ -375,7 +428,7 @@ impl Inner {
     }
 
     /// The id of image `image`.
-    async fn image_id(&self, image: &str, action: &str) -> Result<String, RuntimeError> {
+    pub(super) async fn image_id(&self, image: &str, action: &str) -> Result<String, RuntimeError> {
         let inspected = self
             .docker
             .inspect_image(image)
@@ -443,7 +496,11 @@ impl Inner {
         image: &str,
         tag: &str,
     ) -> Result<String, RuntimeError> {
-        let mut log = BuildLog::start(self, &source.app, source.release, Redactor::default());
+        let of = BuildFor::Release {
+            app: &source.app,
+            release: source.release,
+        };
+        let mut log = BuildLog::start(self, of, Redactor::default());
         log.write(&format!("using prebuilt image {image}\n")).await;
         let found = self.ensure_image(image).await;
         let id = match found {

@@ -69,7 +69,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-pub use accessory::{accessory_container, volume_name};
+pub use accessory::{accessory_container, accessory_image_tag, volume_name};
 pub use build::image_tag;
 pub use error::DockerError;
 

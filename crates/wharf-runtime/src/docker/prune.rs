@@ -7,8 +7,10 @@
 //! Images: those whose `wharf.app`/`wharf.release` labels are not a kept
 //! release, unless their id is the image of a kept release dir (two
 //! releases of one version can share an image, and a prebuilt image is not
-//! labelled at all, so it is never pruned). An image still used by a
-//! container is left for a later prune.
+//! labelled at all, so it is never pruned). An accessory's built image has
+//! no release: it goes once no container uses it (a deploy builds it again
+//! if needed). An image still used by a container is left for a later
+//! prune.
 
 use std::collections::HashSet;
 

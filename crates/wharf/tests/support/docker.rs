@@ -14,10 +14,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use bollard::Docker;
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
-    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListVolumesOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
 };
-use futures_util::StreamExt;
 
 /// Docker e2e tests run one at a time: each builds images and runs a
 /// server, and two at once on 2 cores makes health timeouts flaky.
@@ -117,34 +116,6 @@ impl Engine {
         self.rt
             .block_on(self.docker.inspect_image(reference))
             .is_ok()
-    }
-
-    /// Builds `tag` from a `FROM scratch` Dockerfile with the static hello.
-    pub fn build_hello_image(&self, tag: &str, dockerfile: &str) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(static_hello(), dir.path().join("hello")).unwrap();
-        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-        let mut archive = tar::Builder::new(Vec::new());
-        archive.append_dir_all(".", dir.path()).unwrap();
-        let body = archive.into_inner().unwrap();
-        let options = BuildImageOptionsBuilder::new().t(tag).rm(true).build();
-        self.rt.block_on(async {
-            let mut stream = self.docker.build_image(
-                options,
-                None,
-                Some(http_body_util::Either::Left(http_body_util::Full::new(
-                    bytes::Bytes::from(body),
-                ))),
-            );
-            while let Some(item) = stream.next().await {
-                let info = item.expect("building a test image failed");
-                assert!(
-                    info.error_detail.is_none(),
-                    "build of {tag} failed: {:?}",
-                    info.error_detail
-                );
-            }
-        });
     }
 
     /// Removes everything a test left: containers of the data dir, the
