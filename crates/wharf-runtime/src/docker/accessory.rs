@@ -60,13 +60,13 @@ const FAILURE_TAIL: usize = 30;
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The container of accessory `name` of `app`.
+pub fn accessory_container(app: &str, name: &str) -> String {
+    format!("wharf-{app}-{name}")
+}
+
 /// The tag of an accessory's image built from the app's source.
 pub fn accessory_image_tag(app: &str, name: &str) -> String {
     format!("wharf/{app}:accessory-{name}")
-}
-
-pub fn accessory_container(app: &str, name: &str) -> String {
-    format!("wharf-{app}-{name}")
 }
 
 /// The engine's name of named volume `volume` of `app`.

@@ -16,6 +16,10 @@
 //!   is not, a pull is tried, then the error says to build or load it.
 //! * The release directory gets `image` (the image id: what instances run,
 //!   so a tag moved later never changes a release) and `tag`.
+//! * An accessory's image built from the app's source goes the same way
+//!   ([`BuildFor::Accessory`]): labelled `wharf.accessory` instead of
+//!   `wharf.release`, its output logged as `<app>-<name>-build` (release 0)
+//!   in `accessory-<name>-build.log`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
