@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::docker::{Cleanup, DockerApp, serial};
-use support::{Load, Server, assert_serves, get_full, live_release, tail};
+use support::{Load, Server, assert_serves, get_full, live_release, signal, tail, wharf_bin};
 
 /// A unique app name per test and run (apps of two test runs must never
 /// share images, networks or volumes).
@@ -98,14 +98,10 @@ fn failing_release_command_and_health_check_keep_the_old_release_serving() {
     );
 }
 
-#[test]
-fn an_accessory_volume_keeps_data_across_deploys_and_restarts() {
-    let _serial = serial();
-    let name = app_name("kv");
-    let guard = Cleanup::new(&[&name], &[]);
-    let server = Server::start_on(&guard.data, &[]);
-    // The store is built from the app's own directory, with a Dockerfile
-    // of its own.
+/// An app whose `/kv/*` goes to the accessory `kv`: a store built from the
+/// app's own directory, with a Dockerfile of its own, keeping its data in
+/// the named volume `data`.
+fn kv_app(name: &str) -> DockerApp {
     let accessory = r#"[env]
 HELLO_KV_URL = "http://kv:7000"
 
@@ -114,12 +110,126 @@ build = { dockerfile = "kv.Dockerfile" }
 volumes = ["data:/data"]
 health = { command = "/hello probe http://127.0.0.1:7000/up", interval = "500ms", retries = 20 }
 "#;
-    let app = DockerApp::new(&name, "", accessory);
+    let app = DockerApp::new(name, "", accessory);
     std::fs::write(
         app.path().join("kv.Dockerfile"),
         "FROM scratch\nCOPY hello /hello\nENV HELLO_HOST=0.0.0.0 PORT=7000\nCMD [\"/hello\", \"kv\", \"/data\"]\n",
     )
     .unwrap();
+    app
+}
+
+/// `wharf up` of `app` on `data` in the foreground, killed if dropped.
+struct Up {
+    child: std::process::Child,
+    /// The proxy, once the app is live.
+    proxy: std::net::SocketAddr,
+    /// Every line it wrote to stderr, once it has exited.
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Up {
+    fn start(app: &DockerApp, data: &Path) -> Up {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(wharf_bin())
+            .arg("--data")
+            .arg(data)
+            .args(["up", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .arg(app.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let live = format!("{} is live at http://", app.name);
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix(&live) {
+                    let _ = tx.send(addr.trim_end_matches('/').to_owned());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let mut up = Up {
+            child,
+            proxy: ([127, 0, 0, 1], 0).into(),
+            stderr: Some(stderr),
+        };
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(addr) => up.proxy = addr.parse().unwrap(),
+            Err(_) => {
+                let _ = up.child.kill();
+                let _ = up.child.wait();
+                panic!("wharf up never said the app is live:\n{}", up.stderr_text());
+            }
+        }
+        up
+    }
+
+    /// Ctrl-C, then what it wrote to stderr; it must exit 0.
+    fn interrupt(mut self) -> String {
+        signal(self.child.id(), nix::sys::signal::Signal::SIGINT);
+        let status = self.child.wait().unwrap();
+        let stderr = self.stderr_text();
+        assert!(status.success(), "{status}:\n{stderr}");
+        stderr
+    }
+
+    /// What it wrote to stderr (waits for the pipe to close).
+    fn stderr_text(&mut self) -> String {
+        self.stderr
+            .take()
+            .map(|t| t.join().unwrap())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn up_stops_the_accessories_on_ctrl_c_and_the_next_up_finds_their_data() {
+    let _serial = serial();
+    let name = app_name("up");
+    let guard = Cleanup::new(&[&name], &[]);
+    let app = kv_app(&name);
+    let up = Up::start(&app, &guard.data);
+    assert_eq!(put(up.proxy, "/kv/k", "kept"), 204);
+    let stderr = up.interrupt();
+    assert!(
+        stderr.contains("stopped accessory kv (its data is kept)"),
+        "{stderr}"
+    );
+    let containers = guard.engine.containers(&guard.data);
+    assert_eq!(
+        containers[&format!("wharf-{name}-kv")].2,
+        "exited",
+        "{containers:?}"
+    );
+    assert!(guard.engine.running_instances(&guard.data).is_empty());
+
+    // The next `up` starts it again, with its data.
+    let up = Up::start(&app, &guard.data);
+    assert_eq!(read(up.proxy, "/kv/k"), (200, "kept".into()));
+    up.interrupt();
+}
+
+#[test]
+fn an_accessory_volume_keeps_data_across_deploys_and_restarts() {
+    let _serial = serial();
+    let name = app_name("kv");
+    let guard = Cleanup::new(&[&name], &[]);
+    let server = Server::start_on(&guard.data, &[]);
+    let app = kv_app(&name);
 
     // The first deploy builds and boots the accessory (its build streamed
     // as progress); the app reaches it by name.

@@ -1,5 +1,7 @@
 //! `wharf up DIR`: server, first deploy and log follower in one foreground
-//! process; Ctrl-C drains and stops everything.
+//! process; Ctrl-C drains and stops everything, the app's accessories too
+//! (their containers and volumes are kept: the next `wharf up` starts them
+//! again with their data). `wharf server` leaves accessories running.
 
 use std::path::Path;
 
@@ -7,7 +9,7 @@ use anyhow::Result;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use wharf_config::AppConfig;
-use wharf_deploy::DeployRequest;
+use wharf_deploy::{AccessoryAction, DeployRequest};
 use wharf_runtime::Runtime;
 use wharf_server::Server;
 
@@ -54,8 +56,7 @@ pub async fn run(data: Option<&Path>, args: UpArgs) -> Result<()> {
     };
     if interrupted {
         deploy.abort();
-        output::note("stopping…");
-        server.shutdown().await;
+        stop(server, &config, &args.dir).await;
         return Ok(());
     }
     let serving = server
@@ -67,7 +68,7 @@ pub async fn run(data: Option<&Path>, args: UpArgs) -> Result<()> {
     match outcome {
         Some((true, _)) => {}
         Some((false, message)) if serving.is_none() => {
-            server.shutdown().await;
+            stop(server, &config, &args.dir).await;
             return Err(Exit::Failed(message).into());
         }
         Some((false, message)) => {
@@ -95,9 +96,26 @@ pub async fn run(data: Option<&Path>, args: UpArgs) -> Result<()> {
         } => {}
         _ = shutdown_signal() => {}
     }
-    output::note("stopping…");
-    server.shutdown().await;
+    stop(server, &config, &args.dir).await;
     Ok(())
+}
+
+/// Drains and stops the app and the server, then the app's accessories
+/// (after the app, which may use them until its last request).
+async fn stop(server: Server, config: &AppConfig, dir: &Path) {
+    output::note("stopping…");
+    let engine = server.engine().clone();
+    server.shutdown().await;
+    for name in config.accessories.keys() {
+        match engine
+            .accessory(config, dir, name, AccessoryAction::Stop)
+            .await
+        {
+            Ok(status) if status.state == "missing" => {}
+            Ok(_) => output::note(&format!("stopped accessory {name} (its data is kept)")),
+            Err(err) => output::error(&format!("could not stop accessory {name}: {err}")),
+        }
+    }
 }
 
 /// Where a person reaches the app: its first routed process.
