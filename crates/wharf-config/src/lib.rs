@@ -111,31 +111,14 @@ pub enum SecretSource {
 }
 
 /// How a docker app's release image is made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DockerSettings {
     /// A prebuilt image deployed instead of building one (top-level `image`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// Relative to the app's directory. Default `Dockerfile`.
-    pub dockerfile: String,
-    /// Build context, relative to the app's directory. Default `.`.
-    pub context: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub args: BTreeMap<String, String>,
-}
-
-impl Default for DockerSettings {
-    fn default() -> Self {
-        DockerSettings {
-            image: None,
-            dockerfile: "Dockerfile".into(),
-            context: ".".into(),
-            target: None,
-            args: BTreeMap::new(),
-        }
-    }
+    /// How to build it otherwise (the image keys of `[build]`).
+    #[serde(flatten)]
+    pub build: ImageBuild,
 }
 
 /// What happens when an instance exits without being asked to.
@@ -191,8 +174,9 @@ pub struct AccessoryConfig {
     pub health: Option<AccessoryHealthCheck>,
 }
 
-/// How an accessory's image is built (`[accessories.NAME.build]`): the
-/// image keys of `[build]`, paths relative to the app's directory.
+/// How an image is built from the app's directory: the image keys of
+/// `[build]`, or an accessory's `build`. Paths are relative to the app's
+/// directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageBuild {
     /// Default `Dockerfile`.

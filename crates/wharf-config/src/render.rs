@@ -61,13 +61,14 @@ fn build_table(out: &mut String, command: Option<&str>, d: &DockerSettings) {
         // Only the host command applies to a prebuilt image.
         return;
     }
-    kv(out, "dockerfile", &string(&d.dockerfile));
-    kv(out, "context", &string(&d.context));
-    if let Some(target) = &d.target {
+    let b = &d.build;
+    kv(out, "dockerfile", &string(&b.dockerfile));
+    kv(out, "context", &string(&b.context));
+    if let Some(target) = &b.target {
         kv(out, "target", &string(target));
     }
-    if !d.args.is_empty() {
-        env_table(out, "build.args", &d.args);
+    if !b.args.is_empty() {
+        env_table(out, "build.args", &b.args);
     }
 }
 

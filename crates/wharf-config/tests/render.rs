@@ -168,6 +168,17 @@ fn rendered_toml_parses_back_to_the_same_config() {
     }
 }
 
+/// The store keeps each release's config as JSON; a rollback reads it back.
+#[test]
+fn stored_json_reads_back_to_the_same_config() {
+    for source in [MINIMAL, RICH, BAKE, DOCKER, PREBUILT, &reference()] {
+        let config = parse(source);
+        let json = serde_json::to_string(&config).unwrap();
+        let back: wharf_config::AppConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, config, "{json}");
+    }
+}
+
 #[test]
 fn rendered_env_overrides_round_trip() {
     let overrides = [(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use wharf_config::{AccessoryConfig, AppConfig, RuntimeKind, SecretSource};
+use wharf_config::{AccessoryConfig, AppConfig, ImageBuild, RuntimeKind, SecretSource};
 use wharf_runtime::dispatch::Kind;
 use wharf_runtime::{
     AccessoryBuild, AccessoryHealth, AccessorySpec, AccessoryStatus, DockerBuild, Limits, LogLine,
@@ -104,7 +104,7 @@ pub(crate) fn accessory_spec(
         image: a.image.clone(),
         build: a.build.as_ref().map(|b| AccessoryBuild {
             dir: source.to_owned(),
-            build: docker_build(&b.dockerfile, &b.context, &b.target, &b.args),
+            build: docker_build(b),
             rebuild,
         }),
         command: a.command.clone(),
@@ -145,17 +145,12 @@ pub(crate) fn accessory_spec(
 
 /// The runtime's build settings from a config's (paths relative to the
 /// app's directory).
-pub(crate) fn docker_build(
-    dockerfile: &str,
-    context: &str,
-    target: &Option<String>,
-    args: &BTreeMap<String, String>,
-) -> DockerBuild {
+pub(crate) fn docker_build(b: &ImageBuild) -> DockerBuild {
     DockerBuild {
-        dockerfile: dockerfile.into(),
-        context: context.into(),
-        target: target.clone(),
-        args: args.clone(),
+        dockerfile: b.dockerfile.clone().into(),
+        context: b.context.clone().into(),
+        target: b.target.clone(),
+        args: b.args.clone(),
     }
 }
 

@@ -351,7 +351,7 @@ impl Engine {
         let build = config
             .docker
             .as_ref()
-            .map(|d| containers::docker_build(&d.dockerfile, &d.context, &d.target, &d.args))
+            .map(|d| containers::docker_build(&d.build))
             .unwrap_or_default();
         let prepare = ReleaseSource {
             app: run.app.name.clone(),

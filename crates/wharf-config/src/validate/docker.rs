@@ -105,11 +105,7 @@ pub(super) fn resolve_build(
                 );
             }
             let command = t.command.clone().map(|c| c.value);
-            let image = resolve_image_build(t, "[build]", sink);
-            settings.dockerfile = image.dockerfile;
-            settings.context = image.context;
-            settings.target = image.target;
-            settings.args = image.args;
+            settings.build = resolve_image_build(t, "[build]", sink);
             command
         }
     };
