@@ -711,6 +711,15 @@ impl Env {
         self.release(release, busybox(), BUSYBOX_DOCKERFILE).await
     }
 
+    /// The error of a `prepare_release` that must fail.
+    async fn prepare_error(&self, source: &ReleaseSource) -> String {
+        self.rt
+            .prepare_release(source)
+            .await
+            .unwrap_err()
+            .to_string()
+    }
+
     fn source_of(&self, release: u64, dir: &Path) -> ReleaseSource {
         common::source(&self.app, release, dir)
     }
@@ -820,12 +829,7 @@ async fn build_honours_dockerfile_context_target_args_and_version() {
     let mut failing = source.clone();
     failing.release = 2;
     failing.build.target = Some("failing".to_owned());
-    let err = env
-        .rt
-        .prepare_release(&failing)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = env.prepare_error(&failing).await;
     assert!(err.contains("leaking ***"), "{err}");
     assert!(!err.contains(&secret), "{err}");
     assert!(!env.rt.release_dir(&env.app, 2).exists());
@@ -834,12 +838,7 @@ async fn build_honours_dockerfile_context_target_args_and_version() {
     let mut missing = source.clone();
     missing.release = 3;
     missing.build.dockerfile = "nope/Dockerfile".into();
-    let err = env
-        .rt
-        .prepare_release(&missing)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = env.prepare_error(&missing).await;
     assert!(
         err.starts_with(&format!(
             "no Dockerfile at {}: ",
@@ -858,21 +857,11 @@ async fn build_honours_dockerfile_context_target_args_and_version() {
     let own = src.join("docker/app.Dockerfile.dockerignore");
     std::fs::write(&own, "# not for this image\nbusybox\n").unwrap();
     ignoring.release = 5;
-    let err = env
-        .rt
-        .prepare_release(&ignoring)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = env.prepare_error(&ignoring).await;
     assert!(err.contains("stat busybox: file does not exist"), "{err}");
     assert!(!env.rt.release_dir(&env.app, 5).exists());
     std::fs::write(&own, "busybox\n[a-\n").unwrap();
-    let err = env
-        .rt
-        .prepare_release(&ignoring)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = env.prepare_error(&ignoring).await;
     assert!(
         err.starts_with(&format!("build ignore file {}:2: ", own.display())),
         "{err}"
@@ -900,12 +889,7 @@ async fn prebuilt_images_are_tagged_and_missing_ones_explained() {
     let missing = format!("wharf-missing-{}:nope", std::process::id());
     let mut source = env.source_of(3, env.dir.path());
     source.image = Some(missing.clone());
-    let err = env
-        .rt
-        .prepare_release(&source)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = env.prepare_error(&source).await;
     assert!(
         err.starts_with(&format!(
             "image {missing} is not in the Docker engine and could not be pulled"
