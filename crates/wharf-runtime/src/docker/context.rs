@@ -36,7 +36,9 @@ const SKIP_AT_TOP_BY_DEFAULT: &[&str] = &["target"];
 /// context root, `/`-separated. `*` and `?` do not cross `/`, `**` matches
 /// any number of directories, `\` escapes. A pattern that matches a
 /// directory excludes everything under it, and the last pattern that
-/// matches a path (or one of its parent directories) decides.
+/// matches a path (or one of its parent directories) decides. The globs
+/// are `globset`'s, which also reads `{a,b}` as alternatives (Docker takes
+/// the braces literally).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Ignore {
     rules: Vec<Rule>,
