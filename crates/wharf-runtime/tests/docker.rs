@@ -1325,8 +1325,19 @@ async fn accessory_with_a_named_volume_keeps_its_data() {
     bad.health = None;
     bad.command = Some("/bin/sh -c 'echo cannot start; exit 4'".to_owned());
     let err = env.rt.boot_accessory(&bad).await.unwrap_err().to_string();
-    assert!(err.contains("exited with code 4"), "{err}");
+    assert!(
+        err.contains("exited with code 4 while starting, and was stopped"),
+        "{err}"
+    );
     assert!(err.contains("cannot start"), "{err}");
+    // Stopped, not left to the engine's restart loop; its output is kept.
+    let status = env.rt.accessory_status(&env.app, "bad").await.unwrap();
+    assert_eq!(status.state, "exited", "{status:?}");
+    assert!(
+        accessory_output(&env, "bad")
+            .await
+            .contains(&"cannot start".to_owned())
+    );
     env.rt
         .remove_accessory(&env.app, "bad", true)
         .await

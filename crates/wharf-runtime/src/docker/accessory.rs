@@ -23,6 +23,9 @@
 //!   [`Inner::boot_accessory`] waits for the engine's health check to pass
 //!   (or, without one, for the container to stay up ~1 s); an exit, a
 //!   restart or the timeout fails the boot with the container's last output.
+//!   A container that exited is then stopped, so the engine does not
+//!   restart it in a loop; one still starting when the timeout passes is
+//!   left running (a database may be recovering).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -481,7 +484,15 @@ impl Inner {
                     Some(code) => format!("exited with code {code} while starting"),
                     None => "exited while starting".to_owned(),
                 };
-                return Err(self.accessory_failed(spec, container, reason).await);
+                let reason = format!(
+                    "{reason}, and was stopped (fix it, then `wharf accessory boot {}`)",
+                    spec.name
+                );
+                let err = self.accessory_failed(spec, container, reason).await;
+                // Left alone, the engine would restart it in a loop; a
+                // stopped container keeps its output for `accessory logs`.
+                self.stop_container(container, STOP_TIMEOUT).await;
+                return Err(err);
             }
             match &spec.health {
                 Some(_) => {
