@@ -39,7 +39,7 @@ const SKIP_AT_TOP_BY_DEFAULT: &[&str] = &["target"];
 /// matches a path (or one of its parent directories) decides. The globs
 /// are `globset`'s, which also reads `{a,b}` as alternatives (Docker takes
 /// the braces literally).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Ignore {
     rules: Vec<Rule>,
 }
@@ -92,7 +92,7 @@ impl Ignore {
                 if exception {
                     return Err(error("`!` needs a pattern after it".to_owned()));
                 }
-                // `/` or `.`: the whole context.
+                // `/` or `.`: Docker matches no path with these either.
                 continue;
             }
             let glob = GlobBuilder::new(&pattern)
