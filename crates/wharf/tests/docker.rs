@@ -271,9 +271,21 @@ fn an_accessory_volume_keeps_data_across_deploys_and_restarts() {
         502,
         "stopped store answers"
     );
-    let booted = server.ok(&["accessory", "boot", "kv", "--dir", app.path_str(), "--json"]);
-    let booted: serde_json::Value = serde_json::from_str(&booted).unwrap();
+    // A boot rebuilds the image (from the engine's cache: the same image,
+    // so the container is kept), its output shown as it comes.
+    let out = server.wharf(&["accessory", "boot", "kv", "--dir", app.path_str(), "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("| Successfully tagged wharf/{name}:accessory-kv")),
+        "{stderr}"
+    );
+    let booted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(booted["state"], "running", "{booted:#}");
+    assert_eq!(
+        guard.engine.containers(&server.data)[&kv_container].0,
+        kv_id
+    );
     assert_eq!(booted["health"], "healthy", "{booted:#}");
     assert_eq!(
         read(server.proxy, "/kv/greeting"),

@@ -79,10 +79,17 @@ async fn act(
         source_dir: Some(dir),
         volumes,
     };
-    if action == "boot" {
+    let follow = if action == "boot" {
         output::note(&format!("booting accessory {} of {app}…", target.name));
+        build_output(client, &app, &target.name).await
+    } else {
+        None
+    };
+    let status = client.accessory(&app, &target.name, action, &body).await;
+    if let Some(follow) = follow {
+        follow.abort();
     }
-    let status = client.accessory(&app, &target.name, action, &body).await?;
+    let status = status?;
     if json {
         output::json(&status);
     } else {
@@ -96,6 +103,26 @@ async fn act(
         output::data(&row(&status).join("  "));
     }
     Ok(())
+}
+
+/// Shows the output of the accessory's image build, if a boot builds one,
+/// as it comes (the boot answers only once the accessory is up). `None`
+/// when the server has no log stream for the app (never deployed there).
+async fn build_output(
+    client: &Client,
+    app: &str,
+    name: &str,
+) -> Option<tokio::task::JoinHandle<()>> {
+    // Subscribed before the boot is asked for: no line is missed.
+    let mut lines = client.logs(app, Some("build"), 0, true).await.ok()?;
+    let instance = format!("{app}-{name}-build");
+    Some(tokio::spawn(async move {
+        while let Some(Ok(line)) = lines.next().await {
+            if line.instance == instance {
+                output::note(&format!("    | {}", line.line));
+            }
+        }
+    }))
 }
 
 fn row(s: &AccessoryStatus) -> Vec<String> {
