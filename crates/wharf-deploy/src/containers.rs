@@ -278,6 +278,26 @@ impl Engine {
         Ok(())
     }
 
+    /// The config `app` runs with — its serving release's, else its newest
+    /// release's — and the directory it was deployed from (an accessory
+    /// `build` builds there).
+    pub fn app_config(&self, app: &str) -> Result<(AppConfig, std::path::PathBuf), DeployError> {
+        let row = self.store.app(app)?;
+        let number = match row.current_release {
+            Some(n) => n,
+            None => self
+                .store
+                .releases(row.id)?
+                .first()
+                .map(|r| r.number)
+                .ok_or_else(|| DeployError::NotServing {
+                    app: app.to_owned(),
+                })?,
+        };
+        let config = self.stored_config(&row, number)?;
+        Ok((config, std::path::PathBuf::from(row.source_dir)))
+    }
+
     /// The serving release of `app`: its number, config and directory.
     fn serving_release(
         &self,

@@ -1,22 +1,15 @@
 //! The deploy and rollback flows.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
 use wharf_config::AppConfig;
-use wharf_proxy::health::{self, HealthSpec};
-use wharf_runtime::{InstanceSpec, ReleaseSource, RestartPolicy, Runtime, RuntimeEvent, TaskSpec};
-use wharf_store::{
-    AppRow, DeployKind, DeployOutcome, EventLevel, InstanceState, NewInstance, ReleaseStatus,
-    StoreError,
-};
+use wharf_runtime::{InstanceSpec, ReleaseSource, Runtime, TaskSpec};
+use wharf_store::{AppRow, DeployKind, DeployOutcome, EventLevel, ReleaseStatus, StoreError};
 
 use crate::containers::{self, app_env};
-use crate::live::{LiveInstance, LiveRelease};
+use crate::live::LiveRelease;
 use crate::progress::{DeployReport, Progress};
 use crate::step::{Step, failpoint};
 use crate::{DeployError, DeployRequest, Engine, ProgressTx};
@@ -25,14 +18,6 @@ use crate::{DeployError, DeployRequest, Engine, ProgressTx};
 const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// How long the release command may run.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-/// A process without a health check is ready once it has stayed up this long.
-pub(crate) const READY_GRACE: Duration = Duration::from_millis(1000);
-/// A starting instance that exits this many times fails the deploy at once
-/// instead of waiting out the health timeout.
-const CRASHES_BEFORE_GIVING_UP: u32 = 3;
-/// Log lines shown under a failed health check.
-const TAIL_LINES: usize = 15;
-
 /// One running deploy: its row, and where its progress goes.
 pub(crate) struct Run {
     pub(crate) app: AppRow,
@@ -74,9 +59,10 @@ impl Run {
         Ok(())
     }
 
-    fn serving(&self) -> String {
-        self.previous
-            .map_or_else(|| "none".to_owned(), |n| n.to_string())
+    /// The release the proxy serves for the app right now (what a failure
+    /// leaves serving), from the routing state, not from the store.
+    pub(crate) fn serving(&self, engine: &Engine) -> Option<i64> {
+        engine.routes.serving(&self.app.name).map(|r| r.number)
     }
 }
 
@@ -97,14 +83,7 @@ impl Engine {
         req: DeployRequest,
         tx: Option<ProgressTx>,
     ) -> Result<DeployReport, DeployError> {
-        let config = AppConfig::load(&req.source_dir)?;
-        let config = if req.env.is_empty() {
-            config
-        } else {
-            config
-                .with_env_overrides(&req.env)
-                .map_err(DeployError::EnvOverride)?
-        };
+        let config = request_config(&req.source_dir, &req.env)?;
         let source =
             std::fs::canonicalize(&req.source_dir).unwrap_or_else(|_| req.source_dir.clone());
         let app = self
@@ -156,7 +135,7 @@ impl Engine {
         .await
     }
 
-    async fn acquire<'a>(
+    pub(crate) async fn acquire<'a>(
         &self,
         lock: &'a tokio::sync::Mutex<()>,
         app: &AppRow,
@@ -173,6 +152,9 @@ impl Engine {
                 .and_then(|d| d.into_iter().find(|d| d.app_id == app.id));
             DeployError::InProgress {
                 app: app.name.clone(),
+                kind: running
+                    .as_ref()
+                    .map_or_else(|| "deploy".to_owned(), |d| d.kind.to_string()),
                 deploy: running.as_ref().map_or(0, |d| d.id),
                 state: running.map_or_else(|| "starting".to_owned(), |d| d.state),
             }
@@ -191,8 +173,16 @@ impl Engine {
             .begin_deploy(&app, kind, app.current_release, release)
             .map_err(|e| match e {
                 StoreError::DeployInProgress {
-                    app, deploy, state, ..
-                } => DeployError::InProgress { app, deploy, state },
+                    app,
+                    deploy,
+                    kind,
+                    state,
+                } => DeployError::InProgress {
+                    app,
+                    kind,
+                    deploy,
+                    state,
+                },
                 e => e.into(),
             })?;
         Ok(Run {
@@ -300,15 +290,25 @@ impl Engine {
         version: Option<String>,
         image: Option<String>,
     ) -> Result<usize, DeployError> {
-        let config_json =
-            serde_json::to_string(&config).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let config_json = config_json(&config)?;
         let revision = match version {
             Some(v) => Some(v),
             None => git_revision(&source).await,
         };
-        let release = self
-            .store
-            .create_release(run.app.id, revision.as_deref(), &config_json)?;
+        // Before the build, which may write into the tree.
+        let source_hash = match crate::source::source_hash(&source).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(app = %run.app.name, error = %e, "could not hash the source tree");
+                None
+            }
+        };
+        let release = self.store.create_release(
+            run.app.id,
+            revision.as_deref(),
+            &config_json,
+            source_hash.as_deref(),
+        )?;
         let number = release.number;
         self.store.set_deploy_target(run.deploy, number)?;
         run.release = Some(number);
@@ -373,17 +373,7 @@ impl Engine {
             Some(&dir.to_string_lossy()),
         )?;
 
-        if !config.accessories.is_empty() {
-            let names: Vec<&str> = config.accessories.keys().map(String::as_str).collect();
-            run.step(self, Step::Accessories, Some(names.join(", ")))
-                .await?;
-            // An accessory image built here streams as progress too (an
-            // accessory's build output is logged as release 0's).
-            let forward = forward_progress(run, &runtime, Some(0), "build");
-            let booted = self.boot_accessories(&config, &source).await;
-            finish_forwarding(forward).await;
-            booted?;
-        }
+        self.accessories_step(run, &config, &source).await?;
 
         if let Some(command) = &config.release_command {
             run.step(self, Step::Releasing, Some(command.clone()))
@@ -403,7 +393,7 @@ impl Engine {
                 return Err(DeployError::ReleaseCommand {
                     app: run.app.name.clone(),
                     release: number,
-                    serving: run.serving(),
+                    serving: run.serving(self),
                     how: how(&outcome),
                     tail: outcome.tail,
                 });
@@ -418,8 +408,8 @@ impl Engine {
         Ok(abandoned)
     }
 
-    /// Brings a retained release back: start, health, switch (rollback and
-    /// restore after a restart).
+    /// Brings a retained release back: accessories, start, health, switch
+    /// (rollback, and restore after a restart).
     pub(crate) async fn activate_steps(
         self: &Arc<Self>,
         run: &mut Run,
@@ -432,8 +422,36 @@ impl Engine {
             release: target,
             kind: run.kind.to_string(),
         });
+        // What the release needs before it starts: after a restart of
+        // `wharf up` its accessories are stopped, and instances that cannot
+        // reach their database would only fail their health checks.
+        let source = PathBuf::from(&run.app.source_dir);
+        self.accessories_step(run, &config, &source).await?;
         let live = self.start_release(run, target, config, &dir).await?;
         self.switch_and_retire(run, live).await
+    }
+
+    /// Boots (or starts) every accessory of `config` that is not running
+    /// and waits for its health check, as a step of `run`; an accessory
+    /// image built here streams as progress. Nothing when it has none.
+    async fn accessories_step(
+        &self,
+        run: &Run,
+        config: &AppConfig,
+        source: &Path,
+    ) -> Result<(), DeployError> {
+        if config.accessories.is_empty() {
+            return Ok(());
+        }
+        let runtime = self.runtime_for(config).await?;
+        let names: Vec<&str> = config.accessories.keys().map(String::as_str).collect();
+        run.step(self, Step::Accessories, Some(names.join(", ")))
+            .await?;
+        // An accessory's build output is logged as release 0's.
+        let forward = forward_progress(run, &runtime, Some(0), "build");
+        let booted = self.boot_accessories(config, source).await;
+        finish_forwarding(forward).await;
+        booted
     }
 
     /// The config a release was deployed with.
@@ -482,7 +500,10 @@ impl Engine {
         };
         let current = app.current_release;
         if let Some(n) = target {
-            if Some(n) == current {
+            // The store's serving release may not be routed (its restore
+            // failed): then bringing it back is exactly what is asked.
+            let routed = self.routes.serving(&app.name).map(|r| r.number);
+            if Some(n) == routed {
                 return Err(none(&format!("release {n} is already serving")));
             }
             let r = self.store.release(app, n)?;
@@ -550,198 +571,6 @@ impl Engine {
         Ok(outcome?)
     }
 
-    /// Starts every instance of a release and waits until all are healthy.
-    /// On failure the started instances are stopped again.
-    pub(crate) async fn start_release(
-        self: &Arc<Self>,
-        run: &Run,
-        number: i64,
-        config: AppConfig,
-        dir: &Path,
-    ) -> Result<Arc<LiveRelease>, DeployError> {
-        let total: u32 = config.processes.values().map(|p| p.instances).sum();
-        run.step(
-            self,
-            Step::Starting,
-            Some(format!(
-                "{total} instance{} of release {number}",
-                if total == 1 { "" } else { "s" }
-            )),
-        )
-        .await?;
-        let mut instances = Vec::new();
-        self.runtime_for(&config).await?;
-        let env = app_env(&config)?;
-        // Subscribed before the first spawn, so no early crash is missed.
-        let events = self.runtime.events();
-        let started = self
-            .spawn_instances(run, number, &config, &env, dir, &mut instances)
-            .await;
-        if let Err(e) = started {
-            self.stop_instances(&instances).await;
-            return Err(e);
-        }
-        let deadline = config.deploy.health_timeout;
-        run.step(
-            self,
-            Step::HealthChecking,
-            Some(format!("health timeout {}", humantime_fmt(deadline))),
-        )
-        .await?;
-        let checks = join_all(instances.iter().map(|spec| {
-            let health = config.processes[&spec.process]
-                .health
-                .as_ref()
-                .map(health_spec);
-            async move {
-                let result = match &health {
-                    Some(h) => health::wait_healthy(spec.addr(), h, deadline)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    None => {
-                        tokio::time::sleep(READY_GRACE).await;
-                        Ok(())
-                    }
-                };
-                (spec.id.clone(), result)
-            }
-        }));
-        let failed: Option<(String, String)> = tokio::select! {
-            results = checks => results.into_iter().find_map(|(id, r)| r.err().map(|why| (id, why))),
-            crashed = crash_loop(events, instances.iter().map(|s| s.id.clone()).collect()) => Some(crashed),
-        };
-        if let Some((id, reason)) = failed {
-            let tail = match instances.iter().find(|s| s.id == id) {
-                Some(spec) => self.instance_tail(&run.app.name, spec).await,
-                None => Vec::new(),
-            };
-            let err = DeployError::Unhealthy(Box::new(crate::error::Unhealthy {
-                app: run.app.name.clone(),
-                release: number,
-                instance: id,
-                timeout: humantime_fmt(deadline),
-                reason,
-                serving: run.serving(),
-                tail,
-            }));
-            self.stop_instances(&instances).await;
-            for spec in &instances {
-                self.store
-                    .set_instance_state(&spec.id, InstanceState::Failed)?;
-            }
-            return Err(err);
-        }
-        let mut live = Vec::new();
-        for spec in instances {
-            let process = &config.processes[&spec.process];
-            let (backend, healthy) = match (&process.http, &process.health) {
-                (Some(_), Some(h)) => {
-                    let backend =
-                        self.proxy()
-                            .backend(&spec.id, spec.addr(), &run.app.name, number as u64);
-                    (
-                        Some(backend),
-                        Some(health::monitor(spec.addr(), health_spec(h))),
-                    )
-                }
-                _ => (None, None),
-            };
-            self.store
-                .set_instance_state(&spec.id, InstanceState::Healthy)?;
-            live.push(LiveInstance {
-                spec,
-                backend,
-                healthy,
-                up: Arc::new(AtomicBool::new(true)),
-                watcher: None,
-            });
-        }
-        let mut release = LiveRelease {
-            number,
-            config,
-            instances: live,
-        };
-        self.watch_health(&mut release);
-        self.refresh_instance_gauge(&run.app);
-        Ok(Arc::new(release))
-    }
-
-    async fn spawn_instances(
-        &self,
-        run: &Run,
-        number: i64,
-        config: &AppConfig,
-        app_env: &std::collections::BTreeMap<String, String>,
-        dir: &Path,
-        out: &mut Vec<InstanceSpec>,
-    ) -> Result<(), DeployError> {
-        for process in config.processes.values() {
-            for index in 1..=process.instances {
-                let id = format!("{}-r{number}-{}-{index}", run.app.name, process.name);
-                let mut env = app_env.clone();
-                env.extend(process.env.clone());
-                // After a server restart, an instance of the serving release
-                // that is still running is taken over where it stands.
-                let adoptable = self.take_adoptable(&id);
-                let port = match adoptable {
-                    Some(port) => port,
-                    None => free_port().map_err(DeployError::Port)?,
-                };
-                let mut spec = InstanceSpec {
-                    id: id.clone(),
-                    app: run.app.name.clone(),
-                    release: number as u64,
-                    process: process.name.clone(),
-                    index,
-                    command: process.command.clone(),
-                    workdir: dir.to_path_buf(),
-                    env,
-                    port,
-                    container_port: process.port,
-                    stop_timeout: process.stop_timeout,
-                    limits: containers::limits(process.memory, process.cpus),
-                    restart: match process.restart {
-                        wharf_config::Restart::Always => RestartPolicy::Always,
-                        wharf_config::Restart::OnFailure => RestartPolicy::OnFailure,
-                        wharf_config::Restart::Never => RestartPolicy::Never,
-                    },
-                };
-                if adoptable.is_some() {
-                    match self.runtime.adopt(spec.clone()).await {
-                        Ok(Some(pid)) => {
-                            self.store.set_instance_pid(&id, Some(pid))?;
-                            self.store
-                                .set_instance_state(&id, InstanceState::Starting)?;
-                            tracing::info!(instance = %id, pid, "adopted a running instance");
-                            out.push(spec);
-                            continue;
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            tracing::warn!(instance = %id, error = %e, "could not adopt; starting it again")
-                        }
-                    }
-                    spec.port = free_port().map_err(DeployError::Port)?;
-                }
-                let port = spec.port;
-                // Recorded before it exists, so a crash right after the
-                // spawn still knows what to look for.
-                self.store.insert_instance(&NewInstance {
-                    id: &id,
-                    app_id: run.app.id,
-                    release: number,
-                    process: &process.name,
-                    idx: index as i64,
-                    port,
-                })?;
-                out.push(spec.clone());
-                let pid = self.runtime.start(spec).await?;
-                self.store.set_instance_pid(&id, Some(pid))?;
-            }
-        }
-        Ok(())
-    }
-
     /// The commit point, then the old release's retirement.
     pub(crate) async fn switch_and_retire(
         self: &Arc<Self>,
@@ -805,49 +634,6 @@ impl Engine {
         Ok(report.abandoned)
     }
 
-    /// Stops instances concurrently and records them stopped.
-    pub(crate) async fn stop_instances(&self, specs: &[InstanceSpec]) {
-        for s in specs {
-            let _ = self
-                .store
-                .set_instance_state(&s.id, InstanceState::Stopping);
-        }
-        let stops = specs.iter().map(|s| async move {
-            if let Err(e) = self.runtime.stop(&s.id).await {
-                tracing::warn!(instance = %s.id, error = %e, "stop failed");
-            }
-            let _ = self.store.set_instance_state(&s.id, InstanceState::Stopped);
-        });
-        join_all(stops).await;
-    }
-
-    /// Republishes the table whenever a live instance's health changes.
-    fn watch_health(self: &Arc<Self>, release: &mut LiveRelease) {
-        for inst in &mut release.instances {
-            let Some(mut rx) = inst.healthy.clone() else {
-                continue;
-            };
-            let engine = Arc::downgrade(self);
-            let id = inst.spec.id.clone();
-            inst.watcher = Some(tokio::spawn(async move {
-                while rx.changed().await.is_ok() {
-                    let Some(engine) = engine.upgrade() else {
-                        return;
-                    };
-                    let healthy = *rx.borrow_and_update();
-                    let state = if healthy {
-                        InstanceState::Healthy
-                    } else {
-                        InstanceState::Unhealthy
-                    };
-                    tracing::warn!(instance = %id, healthy, "instance health changed");
-                    let _ = engine.store.set_instance_state(&id, state);
-                    engine.routes.publish();
-                }
-            }));
-        }
-    }
-
     /// Prunes releases beyond the app's `retain` count (never the serving one).
     async fn retain(&self, app: &AppRow) -> Result<(), DeployError> {
         let app = self.store.app(&app.name)?;
@@ -871,46 +657,56 @@ impl Engine {
         }
         Ok(())
     }
+}
 
-    async fn instance_tail(&self, app: &str, spec: &InstanceSpec) -> Vec<String> {
-        let lines = self
-            .runtime
-            .tail_logs(app, Some(&spec.process), 500)
-            .await
-            .unwrap_or_default();
-        let mine: Vec<String> = lines
-            .into_iter()
-            .filter(|l| l.instance == spec.id)
-            .map(|l| l.line)
-            .collect();
-        mine[mine.len().saturating_sub(TAIL_LINES)..].to_vec()
+/// The config a deploy of `dir` with `env` overrides makes a release of.
+fn request_config(
+    dir: &Path,
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<AppConfig, DeployError> {
+    let config = AppConfig::load(dir)?;
+    if env.is_empty() {
+        return Ok(config);
     }
+    config
+        .with_env_overrides(env)
+        .map_err(DeployError::EnvOverride)
+}
 
-    pub(crate) fn refresh_instance_gauge(&self, app: &AppRow) {
-        let Ok(rows) = self.store.live_instances(Some(app.id)) else {
-            return;
-        };
-        for state in [
-            InstanceState::Starting,
-            InstanceState::Healthy,
-            InstanceState::Unhealthy,
-            InstanceState::Restarting,
-            InstanceState::Stopping,
-        ] {
-            let n = rows.iter().filter(|r| r.state == state).count();
-            self.metrics
-                .instances
-                .get_or_create(&crate::metrics::InstanceLabels {
-                    app: app.name.clone(),
-                    state: state.to_string(),
-                })
-                .set(n as i64);
-        }
+/// How a release's config is kept in the store.
+fn config_json(config: &AppConfig) -> Result<String, DeployError> {
+    Ok(serde_json::to_string(config).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+}
+
+impl Engine {
+    /// Why deploying `dir` (with `env` overrides) would make something else
+    /// than release `number` of its app: its source tree or its config
+    /// differs (see [`crate::source`]); `None` when it would not.
+    pub async fn source_differs(
+        &self,
+        dir: &Path,
+        env: &std::collections::BTreeMap<String, String>,
+        number: i64,
+    ) -> Result<Option<String>, DeployError> {
+        let config = request_config(dir, env)?;
+        let app = self.store.app(&config.name)?;
+        let release = self.store.release(&app, number)?;
+        let hash = crate::source::source_hash(dir)
+            .await
+            .map_err(|e| DeployError::Source {
+                dir: dir.to_path_buf(),
+                source: e,
+            })?;
+        Ok(crate::source::differs(
+            &release,
+            &hash,
+            &config_json(&config)?,
+        ))
     }
 }
 
 /// Ends a progress stream with the outcome.
-fn finished(tx: Option<&ProgressTx>, result: &Result<DeployReport, DeployError>) {
+pub(crate) fn finished(tx: Option<&ProgressTx>, result: &Result<DeployReport, DeployError>) {
     let Some(tx) = tx else { return };
     let p = match result {
         Ok(report) => Progress::Finished {
@@ -925,49 +721,6 @@ fn finished(tx: Option<&ProgressTx>, result: &Result<DeployReport, DeployError>)
         },
     };
     let _ = tx.send(p);
-}
-
-/// Resolves with the instance and a reason once one of `ids` has exited
-/// [`CRASHES_BEFORE_GIVING_UP`] times.
-async fn crash_loop(
-    mut events: tokio::sync::broadcast::Receiver<RuntimeEvent>,
-    ids: Vec<String>,
-) -> (String, String) {
-    let mut exits = std::collections::HashMap::<String, u32>::new();
-    loop {
-        match events.recv().await {
-            Ok(RuntimeEvent::Exited {
-                id, code, signal, ..
-            }) if ids.contains(&id) => {
-                let n = exits.entry(id.clone()).or_default();
-                *n += 1;
-                if *n >= CRASHES_BEFORE_GIVING_UP {
-                    let how = match (code, signal) {
-                        (Some(c), _) => format!("exit code {c}"),
-                        (None, Some(s)) => format!("signal {s}"),
-                        _ => "unknown status".into(),
-                    };
-                    return (
-                        id,
-                        format!("it exited {n} times while starting (last: {how})"),
-                    );
-                }
-            }
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                return std::future::pending().await;
-            }
-        }
-    }
-}
-
-pub(crate) fn health_spec(h: &wharf_config::HealthCheck) -> HealthSpec {
-    HealthSpec {
-        path: h.path.clone(),
-        interval: h.interval,
-        timeout: h.timeout,
-        threshold: h.threshold,
-    }
 }
 
 pub(crate) fn humantime_fmt(d: Duration) -> String {
@@ -1041,11 +794,6 @@ pub(crate) async fn finish_forwarding(forward: Option<tokio::task::JoinHandle<()
         tokio::time::sleep(Duration::from_millis(50)).await;
         f.abort();
     }
-}
-
-/// A port the kernel says is free right now on 127.0.0.1.
-pub(crate) fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 
 /// The git revision of `dir`, `-dirty` when its tree has changes; `None`

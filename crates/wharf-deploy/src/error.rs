@@ -7,10 +7,12 @@ pub enum DeployError {
     #[error("{0}")]
     EnvOverride(wharf_config::ConfigErrors),
     #[error(
-        "a deploy of {app} is already running (deploy {deploy}, now {state}); wait for it to finish or pass --wait"
+        "a {kind} of {app} is already running (deploy {deploy}, now {state}); wait for it to finish or pass --wait"
     )]
     InProgress {
         app: String,
+        /// `deploy`, `rollback` or `restore`.
+        kind: String,
         deploy: i64,
         state: String,
     },
@@ -22,13 +24,14 @@ pub enum DeployError {
         tail: Vec<String>,
     },
     #[error(
-        "release command of {app} release {release} failed ({how}); no instance was started, release {serving} keeps serving{}",
-        tail_text(.tail)
+        "release command of {app} release {release} failed ({how}); no instance was started, {}{}",
+        keeps_serving(*.serving), tail_text(.tail)
     )]
     ReleaseCommand {
         app: String,
         release: i64,
-        serving: String,
+        /// What the proxy serves for the app right now.
+        serving: Option<i64>,
         how: String,
         tail: Vec<String>,
     },
@@ -75,12 +78,26 @@ pub enum DeployError {
     },
     #[error("{app} has no serving release; deploy it first with `wharf deploy`")]
     NotServing { app: String },
+    #[error("could not read the source tree {}: {source}", .dir.display())]
+    Source {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("no free port on 127.0.0.1 for an instance: {0}")]
     Port(std::io::Error),
     #[error(transparent)]
     Store(#[from] wharf_store::StoreError),
     #[error(transparent)]
     Runtime(#[from] wharf_runtime::RuntimeError),
+}
+
+/// What a failure leaves serving, said only when it is true: the
+/// routing table's release, or that nothing serves.
+pub(crate) fn keeps_serving(serving: Option<i64>) -> String {
+    match serving {
+        Some(n) => format!("release {n} keeps serving"),
+        None => "no release is serving (see `wharf status`)".to_owned(),
+    }
 }
 
 /// "a, b" or "(none)".
@@ -108,8 +125,8 @@ fn tail_text(tail: &[String]) -> String {
 /// A new release whose instance did not pass its health check.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{app} release {release}: instance {instance} did not become healthy within {timeout}: {reason}; the new instances were stopped, release {serving} keeps serving{}",
-    tail_text(.tail)
+    "{app} release {release}: instance {instance} did not become healthy within {timeout}: {reason}; the instances of release {release} were stopped, {}{}",
+    keeps_serving(*.serving), tail_text(.tail)
 )]
 pub struct Unhealthy {
     pub app: String,
@@ -117,6 +134,7 @@ pub struct Unhealthy {
     pub instance: String,
     pub timeout: String,
     pub reason: String,
-    pub serving: String,
+    /// What the proxy serves for the app right now.
+    pub serving: Option<i64>,
     pub tail: Vec<String>,
 }

@@ -4,9 +4,12 @@
 //! build → snapshot → release command → start instances → health → switch
 //! → drain → stop old, recording each [`Step`] in the store before acting
 //! on it. A rollback is the same machine from "start instances" on, with a
-//! retained release. [`Engine::recover`] is what a restarted server runs
-//! first: it kills whatever an earlier server left running, closes the
-//! deploys it left open, and brings back the one serving release.
+//! retained release (accessories booted first). [`Engine::prepare_recovery`]
+//! and [`Engine::recover`] are what a restarted server runs: the first
+//! closes the deploys an earlier server left open and marks every app
+//! restoring before anything answers; the second brings back each app's
+//! serving release in the background and kills whatever of it an earlier
+//! server left running.
 //!
 //! Architecture Invariant 3 lives here (with `wharf_store::Store::switch`
 //! as the commit point); Invariants 1 and 2 are kept by [`live`].
@@ -33,6 +36,9 @@ mod metrics;
 mod progress;
 mod progressive;
 mod recover;
+mod remove;
+mod source;
+mod start;
 mod status;
 mod step;
 
@@ -40,7 +46,8 @@ pub use containers::AccessoryAction;
 pub use error::DeployError;
 pub use progress::{DeployReport, Progress};
 pub use progressive::{Control, ProgressiveStatus, ReleaseTraffic};
-pub use recover::RecoveryReport;
+pub use recover::{RecoveryPlan, RecoveryReport, RecoveryTx};
+pub use source::source_hash;
 pub use status::{AppStatus, DeploySummary, InstanceStatus, RouteStatus};
 pub use step::Step;
 
@@ -76,10 +83,10 @@ pub struct Engine {
     metrics: metrics::DeployMetrics,
     /// Per app: how to reach a canary or bake in progress, and what it shows.
     progressive: Mutex<HashMap<String, progressive::InProgress>>,
-    /// During recovery: instance id → port of the instances the store
-    /// expected to be running, which the runtime may still have (containers
-    /// outlive the server) and can adopt.
-    adoptable: Mutex<HashMap<String, u16>>,
+    /// During recovery: instance id → (app, port) of the instances the
+    /// store expected to be running, which the runtime may still have
+    /// (containers outlive the server) and can adopt.
+    adoptable: Mutex<HashMap<String, (String, u16)>>,
 }
 
 impl Engine {
@@ -120,7 +127,7 @@ impl Engine {
     /// The port of instance `id` if recovery may adopt it (once).
     pub(crate) fn take_adoptable(&self, id: &str) -> Option<u16> {
         let mut adoptable = self.adoptable.lock().unwrap_or_else(|e| e.into_inner());
-        adoptable.remove(id)
+        adoptable.remove(id).map(|(_, port)| port)
     }
 
     fn app_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {

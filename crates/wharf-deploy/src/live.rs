@@ -6,6 +6,12 @@
 //! Invariant 2). Only instances whose health monitor currently says healthy
 //! are put in it (Invariant 1): an instance gets a monitor only after it
 //! passed `wait_healthy` for this deploy.
+//!
+//! An app that has a serving release in the store but nothing in the table
+//! (being restored after a restart, or whose restore failed) is marked
+//! [`Down`]: its routes stay in the table without backends and answer 503
+//! with `Retry-After`, and `wharf status` says why. The mark goes with the
+//! next switch.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wharf_config::AppConfig;
-use wharf_proxy::{Backend, BackendSet, Proxy, ReleaseGroup, Route, RoutingTable};
+use wharf_proxy::{Backend, BackendSet, Proxy, ReleaseGroup, Route, RoutingTable, Unavailable};
 use wharf_runtime::InstanceSpec;
 
 /// One started instance of a release.
@@ -73,18 +79,60 @@ pub(crate) struct Serving {
     pub canary: Option<(Arc<LiveRelease>, u32)>,
 }
 
+/// Why an app with a serving release in the store has none in the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DownReason {
+    /// A restarted server is bringing it back.
+    Restoring,
+    /// The restore failed with this error; a deploy or rollback fixes it.
+    RestoreFailed(String),
+}
+
+/// An app that should serve `release` but does not: its routes answer 503
+/// with `Retry-After` (not 404, which says the app is gone).
+#[derive(Debug, Clone)]
+pub(crate) struct Down {
+    pub release: i64,
+    /// The release's config, for its routes.
+    pub config: AppConfig,
+    pub reason: DownReason,
+}
+
+impl Down {
+    /// The 503 the proxy answers for it: public, so no internal detail.
+    fn unavailable(&self) -> Arc<Unavailable> {
+        Arc::new(match self.reason {
+            DownReason::Restoring => Unavailable {
+                message: "The app is starting up after a restart of its server. Please try again in a few seconds.".into(),
+                retry_after: std::time::Duration::from_secs(5),
+            },
+            DownReason::RestoreFailed(_) => Unavailable {
+                message: "The app is unavailable right now. Please try again later.".into(),
+                retry_after: std::time::Duration::from_secs(30),
+            },
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    serving: BTreeMap<String, Serving>,
+    /// Apps not in `serving` that should be.
+    down: BTreeMap<String, Down>,
+}
+
 /// The serving releases of every app, and the proxy they are published to.
 #[derive(Debug)]
 pub(crate) struct Routes {
     proxy: Arc<Proxy>,
-    serving: Mutex<BTreeMap<String, Serving>>,
+    state: Mutex<State>,
 }
 
 impl Routes {
     pub fn new(proxy: Arc<Proxy>) -> Routes {
         Routes {
             proxy,
-            serving: Mutex::new(BTreeMap::new()),
+            state: Mutex::new(State::default()),
         }
     }
 
@@ -92,18 +140,38 @@ impl Routes {
         &self.proxy
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Serving>> {
-        self.serving.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish_locked(&self, state: &State) {
+        self.proxy.swap(build_table(state));
     }
 
     /// The stable release of `app`.
     pub fn serving(&self, app: &str) -> Option<Arc<LiveRelease>> {
-        self.lock().get(app).map(|s| s.stable.clone())
+        self.lock().serving.get(app).map(|s| s.stable.clone())
+    }
+
+    /// Why `app` does not serve, when it should.
+    pub fn down(&self, app: &str) -> Option<Down> {
+        self.lock().down.get(app).cloned()
+    }
+
+    /// Marks `app` down (when nothing of it is routed): its routes answer 503.
+    pub fn mark_down(&self, app: &str, down: Down) {
+        let mut state = self.lock();
+        if state.serving.contains_key(app) {
+            return;
+        }
+        state.down.insert(app.to_owned(), down);
+        self.publish_locked(&state);
     }
 
     /// Every live release (stable and canary) of every app.
     pub fn all(&self) -> Vec<Arc<LiveRelease>> {
         self.lock()
+            .serving
             .values()
             .flat_map(|s| {
                 std::iter::once(s.stable.clone()).chain(s.canary.as_ref().map(|c| c.0.clone()))
@@ -113,7 +181,7 @@ impl Routes {
 
     /// The releases routed for `app` right now, stable first.
     pub fn routed(&self, app: &str) -> Vec<(i64, u32)> {
-        match self.lock().get(app) {
+        match self.lock().serving.get(app) {
             None => Vec::new(),
             Some(s) => {
                 let w = s.canary.as_ref().map_or(0, |c| c.1);
@@ -124,43 +192,46 @@ impl Routes {
         }
     }
 
-    /// Makes `release` the stable one of `app` (any canary ends) and
-    /// publishes the table; returns the stable release it replaced.
+    /// Makes `release` the stable one of `app` (any canary ends, a down
+    /// mark goes) and publishes the table; returns the stable release it
+    /// replaced.
     pub fn switch(&self, app: &str, release: Arc<LiveRelease>) -> Option<Arc<LiveRelease>> {
-        let mut serving = self.lock();
-        let old = serving.insert(
+        let mut state = self.lock();
+        state.down.remove(app);
+        let old = state.serving.insert(
             app.to_owned(),
             Serving {
                 stable: release,
                 canary: None,
             },
         );
-        self.proxy.swap(build_table(&serving));
+        self.publish_locked(&state);
         old.map(|s| s.stable)
     }
 
     /// Sends `weight` percent of `app`'s traffic to `canary` (one table swap).
     pub fn set_canary(&self, app: &str, canary: Arc<LiveRelease>, weight: u32) {
-        let mut serving = self.lock();
-        if let Some(s) = serving.get_mut(app) {
+        let mut state = self.lock();
+        if let Some(s) = state.serving.get_mut(app) {
             s.canary = Some((canary, weight.min(100)));
         }
-        self.proxy.swap(build_table(&serving));
+        self.publish_locked(&state);
     }
 
     /// Takes the canary of `app` out of the table in one swap; returns it.
     pub fn clear_canary(&self, app: &str) -> Option<Arc<LiveRelease>> {
-        let mut serving = self.lock();
-        let canary = serving.get_mut(app).and_then(|s| s.canary.take());
-        self.proxy.swap(build_table(&serving));
+        let mut state = self.lock();
+        let canary = state.serving.get_mut(app).and_then(|s| s.canary.take());
+        self.publish_locked(&state);
         canary.map(|c| c.0)
     }
 
-    /// Takes `app` out of the table entirely (shutdown).
+    /// Takes `app` out of the table entirely (shutdown, removal).
     pub fn remove(&self, app: &str) -> Option<Arc<LiveRelease>> {
-        let mut serving = self.lock();
-        let old = serving.remove(app);
-        self.proxy.swap(build_table(&serving));
+        let mut state = self.lock();
+        let old = state.serving.remove(app);
+        state.down.remove(app);
+        self.publish_locked(&state);
         old.map(|s| s.stable)
     }
 
@@ -174,17 +245,18 @@ impl Routes {
 
     /// Rebuilds and swaps the table (after a health change).
     pub fn publish(&self) {
-        let serving = self.lock();
-        self.proxy.swap(build_table(&serving));
+        let state = self.lock();
+        self.publish_locked(&state);
     }
 }
 
 /// Derives the routing table: one route per `http` process of each app's
 /// stable release, holding the stable group and, during a canary, the
-/// canary's group with its weight — only instances healthy right now.
-fn build_table(serving: &BTreeMap<String, Serving>) -> RoutingTable {
+/// canary's group with its weight — only instances healthy right now —
+/// and, for each app marked down, its routes answering 503.
+fn build_table(state: &State) -> RoutingTable {
     let mut routes = Vec::new();
-    for (app, s) in serving {
+    for (app, s) in &state.serving {
         let canary_weight = s.canary.as_ref().map_or(0, |c| c.1);
         for process in s.stable.config.http_processes() {
             let Some(http) = &process.http else { continue };
@@ -198,6 +270,24 @@ fn build_table(serving: &BTreeMap<String, Serving>) -> RoutingTable {
                 host: http.host.clone(),
                 path_prefix: http.path_prefix.clone(),
                 backends: BackendSet { groups },
+                unavailable: None,
+            });
+        }
+    }
+    for (app, down) in &state.down {
+        if state.serving.contains_key(app) {
+            continue;
+        }
+        let unavailable = down.unavailable();
+        for process in down.config.http_processes() {
+            let Some(http) = &process.http else { continue };
+            routes.push(Route {
+                app: app.clone(),
+                process: process.name.clone(),
+                host: http.host.clone(),
+                path_prefix: http.path_prefix.clone(),
+                backends: BackendSet::default(),
+                unavailable: Some(unavailable.clone()),
             });
         }
     }

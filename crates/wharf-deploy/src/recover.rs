@@ -1,29 +1,52 @@
-//! Convergence after a crash, and the record of what the runtime does.
+//! Convergence after a crash or a restart, and the record of what the
+//! runtime does.
 //!
 //! A server killed at any point leaves: instance processes (its children,
-//! now orphans), maybe a deploy with no outcome, and a store whose
-//! `apps.current_release` says which release was serving at the last
-//! commit point. [`Engine::recover`] closes open deploys as `interrupted`,
-//! restores each app's serving release through the same start → health →
-//! switch path a deploy uses — adopting the instances that are still
-//! running (containers outlive the server; the docker runtime re-attaches
-//! to them) and starting the missing ones — and then removes every other
-//! instance of this data dir the runtimes find. The result: exactly one
-//! release serves, nothing is orphaned.
+//! now orphans) or containers, maybe a deploy with no outcome, and a store
+//! whose `apps.current_release` says which release was serving at the last
+//! commit point. Recovery has two halves:
+//!
+//! 1. [`Engine::prepare_recovery`], before the server answers anything and
+//!    without waiting on anything but the store: closes open deploys as
+//!    `interrupted`, marks releases that never served failed, notes the
+//!    instances that may still run (containers outlive the server), and
+//!    marks every app that should serve as restoring — its routes answer
+//!    503 with `Retry-After` at once, not 404.
+//! 2. [`Engine::recover`], in the background while the API and proxy
+//!    already answer: every app at once, each under its own deploy lock (a
+//!    deploy of that app waits for it; no app waits for another), restores
+//!    the serving release through the same path as a rollback — boot the
+//!    accessories and wait for their health, start the release's instances
+//!    (adopting those still running), health, switch — and then removes
+//!    whatever of that app the runtimes find that this server did not start
+//!    or adopt. A restore that fails leaves the app marked down with its
+//!    error (`wharf status`: "not serving: restore of release N failed: …"),
+//!    its routes still answering 503; a deploy or rollback clears it.
+//!
+//! The result: exactly one release serves per app, or the app says it
+//! does not; nothing is orphaned.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use wharf_config::AppConfig;
 use wharf_runtime::{Runtime, RuntimeEvent};
-use wharf_store::{DeployKind, DeployOutcome, EventLevel, InstanceState, ReleaseStatus};
+use wharf_store::{AppRow, DeployKind, DeployOutcome, EventLevel, InstanceState, ReleaseStatus};
 
-use crate::{DeployError, Engine};
+use crate::live::{Down, DownReason};
+use crate::{DeployError, Engine, Progress};
 
 /// How long leftovers get between SIGTERM and SIGKILL.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(5);
+
+/// Where restores report their progress, per app (`wharf up` shows its
+/// app's; `wharf server` logs every step anyway).
+pub type RecoveryTx = mpsc::UnboundedSender<(String, Progress)>;
 
 /// What [`Engine::recover`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,42 +61,71 @@ pub struct RecoveryReport {
     pub failed: Vec<(String, String)>,
 }
 
+/// What the first half of recovery found and the second half will do.
+#[derive(Debug, Default)]
+pub struct RecoveryPlan {
+    apps: Vec<AppPlan>,
+    interrupted: Vec<i64>,
+}
+
+#[derive(Debug)]
+struct AppPlan {
+    name: String,
+    /// The release to restore (the store's serving release).
+    restore: Option<i64>,
+    /// Releases of interrupted deploys that never served: their files go.
+    dead: Vec<i64>,
+    /// The config that says which runtime the app uses (its serving
+    /// release's, else its newest release's).
+    config: Option<AppConfig>,
+}
+
+impl RecoveryPlan {
+    /// The (app, release) pairs that will be restored.
+    pub fn restores(&self) -> Vec<(String, i64)> {
+        self.apps
+            .iter()
+            .filter_map(|a| Some((a.name.clone(), a.restore?)))
+            .collect()
+    }
+}
+
 impl Engine {
-    /// Converges to the store's truth. Run once, before serving.
-    pub async fn recover(self: &Arc<Self>) -> Result<RecoveryReport, DeployError> {
-        let mut report = RecoveryReport::default();
-        // Each app's runtime, from its serving release's config: a docker
-        // app connects the docker runtime here, so its leftovers are seen.
-        for app in self.store.apps()? {
-            let Some(number) = app.current_release else {
-                continue;
-            };
-            if let Ok(config) = self.stored_config(&app, number)
-                && let Err(e) = self.runtime_for(&config).await
-            {
-                tracing::error!(app = %app.name, error = %e, "the app's runtime is not available");
-            }
-        }
+    /// The first half of recovery (see the module docs). Store work only:
+    /// run it before the server answers anything.
+    pub fn prepare_recovery(self: &Arc<Self>) -> Result<RecoveryPlan, DeployError> {
+        let apps = self.store.apps()?;
+        let name_of = |id: i64| apps.iter().find(|a| a.id == id).map(|a| a.name.clone());
         // What the store expected to run. Containers outlive the server, so
         // the serving release's may still be up: those are adopted by the
-        // restore below instead of being started again.
+        // restore instead of being started again.
         {
             let mut adoptable = self.adoptable.lock().unwrap_or_else(|e| e.into_inner());
             for row in self.store.live_instances(None)? {
-                adoptable.insert(row.id.clone(), row.port);
+                if let Some(app) = name_of(row.app_id) {
+                    adoptable.insert(row.id.clone(), (app, row.port));
+                }
                 self.store
                     .set_instance_state(&row.id, InstanceState::Stopped)?;
             }
         }
-        let mut dead_releases = Vec::new();
+        let mut plan = RecoveryPlan::default();
+        let mut dead: Vec<(i64, i64)> = Vec::new();
         for d in self.store.unfinished_deploys()? {
-            let app = self.store.apps()?.into_iter().find(|a| a.id == d.app_id);
-            let serving = app.as_ref().and_then(|a| a.current_release);
-            let msg = format!(
-                "the server stopped during `{}`; release {} is the one serving",
-                d.state,
-                serving.map_or_else(|| "none".to_owned(), |n| n.to_string())
-            );
+            let serving = apps
+                .iter()
+                .find(|a| a.id == d.app_id)
+                .and_then(|a| a.current_release);
+            let msg = match serving {
+                Some(n) => format!(
+                    "the server stopped during `{}`; release {n} was serving and is restored",
+                    d.state
+                ),
+                None => format!(
+                    "the server stopped during `{}`; no release was serving",
+                    d.state
+                ),
+            };
             self.store
                 .finish_deploy(d.id, DeployOutcome::Interrupted, Some(&msg))?;
             self.store.add_event(
@@ -82,47 +134,164 @@ impl Engine {
                 EventLevel::Warn,
                 &format!("{} {} interrupted: {msg}", d.kind, d.id),
             )?;
-            report.interrupted.push(d.id);
+            plan.interrupted.push(d.id);
             // A new release that never became the serving one is dead.
-            if let (DeployKind::Deploy, Some(to), Some(app)) = (d.kind, d.to_release, &app)
+            if let (DeployKind::Deploy, Some(to)) = (d.kind, d.to_release)
                 && Some(to) != serving
             {
                 self.store
-                    .set_release_status(app.id, to, ReleaseStatus::Failed, None)?;
-                dead_releases.push((app.name.clone(), to));
+                    .set_release_status(d.app_id, to, ReleaseStatus::Failed, None)?;
+                dead.push((d.app_id, to));
             }
         }
-        for app in self.store.apps()? {
-            let Some(number) = app.current_release else {
-                continue;
-            };
-            match self.restore(&app.name, number).await {
-                Ok(_) => report.restored.push((app.name.clone(), number)),
-                Err(e) => {
-                    tracing::error!(app = %app.name, release = number, error = %e, "could not restore the serving release");
-                    report.failed.push((app.name.clone(), e.to_string()));
+        for app in &apps {
+            let config = self.runtime_config(app);
+            if let (Some(number), Some(config)) = (app.current_release, &config) {
+                self.routes.mark_down(
+                    &app.name,
+                    Down {
+                        release: number,
+                        config: config.clone(),
+                        reason: DownReason::Restoring,
+                    },
+                );
+            }
+            plan.apps.push(AppPlan {
+                name: app.name.clone(),
+                restore: app.current_release,
+                dead: dead
+                    .iter()
+                    .filter(|(id, _)| *id == app.id)
+                    .map(|(_, n)| *n)
+                    .collect(),
+                config,
+            });
+        }
+        Ok(plan)
+    }
+
+    /// The config that tells which runtime `app` uses: its serving
+    /// release's, else its newest release's.
+    fn runtime_config(&self, app: &AppRow) -> Option<AppConfig> {
+        let number = match app.current_release {
+            Some(n) => n,
+            None => self.store.releases(app.id).ok()?.first()?.number,
+        };
+        self.stored_config(app, number).ok()
+    }
+
+    /// The second half of recovery (see the module docs): every app at
+    /// once; returns when all are done. Progress of each restore goes to
+    /// `progress`, tagged with its app.
+    pub async fn recover(
+        self: &Arc<Self>,
+        plan: RecoveryPlan,
+        progress: Option<RecoveryTx>,
+    ) -> RecoveryReport {
+        let mut report = RecoveryReport {
+            interrupted: plan.interrupted,
+            ..RecoveryReport::default()
+        };
+        let apps = plan.apps.into_iter().map(|app| {
+            let progress = progress.clone();
+            async move { self.recover_app(app, progress).await }
+        });
+        for (name, restored, killed) in join_all(apps).await {
+            report.killed += killed;
+            match restored {
+                Some(Ok(n)) => report.restored.push((name, n)),
+                Some(Err(e)) => report.failed.push((name, e)),
+                None => {}
+            }
+        }
+        report
+    }
+
+    /// Restores one app (under its deploy lock), then removes its
+    /// leftovers. Returns (app, the restore's outcome, leftovers killed).
+    async fn recover_app(
+        self: &Arc<Self>,
+        app: AppPlan,
+        progress: Option<RecoveryTx>,
+    ) -> (String, Option<Result<i64, String>>, usize) {
+        let lock = self.app_lock(&app.name);
+        let _guard = lock.lock().await;
+        // The app's runtime first: a docker app connects the docker runtime
+        // here, so its leftovers are seen even when nothing is restored.
+        if let Some(config) = &app.config
+            && let Err(e) = self.runtime_for(config).await
+        {
+            tracing::error!(app = %app.name, error = %e, "the app's runtime is not available");
+        }
+        let restored = match app.restore {
+            None => None,
+            Some(number) => {
+                tracing::info!(app = %app.name, release = number, "restoring the serving release");
+                let result = self.restore(&app.name, number, progress).await;
+                Some(match result {
+                    Ok(_) => {
+                        tracing::info!(app = %app.name, release = number, "restored");
+                        Ok(number)
+                    }
+                    Err(e) => {
+                        let why = e.to_string();
+                        tracing::error!(app = %app.name, release = number, error = %why, "could not restore the serving release");
+                        self.mark_restore_failed(&app.name, number, app.config.clone(), &why);
+                        Err(why)
+                    }
+                })
+            }
+        };
+        self.forget_adoptable(&app.name);
+        // Everything of this app the runtimes run now and did not adopt or
+        // start is a leftover (an interrupted deploy's instances, older
+        // releases', a process runtime's orphans).
+        let killed = match self
+            .runtime
+            .kill_leftovers(Some(&app.name), LEFTOVER_GRACE)
+            .await
+        {
+            Ok(found) => {
+                if !found.is_empty() {
+                    tracing::warn!(app = %app.name, count = found.len(), "removed instances left by an earlier server");
                 }
+                found.len()
             }
+            Err(e) => {
+                tracing::error!(app = %app.name, error = %e, "could not remove the instances left by an earlier server");
+                0
+            }
+        };
+        for release in app.dead {
+            let _ = self.runtime.remove_release(&app.name, release as u64).await;
         }
+        (app.name, restored, killed)
+    }
+
+    /// Marks `app` down after its restore of `release` failed: its routes
+    /// answer 503, `wharf status` names the error.
+    fn mark_restore_failed(&self, app: &str, release: i64, config: Option<AppConfig>, why: &str) {
+        let config = config.or_else(|| {
+            let row = self.store.app(app).ok()?;
+            self.stored_config(&row, release).ok()
+        });
+        if let Some(config) = config {
+            self.routes.mark_down(
+                app,
+                Down {
+                    release,
+                    config,
+                    reason: DownReason::RestoreFailed(why.to_owned()),
+                },
+            );
+        }
+    }
+
+    fn forget_adoptable(&self, app: &str) {
         self.adoptable
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        // Everything of this data dir the runtimes run now and did not
-        // adopt or start is a leftover (an interrupted deploy's instances,
-        // older releases', a process runtime's orphans).
-        let found = self.runtime.kill_leftovers(LEFTOVER_GRACE).await?;
-        report.killed = found.len();
-        if !found.is_empty() {
-            tracing::warn!(
-                count = found.len(),
-                "removed instances left by an earlier server"
-            );
-        }
-        for (app, release) in dead_releases {
-            let _ = self.runtime.remove_release(&app, release as u64).await;
-        }
-        Ok(report)
+            .retain(|_, (a, _)| a != app);
     }
 
     /// Starts the serving release of `app` again and routes to it.
@@ -130,14 +299,34 @@ impl Engine {
         self: &Arc<Self>,
         app: &str,
         number: i64,
+        progress: Option<RecoveryTx>,
     ) -> Result<crate::DeployReport, DeployError> {
-        let app = self.store.app(app)?;
-        let run = self.begin(app, DeployKind::Restore, Some(number), None)?;
-        // The same path as a rollback: start the retained release, health, switch.
-        self.run(run, move |engine, run| {
-            Box::pin(engine.activate_steps(run, number))
-        })
-        .await
+        // This restore's progress, tagged with its app.
+        let tx = progress.map(|out| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
+            let app = app.to_owned();
+            tokio::spawn(async move {
+                while let Some(p) = rx.recv().await {
+                    if out.send((app.clone(), p)).is_err() {
+                        return;
+                    }
+                }
+            });
+            tx
+        });
+        let result = async {
+            let app = self.store.app(app)?;
+            let run = self.begin(app, DeployKind::Restore, Some(number), tx.clone())?;
+            // The same path as a rollback: accessories, start the retained
+            // release, health, switch.
+            self.run(run, move |engine, run| {
+                Box::pin(engine.activate_steps(run, number))
+            })
+            .await
+        }
+        .await;
+        crate::deploy::finished(tx.as_ref(), &result);
+        result
     }
 }
 
@@ -228,15 +417,22 @@ async fn readmit(engine: Weak<Engine>, release: Arc<crate::live::LiveRelease>, i
         .processes
         .get(&inst.spec.process)
         .and_then(|p| p.health.as_ref())
-        .map(crate::deploy::health_spec);
+        .map(crate::start::health_spec);
     let timeout = release.config.deploy.health_timeout;
+    let mut first = true;
     loop {
+        // Fast probes once, as for any starting instance; an instance that
+        // stayed unhealthy through a whole health timeout is then probed
+        // at its interval, never in a fast burst again.
         let passed = match &health {
-            Some(h) => wharf_proxy::health::wait_healthy(inst.spec.addr(), h, timeout)
+            Some(h) if first => wharf_proxy::health::wait_healthy(inst.spec.addr(), h, timeout)
+                .await
+                .is_ok(),
+            Some(h) => wharf_proxy::health::wait_healthy_at_interval(inst.spec.addr(), h, timeout)
                 .await
                 .is_ok(),
             None => {
-                tokio::time::sleep(crate::deploy::READY_GRACE).await;
+                tokio::time::sleep(crate::start::READY_GRACE).await;
                 true
             }
         };
@@ -262,5 +458,6 @@ async fn readmit(engine: Weak<Engine>, release: Arc<crate::live::LiveRelease>, i
         let _ = engine
             .store
             .set_instance_state(&inst.spec.id, InstanceState::Unhealthy);
+        first = false;
     }
 }

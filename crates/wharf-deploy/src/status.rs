@@ -1,9 +1,10 @@
 //! A snapshot of what runs and what is routed, for `wharf status`.
 
 use serde::{Deserialize, Serialize};
-use wharf_store::{InstanceRow, StoreError};
+use wharf_store::{AppRow, InstanceRow, StoreError};
 
 use crate::Engine;
+use crate::live::{Down, DownReason};
 use crate::progressive::{ProgressiveStatus, ReleaseTraffic};
 
 /// How far back `traffic` in a status looks.
@@ -13,8 +14,17 @@ const TRAFFIC_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct AppStatus {
     pub name: String,
     pub source_dir: String,
-    /// The serving release (the store's truth).
+    /// The release the proxy serves (its stable release), from the routing
+    /// table itself: `None` whenever nothing of the app is routed, whatever
+    /// the store last recorded.
     pub release: Option<i64>,
+    /// `serving`, `restoring` (a restarted server is bringing it back) or
+    /// `not_serving`.
+    pub state: String,
+    /// Why it is not serving, or what is being restored, e.g. "restore of
+    /// release 4 failed: …".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_detail: Option<String>,
     /// A deploy in progress: (id, kind, state).
     pub deploying: Option<(i64, String, String)>,
     pub routes: Vec<RouteStatus>,
@@ -73,6 +83,40 @@ impl From<InstanceRow> for InstanceStatus {
 }
 
 impl Engine {
+    /// The release the proxy serves for `app` (its stable release), if any.
+    pub fn routed_release(&self, app: &str) -> Option<i64> {
+        self.routes.serving(app).map(|r| r.number)
+    }
+
+    /// (state, detail) of an app whose routed release is `routed`.
+    fn availability(&self, app: &AppRow, routed: Option<i64>) -> (String, Option<String>) {
+        if routed.is_some() {
+            return ("serving".into(), None);
+        }
+        let detail = match self.routes.down(&app.name) {
+            Some(Down {
+                release,
+                reason: DownReason::Restoring,
+                ..
+            }) => {
+                return (
+                    "restoring".into(),
+                    Some(format!("restoring release {release} after a restart")),
+                );
+            }
+            Some(Down {
+                release,
+                reason: DownReason::RestoreFailed(why),
+                ..
+            }) => format!("restore of release {release} failed: {why}"),
+            None => match app.current_release {
+                None => "nothing has been deployed yet".to_owned(),
+                Some(n) => format!("release {n} is not running"),
+            },
+        };
+        ("not_serving".into(), Some(detail))
+    }
+
     /// Every app's status, by name.
     pub fn status(&self) -> Result<Vec<AppStatus>, StoreError> {
         let table = self.proxy().table();
@@ -119,13 +163,17 @@ impl Engine {
                     error: d.error,
                     finished_ms: d.finished_ms,
                 });
+            let release = self.routes.serving(&app.name).map(|r| r.number);
+            let (state, state_detail) = self.availability(&app, release);
             out.push(AppStatus {
+                state,
+                state_detail,
                 last_deploy,
                 traffic: self.traffic(&app.name, TRAFFIC_WINDOW),
                 progressive: self.progressive_status(&app.name),
                 name: app.name,
                 source_dir: app.source_dir,
-                release: app.current_release,
+                release,
                 deploying,
                 routes,
                 instances,

@@ -680,8 +680,10 @@ impl Ctx {
         out
     }
 
-    /// `environment:` of a service.
-    fn environment(&mut self, key: &str, node: &Node) -> Vec<(String, EnvValue)> {
+    /// `environment:` of a service. `table` prefixes `env` and `secrets` in
+    /// wharf.toml: empty for the app's, `accessories.NAME.` for an
+    /// accessory's.
+    fn environment(&mut self, key: &str, node: &Node, table: &str) -> Vec<(String, EnvValue)> {
         let mut out = Vec::new();
         for (k, kpos, v) in self.pairs(key, node) {
             let item_key = join_key(key, &k);
@@ -715,6 +717,17 @@ impl Ctx {
                         ),
                     );
                     set(&mut out, &k, EnvValue::Secret(Secret::Env(name)));
+                }
+                // The value is never repeated in the warning.
+                Interp::Literal(value) if looks_secret(&k, &value) => {
+                    self.w.add(
+                        v.pos,
+                        &item_key,
+                        format!(
+                            "`{k}` looks like a secret, so its value was not written to wharf.toml: added as [{table}secrets] {k} = {{ env = \"{k}\" }}; export `{k}` in the wharf server's environment, set to the value written here (a deploy fails until it is), or move it to [{table}env] if it is not a secret"
+                        ),
+                    );
+                    set(&mut out, &k, EnvValue::Secret(Secret::Env(k.clone())));
                 }
                 _ => {
                     if let Some(value) = self.lit(&v, &item_key) {
@@ -1180,10 +1193,19 @@ impl Ctx {
                     for r in self.w.map(&e.value, &k) {
                         let rk = join_key(&k, &r.key);
                         if r.key == "condition" {
-                            p.restart = match r.value.as_str() {
-                                Some("none") => Some(("never", r.value.pos)),
-                                Some("on-failure") => Some(("on-failure", r.value.pos)),
-                                Some("any") => Some(("always", r.value.pos)),
+                            let policy = match r.value.as_str() {
+                                Some("none") => Some("never"),
+                                Some("on-failure") => Some("on-failure"),
+                                Some("any") => Some("always"),
+                                _ => None,
+                            };
+                            p.restart = match (policy, r.value.as_str()) {
+                                (Some(policy), Some(written)) => Some(RestartSetting {
+                                    policy,
+                                    written: written.to_owned(),
+                                    pos: r.value.pos,
+                                    key: rk,
+                                }),
                                 _ => {
                                     self.w.add(r.value.pos, rk, format!("{} is not `none`, `on-failure` or `any`; not carried over", show(&r.value)));
                                     None
@@ -1207,7 +1229,7 @@ impl Ctx {
         }
     }
 
-    fn restart(&mut self, node: &Node, key: &str) -> Option<(&'static str, Pos)> {
+    fn restart(&mut self, node: &Node, key: &str) -> Option<RestartSetting> {
         let text = self.lit(node, key)?;
         let (policy, extra) = match text.split_once(':') {
             Some((p, n)) => (p.to_owned(), Some(n.to_owned())),
@@ -1233,7 +1255,12 @@ impl Ctx {
                 format!("wharf restarts with backoff and no retry limit; the limit of {n} restarts is not carried over"),
             );
         }
-        Some((mapped, node.pos))
+        Some(RestartSetting {
+            policy: mapped,
+            written: policy,
+            pos: node.pos,
+            key: key.to_owned(),
+        })
     }
 
     fn process(
@@ -1257,7 +1284,7 @@ impl Ctx {
         let map = e.value.as_map().unwrap_or_default();
         // Environment first: `secrets` may rewrite `X_FILE` variables.
         if let Some(env_node) = e.value.get("environment") {
-            env = self.environment(&format!("{svc}.environment"), env_node);
+            env = self.environment(&format!("{svc}.environment"), env_node, "");
         }
         for f in map {
             let k = join_key(&svc, &f.key);
@@ -1311,7 +1338,16 @@ impl Ctx {
         }
         p.memory = limits.memory;
         p.cpus = limits.cpus;
-        p.restart = limits.restart.map(|(r, _)| r);
+        if let Some(r) = &limits.restart
+            && r.written == "unless-stopped"
+        {
+            self.w.add(
+                r.pos,
+                &r.key,
+                "`unless-stopped` was written as `restart = \"always\"`, which means the same under wharf: an instance that exits on its own is started again after a backoff, whatever its exit code, and only a deploy, a rollback or the server's shutdown stops it; nothing to change (`on-failure` would restart it only after a non-zero exit)",
+            );
+        }
+        p.restart = limits.restart.map(|r| r.policy);
 
         // The first TCP port is where the proxy sends HTTP.
         for (i, pos, port) in &ports {
@@ -1437,7 +1473,7 @@ impl Ctx {
             match f.key.as_str() {
                 "build" | "command" => {}
                 "environment" => {
-                    for (key, v) in self.environment(&k, &f.value) {
+                    for (key, v) in self.environment(&k, &f.value, "") {
                         match v {
                             EnvValue::Secret(s) => {
                                 add_secret(&mut self.w, &mut app.secrets, &key, s, f.key_pos, &svc);
@@ -1474,7 +1510,8 @@ impl Ctx {
         };
         let mut env = Vec::new();
         if let Some(env_node) = e.value.get("environment") {
-            env = self.environment(&format!("{svc}.environment"), env_node);
+            let table = format!("accessories.{}.", crate::model::key(&a.name));
+            env = self.environment(&format!("{svc}.environment"), env_node, &table);
         }
         let mut limits = Limits::default();
         for f in e.value.as_map().unwrap_or_default() {
@@ -1536,13 +1573,16 @@ impl Ctx {
                 "wharf runs one container per accessory; not carried over",
             );
         }
-        if let Some((r, pos)) = limits.restart
-            && r != "always"
+        if let Some(r) = limits.restart
+            && r.policy != "always"
         {
             self.w.add(
-                pos,
-                format!("{svc}.restart"),
-                "wharf always restarts accessories; not carried over",
+                r.pos,
+                r.key,
+                format!(
+                    "wharf always restarts accessories: it runs them with the engine's restart policy `unless-stopped`, so one that exits is started again until `wharf accessory stop`; `{}` is not carried over",
+                    r.written
+                ),
             );
         }
         a.memory = limits.memory;
@@ -1618,7 +1658,18 @@ struct Limits {
     instances: Option<(u32, Pos, String)>,
     memory: Option<String>,
     cpus: Option<f64>,
-    restart: Option<(&'static str, Pos)>,
+    restart: Option<RestartSetting>,
+}
+
+/// A service's `restart` or `deploy.restart_policy.condition`, as read.
+struct RestartSetting {
+    /// wharf's policy: `always`, `on-failure` or `never`.
+    policy: &'static str,
+    /// The compose policy as written, without a `:N` retry limit.
+    written: String,
+    pos: Pos,
+    /// The dotted key it was read from.
+    key: String,
 }
 
 fn add_secret(
@@ -1638,6 +1689,94 @@ fn add_secret(
         Some(_) => {}
         None => secrets.push((key.to_owned(), secret)),
     }
+}
+
+/// Whether a literal env value is a credential by the look of its key:
+/// the key names a password, secret, token or key (`DB_PASSWORD`,
+/// `AWS_SECRET_ACCESS_KEY`, `GITHUB_TOKEN`, `STRIPE_API_KEY`, `SMTP_PASS`,
+/// `CREDENTIALS`…) rather than something about one (`…_FILE`, `…_URL`,
+/// `…_USER`, `…_KEY_ID`, `…_PUBLIC_KEY`, `…_TTL`…). A value that is a flag
+/// (`MYSQL_RANDOM_ROOT_PASSWORD=yes`, `SECRET_KEY_BASE_DUMMY=1`) or an
+/// absolute path (`GOOGLE_APPLICATION_CREDENTIALS=/run/gcp.json`) is not one.
+fn looks_secret(key: &str, value: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        "PASSWORD",
+        "PASSWD",
+        "PASSPHRASE",
+        "SECRET",
+        "TOKEN",
+        "APIKEY",
+        "API_KEY",
+        "PRIVATE_KEY",
+        "ACCESS_KEY",
+        "CREDENTIAL",
+    ];
+    /// A last word that makes the key a secret on its own (`SMTP_PASS`).
+    const SECRET_LAST: &[&str] = &["KEY", "PASS", "PWD"];
+    /// A last word that says something about a secret rather than being it.
+    const ABOUT_LAST: &[&str] = &[
+        "FILE",
+        "PATH",
+        "DIR",
+        "URL",
+        "URI",
+        "ENDPOINT",
+        "HOST",
+        "PORT",
+        "USER",
+        "USERNAME",
+        "NAME",
+        "ID",
+        "TTL",
+        "EXPIRY",
+        "EXPIRATION",
+        "LIFETIME",
+        "TIMEOUT",
+        "LENGTH",
+        "HEADER",
+        "TYPE",
+        "ALGORITHM",
+        "METHOD",
+        "POLICY",
+        "ENABLED",
+        "DISABLED",
+        "REQUIRED",
+        "DUMMY",
+    ];
+    /// `…_KEY`s that are not secret: public halves, lookup keys.
+    const PUBLIC_KEYS: &[&str] = &[
+        "PUBLIC",
+        "PUBLISHABLE",
+        "SITE",
+        "CACHE",
+        "SORT",
+        "PARTITION",
+        "PRIMARY",
+        "ROUTING",
+    ];
+    const FLAGS: &[&str] = &["true", "false", "yes", "no", "on", "off", "0", "1"];
+
+    let value = value.trim();
+    if value.is_empty()
+        || FLAGS.iter().any(|f| value.eq_ignore_ascii_case(f))
+        || (value.starts_with('/') && !value.contains(char::is_whitespace))
+    {
+        return false;
+    }
+    let key = key.to_ascii_uppercase();
+    let words: Vec<&str> = key.split('_').filter(|w| !w.is_empty()).collect();
+    let (last, before) = match words.as_slice() {
+        [.., before, last] => (*last, Some(*before)),
+        [last] => (*last, None),
+        [] => return false,
+    };
+    if ABOUT_LAST.contains(&last)
+        || key.ends_with("_EXPIRES_IN")
+        || (last == "KEY" && before.is_some_and(|b| PUBLIC_KEYS.contains(&b)))
+    {
+        return false;
+    }
+    MARKERS.iter().any(|m| key.contains(m)) || (before.is_some() && SECRET_LAST.contains(&last))
 }
 
 /// A secret's env var name: `db_password` → `DB_PASSWORD`.
@@ -1751,6 +1890,75 @@ mod tests {
             Some("/")
         );
         assert_eq!(url_path("pg_isready"), None);
+    }
+
+    #[test]
+    fn secret_looking_keys() {
+        let table: &[(&str, &str, bool)] = &[
+            // Secrets by their key.
+            ("POSTGRES_PASSWORD", "hunter2", true),
+            ("PGPASSWORD", "hunter2", true),
+            ("db_password", "hunter2", true),
+            ("LDAP_BIND_PASSWD", "x", true),
+            ("SSH_KEY_PASSPHRASE", "x", true),
+            ("SECRET_KEY_BASE", "abc", true),
+            ("OAUTH_CLIENT_SECRET", "abc", true),
+            ("AWS_SECRET_ACCESS_KEY", "abc", true),
+            ("GITHUB_TOKEN", "ghp_x", true),
+            ("STRIPE_API_KEY", "sk_live_x", true),
+            ("SENDGRID_APIKEY", "SG.x", true),
+            ("JWT_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----", true),
+            ("MINIO_ACCESS_KEY", "x", true),
+            ("SMTP_CREDENTIALS", "u:p", true),
+            ("ENCRYPTION_KEY", "x", true),
+            ("SMTP_PASS", "x", true),
+            ("DB_PWD", "x", true),
+            ("POSTGRES_PASSWORD", "12345", true),
+            // About a secret, not one.
+            ("POSTGRES_PASSWORD_FILE", "/run/secrets/db", false),
+            ("SECRETS_DIR", "secrets", false),
+            ("AWS_ACCESS_KEY_ID", "AKIA", false),
+            ("JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----", false),
+            ("STRIPE_PUBLISHABLE_KEY", "pk_live_x", false),
+            ("RECAPTCHA_SITE_KEY", "x", false),
+            ("CACHE_KEY", "v2", false),
+            ("OAUTH_TOKEN_URL", "https://example.com/token", false),
+            ("SECRET_HOST", "vault", false),
+            ("SMTP_PASSWORD_PORT", "25", false),
+            ("DB_PASSWORD_USER", "app", false),
+            ("TOKEN_NAME", "x", false),
+            ("ACCESS_TOKEN_TTL", "3600", false),
+            ("ACCESS_TOKEN_EXPIRES_IN", "15m", false),
+            ("PASSWORD_MIN_LENGTH", "8", false),
+            ("SECRET_KEY_BASE_DUMMY", "x", false),
+            // Flags, paths and empty values.
+            ("SECRET_KEY_BASE_DUMMY", "1", false),
+            ("MYSQL_RANDOM_ROOT_PASSWORD", "yes", false),
+            ("MYSQL_ALLOW_EMPTY_PASSWORD", "TRUE", false),
+            ("TOKENIZERS_PARALLELISM", "false", false),
+            (
+                "GOOGLE_APPLICATION_CREDENTIALS",
+                "/run/secrets/gcp.json",
+                false,
+            ),
+            ("POSTGRES_PASSWORD", "", false),
+            ("POSTGRES_PASSWORD", "  ", false),
+            // Neither.
+            ("KEY", "x", false),
+            ("PWD", "srv", false),
+            ("PASS", "x", false),
+            ("BYPASS", "x", false),
+            ("DATABASE_URL", "postgres://u:p@db/x", false),
+            ("POSTGRES_USER", "shop", false),
+            ("RAILS_ENV", "production", false),
+        ];
+        for (key, value, expected) in table {
+            assert_eq!(
+                looks_secret(key, value),
+                *expected,
+                "looks_secret({key:?}, {value:?})"
+            );
+        }
     }
 
     #[test]

@@ -88,6 +88,8 @@ mod compose {
         no_build => "no-build",
         invalid_yaml => "invalid-yaml",
         two_http => "two-http",
+        literal_secrets => "literal-secrets",
+        restart_policies => "restart-policies",
     );
 }
 
@@ -188,6 +190,29 @@ fn odd_inputs_do_not_panic() {
                     panic!("input {input:?}: not valid TOML: {e}\n{}", ok.toml)
                 });
             }
+        }
+    }
+}
+
+/// A literal credential is moved to `[secrets]`: its value is neither in
+/// the produced file nor in any warning.
+#[test]
+fn literal_secrets_are_never_printed() {
+    let path = fixture("compose", "literal-secrets");
+    let source = std::fs::read_to_string(&path).unwrap();
+    let ok = wharf_import::compose(&path, &source, None).unwrap();
+    for secret in [
+        "hunter2-web",
+        "3f9c1e0d7a",
+        "wJalrXUtnFEMI",
+        "sk_live_51Hx",
+        "pg-s3cret",
+        "my-s3cret",
+    ] {
+        assert!(source.contains(secret), "{secret} is not in the fixture");
+        assert!(!ok.toml.contains(secret), "{secret} in:\n{}", ok.toml);
+        for w in &ok.warnings {
+            assert!(!w.to_string().contains(secret), "{secret} in: {w}");
         }
     }
 }

@@ -45,6 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             host: None,
             path_prefix: "/".into(),
             backends: BackendSet::single(1, vec![b]),
+            unavailable: None,
         }]));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         println!("{}", listener.local_addr()?.port());

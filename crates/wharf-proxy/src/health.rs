@@ -105,17 +105,56 @@ pub(crate) fn fmt_duration(d: Duration) -> String {
     }
 }
 
-/// Probes until `threshold` consecutive passes (probing every
-/// `min(interval, 100ms)` while waiting, so a fast app goes live fast) or
-/// until `deadline` elapses.
+/// The first delay between probes of a starting instance.
+pub const FAST_PROBE: Duration = Duration::from_millis(100);
+
+/// Probes until `threshold` consecutive passes or until `deadline` elapses.
+///
+/// A starting instance is probed faster than `interval`, so a deploy
+/// switches as soon as the instance is healthy: the first probe at once,
+/// the next after [`FAST_PROBE`] (or `interval`, when shorter), the delay
+/// doubling after every failed probe up to `interval`. An instance that
+/// keeps failing is therefore probed every `interval`, as its settings say,
+/// not ten times a second for the whole health timeout. Passes keep the
+/// current delay, so `threshold` passes in a row take no longer than needed.
 pub async fn wait_healthy(
     addr: SocketAddr,
     spec: &HealthSpec,
     deadline: Duration,
 ) -> Result<(), HealthError> {
+    probe_until_healthy(addr, spec, deadline, spec.interval.min(FAST_PROBE)).await
+}
+
+/// [`wait_healthy`] at the configured `interval` from the first probe on:
+/// for an instance that failed before (a crashed instance being readmitted
+/// after an unsuccessful wait), which must not get a fast burst again.
+pub async fn wait_healthy_at_interval(
+    addr: SocketAddr,
+    spec: &HealthSpec,
+    deadline: Duration,
+) -> Result<(), HealthError> {
+    probe_until_healthy(addr, spec, deadline, spec.interval).await
+}
+
+/// The delay before the next probe after one that passed or failed.
+pub fn next_delay(current: Duration, passed: bool, interval: Duration) -> Duration {
+    if passed {
+        current
+    } else {
+        current.saturating_mul(2).min(interval)
+    }
+}
+
+async fn probe_until_healthy(
+    addr: SocketAddr,
+    spec: &HealthSpec,
+    deadline: Duration,
+    first_delay: Duration,
+) -> Result<(), HealthError> {
     let end = Instant::now() + deadline;
-    let every = spec.interval.min(Duration::from_millis(100));
     let need = spec.threshold.max(1);
+    let interval = spec.interval.max(Duration::from_millis(1));
+    let mut every = first_delay.max(Duration::from_millis(1)).min(interval);
     let mut attempts = 0u32;
     let mut passes = 0u32;
     let mut last_error = String::from("no probe ran before the deadline");
@@ -134,6 +173,7 @@ pub async fn wait_healthy(
             ),
         };
         attempts += 1;
+        let passed = result.is_ok();
         match result {
             Ok(()) => {
                 passes += 1;
@@ -160,6 +200,7 @@ pub async fn wait_healthy(
                 last_error,
             });
         }
+        every = next_delay(every, passed, interval);
         tokio::time::sleep_until(next).await;
     }
 }
@@ -208,4 +249,26 @@ pub fn monitor(addr: SocketAddr, spec: HealthSpec) -> tokio::sync::watch::Receiv
         }
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_delays_double_up_to_the_interval_on_failures() {
+        let ms = Duration::from_millis;
+        let interval = ms(5000);
+        let mut d = ms(100);
+        let mut seen = Vec::new();
+        for _ in 0..9 {
+            d = next_delay(d, false, interval);
+            seen.push(d.as_millis());
+        }
+        assert_eq!(seen, [200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000]);
+        // A pass keeps the pace; a short interval caps at once.
+        assert_eq!(next_delay(ms(400), true, interval), ms(400));
+        assert_eq!(next_delay(ms(50), false, ms(50)), ms(50));
+        assert_eq!(next_delay(ms(50), false, ms(80)), ms(80));
+    }
 }

@@ -18,6 +18,10 @@
 //! * Sticky assignment: on a route that splits traffic between releases
 //!   (two or more groups of weight > 0), a client is assigned a release by
 //!   weight once and kept there by a session cookie `wharf_<app>=<release>`.
+//! * [`Unavailable`]: a route can be marked down (an app being restored
+//!   after a restart, or whose restore failed); the proxy then answers its
+//!   requests itself with 503 and `Retry-After` instead of a 404 that would
+//!   tell clients and crawlers the app is gone.
 //! * Override for testing: with [`ProxyConfig::override_token`] set, a
 //!   request carrying `X-Wharf-Release: <n>` and the token in
 //!   `X-Wharf-Token` goes to release n of its route, even at weight 0. Both
@@ -45,7 +49,7 @@ mod proxy;
 pub mod stats;
 mod table;
 
-pub use table::{BackendSet, ReleaseGroup, Route, RoutingTable, WeightedPick};
+pub use table::{BackendSet, ReleaseGroup, Route, RoutingTable, Unavailable, WeightedPick};
 
 /// Limits and timeouts of the edge.
 #[derive(Clone)]

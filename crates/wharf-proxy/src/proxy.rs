@@ -498,6 +498,10 @@ impl ConnCtx {
                 log.app.clone_from(&route.app);
                 log.process.clone_from(&route.process);
             }
+            if let Some(down) = &route.unavailable {
+                ex.fixed = Some(Arc::new(proxy.metrics.handles(&route.app, "none")));
+                return unavailable(down, rid, ex);
+            }
             let token = cfg.override_token.as_deref();
             match choose(&table, idx, &parts.headers, token) {
                 Choice::NoBackend => {
@@ -794,6 +798,16 @@ fn prepare_request(parts: &mut http::request::Parts, rid: &HeaderValue, client_h
 fn page(p: Page, rid: HeaderValue, ex: Exchange) -> Response<ProxyBody> {
     let body = Bytes::from_static(p.body().as_bytes());
     respond(p.status(), body, p.closes(), rid, ex)
+}
+
+/// 503 with `Retry-After` for a route marked [`crate::Unavailable`].
+fn unavailable(down: &crate::Unavailable, rid: HeaderValue, ex: Exchange) -> Response<ProxyBody> {
+    let body = html_page(StatusCode::SERVICE_UNAVAILABLE, &down.message);
+    let mut resp = respond(StatusCode::SERVICE_UNAVAILABLE, body, false, rid, ex);
+    let secs = down.retry_after.as_secs().max(1);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
 }
 
 /// A page like [`Page`]'s with a message made at run time (HTML-escaped).

@@ -328,6 +328,19 @@ pub struct Route {
     pub host: Option<String>,
     pub path_prefix: String,
     pub backends: BackendSet,
+    /// When set, the proxy answers every request of this route itself with
+    /// 503, `Retry-After` and this reason, and forwards nothing (an app
+    /// being restored after a restart, or whose restore failed).
+    pub unavailable: Option<Arc<Unavailable>>,
+}
+
+/// Why a route answers 503 by itself, and when to come back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    /// One sentence for the page's reader (plain text; HTML-escaped when shown).
+    pub message: String,
+    /// Sent as `Retry-After` (whole seconds, at least 1).
+    pub retry_after: std::time::Duration,
 }
 
 /// The releases a route sends to, with weights.

@@ -22,7 +22,8 @@ use tokio::sync::{OnceCell, broadcast, mpsc};
 
 use crate::{
     AccessorySpec, AccessoryStatus, FoundProcess, InstanceId, InstanceSpec, InstanceState, LogLine,
-    PruneReport, ReleaseSource, Runtime, RuntimeError, RuntimeEvent, TaskOutcome, TaskSpec,
+    PruneReport, ReleaseSource, RemovedApp, Runtime, RuntimeError, RuntimeEvent, TaskOutcome,
+    TaskSpec,
 };
 
 const EVENT_CAPACITY: usize = 1024;
@@ -210,10 +211,14 @@ impl Runtime for Runtimes {
         self.all().flat_map(|r| r.instances()).collect()
     }
 
-    async fn kill_leftovers(&self, grace: Duration) -> Result<Vec<FoundProcess>, RuntimeError> {
+    async fn kill_leftovers(
+        &self,
+        app: Option<&str>,
+        grace: Duration,
+    ) -> Result<Vec<FoundProcess>, RuntimeError> {
         let mut found = Vec::new();
         for runtime in self.all() {
-            found.extend(runtime.kill_leftovers(grace).await?);
+            found.extend(runtime.kill_leftovers(app, grace).await?);
         }
         Ok(found)
     }
@@ -290,6 +295,16 @@ impl Runtime for Runtimes {
         self.for_app(app)
             .accessory_logs(app, name, tail, follow, output)
             .await
+    }
+
+    async fn remove_app(&self, app: &str, volumes: bool) -> Result<RemovedApp, RuntimeError> {
+        let mut removed = RemovedApp::default();
+        // Docker first: its files live in the same app dir the process
+        // runtime removes.
+        for runtime in self.all().collect::<Vec<_>>().into_iter().rev() {
+            removed.merge(runtime.remove_app(app, volumes).await?);
+        }
+        Ok(removed)
     }
 
     async fn prune(&self, keep: &[(String, u64)]) -> Result<PruneReport, RuntimeError> {

@@ -58,6 +58,10 @@ pub struct InstanceSpec {
     /// container (`$PORT` there; `wharf.toml`'s `port`). `None`: the same
     /// number as `port`.
     pub container_port: Option<u16>,
+    /// Docker's app network only: publish `$PORT` on `127.0.0.1:port` for
+    /// the proxy and its health checks. Only `http` processes need it; a
+    /// worker's container publishes nothing.
+    pub publish: bool,
     /// Time between SIGTERM and SIGKILL.
     pub stop_timeout: Duration,
     /// Memory and CPU limits (docker only; the process runtime is given none).
@@ -221,6 +225,25 @@ pub struct AccessoryStatus {
     pub health: Option<String>,
 }
 
+/// What [`Runtime::remove_app`] removed, and the volumes it kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RemovedApp {
+    pub containers: Vec<String>,
+    pub images: Vec<String>,
+    pub volumes: Vec<String>,
+    /// Named volumes left in place (removal without `volumes`).
+    pub kept_volumes: Vec<String>,
+}
+
+impl RemovedApp {
+    pub fn merge(&mut self, other: RemovedApp) {
+        self.containers.extend(other.containers);
+        self.images.extend(other.images);
+        self.volumes.extend(other.volumes);
+        self.kept_volumes.extend(other.kept_volumes);
+    }
+}
+
 /// What [`Runtime::prune`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PruneReport {
@@ -336,9 +359,14 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     fn instances(&self) -> Vec<InstanceId>;
 
     /// Finds processes left by an earlier server on this data dir (e.g. after
-    /// `kill -9` of the server) and kills them (SIGTERM, then SIGKILL after
-    /// `grace`). Returns what it found.
-    async fn kill_leftovers(&self, grace: Duration) -> Result<Vec<FoundProcess>, RuntimeError>;
+    /// `kill -9` of the server) — of `app` only, when given — and kills
+    /// them (SIGTERM, then SIGKILL after `grace`). What this runtime runs
+    /// now (started or adopted) is never a leftover. Returns what it found.
+    async fn kill_leftovers(
+        &self,
+        app: Option<&str>,
+        grace: Duration,
+    ) -> Result<Vec<FoundProcess>, RuntimeError>;
 
     /// Runtime events (starts, exits, stops).
     fn events(&self) -> broadcast::Receiver<RuntimeEvent>;
@@ -447,6 +475,13 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
             on: app.to_owned(),
         })
     }
+
+    /// Removes everything this runtime keeps for `app` (`wharf apps
+    /// remove`): its containers (instances, tasks, accessories — stopped
+    /// first), the images built for it, its network and its files under
+    /// `<data>/apps/<app>`; its named volumes too when `volumes`, else they
+    /// are kept and listed. The caller stops the app's instances first.
+    async fn remove_app(&self, app: &str, volumes: bool) -> Result<RemovedApp, RuntimeError>;
 
     /// Removes what the runtime keeps for releases not in `keep` (images of
     /// pruned releases, exited containers of this data dir).

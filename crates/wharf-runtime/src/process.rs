@@ -26,8 +26,8 @@ use tokio::sync::broadcast;
 use crate::logs::{Capture, LogFile, LogSource, SharedLogFile, SharedTail};
 use crate::supervise::{Exit, Launcher, Supervisors};
 use crate::{
-    FoundProcess, InstanceId, InstanceSpec, InstanceState, LogLine, ReleaseSource, Runtime,
-    RuntimeError, RuntimeEvent, TaskOutcome, TaskSpec, procfs, release,
+    FoundProcess, InstanceId, InstanceSpec, InstanceState, LogLine, ReleaseSource, RemovedApp,
+    Runtime, RuntimeError, RuntimeEvent, TaskOutcome, TaskSpec, procfs, release,
 };
 
 /// Time between SIGTERM and SIGKILL for a task that ran past its timeout.
@@ -399,6 +399,17 @@ impl Runtime for ProcessRuntime {
         Ok(dest)
     }
 
+    async fn remove_app(&self, app: &str, _volumes: bool) -> Result<RemovedApp, RuntimeError> {
+        check_name("app name", app)?;
+        let dir = self.inner.app_dir(app);
+        let target = dir.clone();
+        blocking("remove the files of", &dir, move || {
+            release::remove(&target)
+        })
+        .await?;
+        Ok(RemovedApp::default())
+    }
+
     async fn remove_release(&self, app: &str, release: u64) -> Result<(), RuntimeError> {
         check_name("app name", app)?;
         let dest = self.release_dir(app, release);
@@ -495,7 +506,11 @@ impl Runtime for ProcessRuntime {
         self.inner.sups.ids()
     }
 
-    async fn kill_leftovers(&self, grace: Duration) -> Result<Vec<FoundProcess>, RuntimeError> {
+    async fn kill_leftovers(
+        &self,
+        app: Option<&str>,
+        grace: Duration,
+    ) -> Result<Vec<FoundProcess>, RuntimeError> {
         let mut marker = b"WHARF_DATA_DIR=".to_vec();
         marker.extend_from_slice(self.inner.data_dir.as_os_str().as_bytes());
         let proc_root = PathBuf::from("/proc");
@@ -511,6 +526,7 @@ impl Runtime for ProcessRuntime {
             .into_iter()
             .filter(|p| {
                 p.pid != own_pid
+                    && app.is_none_or(|a| p.app.as_deref() == Some(a))
                     && !live.contains(&p.pid)
                     && !u32::try_from(p.stat.pgid).is_ok_and(|g| live.contains(&g))
             })

@@ -66,6 +66,8 @@ pub(crate) struct Marked {
     pub stat: Stat,
     /// Value of `WHARF_INSTANCE`, if set.
     pub instance: Option<String>,
+    /// Value of `WHARF_APP`, if set.
+    pub app: Option<String>,
 }
 
 /// Processes whose environment contains exactly `entry` (`KEY=value`).
@@ -87,12 +89,14 @@ pub(crate) fn find_by_env(proc_root: &Path, entry: &[u8]) -> Vec<Marked> {
             continue;
         };
         let mut matched = false;
-        let mut instance = None;
+        let (mut instance, mut app) = (None, None);
         for var in environ.split(|&b| b == 0) {
             if var == entry {
                 matched = true;
             } else if let Some(value) = var.strip_prefix(b"WHARF_INSTANCE=") {
                 instance = Some(String::from_utf8_lossy(value).into_owned());
+            } else if let Some(value) = var.strip_prefix(b"WHARF_APP=") {
+                app = Some(String::from_utf8_lossy(value).into_owned());
             }
         }
         if !matched {
@@ -103,6 +107,7 @@ pub(crate) fn find_by_env(proc_root: &Path, entry: &[u8]) -> Vec<Marked> {
             pid,
             stat,
             instance,
+            app,
         });
     }
     found

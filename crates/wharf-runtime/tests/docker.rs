@@ -161,6 +161,7 @@ impl Env {
             env: BTreeMap::new(),
             port: free_port(),
             container_port: None,
+            publish: true,
             stop_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             restart: RestartPolicy::default(),
@@ -507,6 +508,33 @@ async fn bridge_instance_is_published_on_loopback_with_an_alias() {
         "{endpoint:?}"
     );
 
+    // A worker (not `http`) is on the network under its alias, and
+    // publishes nothing.
+    let mut worker = env.spec(&workdir, "worker", "");
+    worker.id = format!("{}-r1-worker-0", env.app);
+    worker.publish = false;
+    let worker_name = format!("wharf-{}", worker.id);
+    env.rt.start(worker).await.unwrap();
+    let info = docker()
+        .await
+        .inspect_container(&worker_name, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
+    let bindings = info.host_config.unwrap().port_bindings.unwrap_or_default();
+    assert!(
+        bindings
+            .values()
+            .all(|b| b.as_ref().is_none_or(Vec::is_empty)),
+        "{bindings:?}"
+    );
+    let networks = info.network_settings.unwrap().networks.unwrap();
+    assert!(
+        networks[&format!("wharf-{}", env.app)]
+            .aliases
+            .as_ref()
+            .is_some_and(|a| a.contains(&"worker".to_owned()))
+    );
+
     env.rt.shutdown().await;
     assert!(!container_exists(&name).await);
     assert!(env.rt.instances().is_empty());
@@ -667,7 +695,11 @@ async fn kill_leftovers_removes_only_this_data_dirs_containers() {
     let live = spec.id.clone();
     env.rt.start(spec).await.unwrap();
 
-    let found = env.rt.kill_leftovers(Duration::from_secs(2)).await.unwrap();
+    let found = env
+        .rt
+        .kill_leftovers(None, Duration::from_secs(2))
+        .await
+        .unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].instance.as_deref(), Some("old-0"));
     assert!(found[0].pid > 1);
@@ -678,7 +710,7 @@ async fn kill_leftovers_removes_only_this_data_dirs_containers() {
     // Nothing left the second time.
     assert!(
         env.rt
-            .kill_leftovers(Duration::from_secs(1))
+            .kill_leftovers(None, Duration::from_secs(1))
             .await
             .unwrap()
             .is_empty()
@@ -749,6 +781,62 @@ fn drain(rx: &mut tokio::sync::broadcast::Receiver<LogLine>) -> Vec<LogLine> {
     }
 }
 
+/// A rebuild of unchanged sources (the next release of the same tree) is a
+/// full cache hit: every step of the engine's own output says "Using
+/// cache", no step runs a container, and the image is the same.
+#[tokio::test]
+async fn an_unchanged_rebuild_is_a_full_cache_hit() {
+    let env = Env::new("cache", DockerNetwork::AppBridge).await;
+    // A first layer of its own: the engine's cache is shared with the
+    // other tests' builds, which must not be taken for this one's.
+    let src = env.source(
+        "src",
+        busybox(),
+        "FROM scratch\nCOPY marker /marker\nCOPY busybox /bin/busybox\nENV A=1\nCMD [\"/bin/busybox\", \"true\"]\n",
+    );
+    std::fs::write(src.join("marker"), &env.app).unwrap();
+    let first = env
+        .rt
+        .prepare_release(&env.source_of(1, &src))
+        .await
+        .unwrap();
+    let mut logs = env.rt.log_lines();
+    let second = env
+        .rt
+        .prepare_release(&env.source_of(2, &src))
+        .await
+        .unwrap();
+    let image = |dir: &Path| std::fs::read_to_string(dir.join("image")).unwrap();
+    assert_eq!(
+        image(&first),
+        image(&second),
+        "an unchanged rebuild makes the same image"
+    );
+    let lines: Vec<String> = drain(&mut logs)
+        .into_iter()
+        .filter(|l| l.app == env.app && l.process == "build" && l.release == 2)
+        .map(|l| l.line)
+        .collect();
+    let steps = lines.iter().filter(|l| l.starts_with("Step ")).count();
+    let cached = lines.iter().filter(|l| l.contains("Using cache")).count();
+    // FROM scratch is no cached layer; every other step (the labels too).
+    assert!(steps >= 6, "{lines:#?}");
+    assert_eq!(cached, steps - 1, "{lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("Running in")),
+        "{lines:#?}"
+    );
+
+    // One changed file: the steps from its COPY on are built again.
+    std::fs::write(src.join("marker"), format!("{} changed", env.app)).unwrap();
+    let third = env
+        .rt
+        .prepare_release(&env.source_of(3, &src))
+        .await
+        .unwrap();
+    assert_ne!(image(&third), image(&second));
+}
+
 #[tokio::test]
 async fn build_honours_dockerfile_context_target_args_and_version() {
     let env = Env::new("buildopts", DockerNetwork::AppBridge).await;
@@ -789,8 +877,11 @@ async fn build_honours_dockerfile_context_target_args_and_version() {
     assert_eq!(inspected.id.as_deref(), Some(image.trim()));
     let config = inspected.config.unwrap();
     let labels = config.labels.unwrap();
-    assert_eq!(labels["wharf.app"], env.app);
-    assert_eq!(labels["wharf.release"], "1");
+    assert!(
+        !labels.contains_key("wharf.release") && !labels.contains_key("wharf.app"),
+        "only the data dir: a release number would make every rebuild a cache miss, \
+         and every label is one more step after a changed file: {labels:?}"
+    );
     assert_eq!(
         labels["wharf.data-dir"],
         env.rt.data_dir().to_string_lossy()
@@ -1072,7 +1163,7 @@ fn a_second_runtime_adopts_the_containers_of_a_crashed_one() {
         // Adopted means live: no leftover.
         assert!(
             env.rt
-                .kill_leftovers(Duration::from_secs(1))
+                .kill_leftovers(None, Duration::from_secs(1))
                 .await
                 .unwrap()
                 .is_empty()
@@ -1307,7 +1398,7 @@ async fn accessory_with_a_named_volume_keeps_its_data() {
     // Never a leftover, never pruned.
     assert!(
         env.rt
-            .kill_leftovers(Duration::from_secs(1))
+            .kill_leftovers(None, Duration::from_secs(1))
             .await
             .unwrap()
             .is_empty()
@@ -1364,8 +1455,10 @@ async fn accessory_with_a_named_volume_keeps_its_data() {
 #[tokio::test]
 async fn prune_removes_stopped_containers_and_images_not_kept() {
     let env = Env::new("prune", DockerNetwork::AppBridge).await;
+    // Three different images (an unchanged rebuild would be one).
     for release in 1..=3 {
-        env.busybox_release(release).await;
+        let dockerfile = format!("{BUSYBOX_DOCKERFILE}ENV RELEASE={release}\n");
+        env.release(release, busybox(), &dockerfile).await;
     }
     let image3 = std::fs::read_to_string(env.rt.release_dir(&env.app, 3).join("image")).unwrap();
     // A stopped container and a stopped accessory, both of this data dir.
@@ -1408,11 +1501,22 @@ async fn prune_removes_stopped_containers_and_images_not_kept() {
     }
     assert!(container_exists(&format!("wharf-{}-acc", env.app)).await);
 
-    // Release 4 runs release 3's image: keeping 4 keeps it.
+    // Release 4 runs release 3's image: keeping 4 keeps it, and only
+    // release 3's tag goes.
     let mut source = env.source_of(4, env.dir.path());
     source.image = Some(format!("wharf/{}:r3", env.app));
     env.rt.prepare_release(&source).await.unwrap();
     let report = env.rt.prune(&[(env.app.clone(), 4)]).await.unwrap();
-    assert!(report.images.is_empty(), "{report:?}");
+    assert_eq!(
+        report.images,
+        [format!("wharf/{}:r3", env.app)],
+        "{report:?}"
+    );
     assert!(docker.inspect_image(image3.trim()).await.is_ok());
+    assert!(
+        docker
+            .inspect_image(&format!("wharf/{}:r4", env.app))
+            .await
+            .is_ok()
+    );
 }

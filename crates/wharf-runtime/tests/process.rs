@@ -748,6 +748,7 @@ fn spawn_marked(data_dir: &std::path::Path, instance: &str, script: &str) -> std
         .arg(script)
         .env("WHARF_DATA_DIR", data_dir)
         .env("WHARF_INSTANCE", instance)
+        .env("WHARF_APP", instance.split("-r").next().unwrap_or(instance))
         .process_group(0)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -793,10 +794,28 @@ async fn kill_leftovers_finds_and_kills_only_our_leftovers() {
     let mine_pid = env.rt.start(mine.clone()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
+    // Another app's leftover is left to that app's recovery.
+    let mut blog = spawn_marked(&data, "blog-r1-web-0", "sleep 300; echo never");
+    let found = env
+        .rt
+        .kill_leftovers(Some("blog"), Duration::from_millis(800))
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|f| f.pid).collect::<Vec<_>>(),
+        [blog.id()],
+        "only blog's leftover"
+    );
+    wait_exit(&mut blog, Duration::from_secs(5)).expect("blog's leftover still running");
+    assert!(
+        ghost.try_wait().unwrap().is_none(),
+        "shop's leftover was killed"
+    );
+
     let t = Instant::now();
     let found = env
         .rt
-        .kill_leftovers(Duration::from_millis(800))
+        .kill_leftovers(Some("shop"), Duration::from_millis(800))
         .await
         .unwrap();
     assert!(
@@ -831,7 +850,7 @@ async fn kill_leftovers_finds_and_kills_only_our_leftovers() {
     // Nothing left the second time.
     assert!(
         env.rt
-            .kill_leftovers(Duration::from_millis(100))
+            .kill_leftovers(None, Duration::from_millis(100))
             .await
             .unwrap()
             .is_empty()

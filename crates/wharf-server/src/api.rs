@@ -18,10 +18,12 @@
 //! | `POST /v1/apps/{app}/run` | [`RunBody`] | NDJSON stream of [`CommandOutput`] |
 //! | `POST /v1/apps/{app}/exec` | [`ExecBody`] | NDJSON stream of [`CommandOutput`] |
 //! | `POST /v1/prune` | | [`PruneReport`] |
+//! | `DELETE /v1/apps/{app}?volumes=B` | | [`RemovedApp`]; 409 while a deploy of it runs |
 //!
 //! Accessory endpoints read the app's `wharf.toml` from `source_dir` when
-//! given (so accessories can boot before the first deploy), else from the
-//! directory the app was last deployed from.
+//! given (so accessories can boot before the first deploy, or with an
+//! edited config), else use the config of the app's serving (or newest)
+//! release.
 //!
 //! Errors answer 4xx/5xx with [`ApiError`].
 
@@ -34,7 +36,7 @@ pub use wharf_deploy::{
     AppStatus, Control, DeployReport, InstanceStatus, Progress, ProgressiveStatus, ReleaseTraffic,
     RouteStatus, Step,
 };
-pub use wharf_runtime::{AccessoryStatus, PruneReport};
+pub use wharf_runtime::{AccessoryStatus, PruneReport, RemovedApp};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerInfo {
@@ -119,7 +121,9 @@ pub struct RollbackBody {
 pub struct ReleaseInfo {
     pub number: i64,
     pub revision: Option<String>,
-    /// `live`, `retained`, `failed`, `pruned` or `pending`.
+    /// `live`, `not serving` (the release to serve, not routed: being
+    /// restored or its restore failed), `retained`, `failed`, `pruned` or
+    /// `pending`.
     pub status: String,
     pub created_ms: i64,
 }

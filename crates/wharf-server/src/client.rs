@@ -252,6 +252,15 @@ impl Client {
     pub async fn prune(&self) -> Result<PruneReport, ClientError> {
         self.post_json("/v1/prune", &()).await
     }
+
+    /// `wharf apps remove`: the app and everything of it (its named
+    /// volumes too with `volumes`).
+    pub async fn remove_app(&self, app: &str, volumes: bool) -> Result<RemovedApp, ClientError> {
+        let path = format!("/v1/apps/{}?volumes={volumes}", encode(app));
+        let resp = self.send(Method::DELETE, &path, None).await?;
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
 }
 
 /// App and process names are `[a-z0-9-]`, but a user may type anything:

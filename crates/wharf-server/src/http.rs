@@ -55,6 +55,7 @@ pub(crate) fn api_router(state: AppState) -> axum::Router {
         .route("/v1/apps/{app}/run", post(run))
         .route("/v1/apps/{app}/exec", post(exec))
         .route("/v1/prune", post(prune))
+        .route("/v1/apps/{app}", axum::routing::delete(remove_app))
         .with_state(state)
 }
 
@@ -190,12 +191,16 @@ async fn releases(
 ) -> Result<Json<Vec<ReleaseInfo>>, Failure> {
     let store = s.engine.store();
     let app = store.app(&app)?;
+    let routed = s.engine.routed_release(&app.name);
     let out = store
         .releases(app.id)?
         .into_iter()
         .map(|r| ReleaseInfo {
             status: match r.status {
-                _ if Some(r.number) == app.current_release => "live".into(),
+                _ if Some(r.number) == routed => "live".into(),
+                // The store's serving release, not routed: being restored,
+                // or its restore failed (`wharf status` says which).
+                _ if Some(r.number) == app.current_release => "not serving".into(),
                 ReleaseStatus::Ready => "retained".into(),
                 other => other.to_string(),
             },
@@ -295,6 +300,7 @@ fn engine_failure(e: DeployError) -> Failure {
         | DeployError::NoProcess { .. }
         | DeployError::NotServing { .. } => StatusCode::NOT_FOUND,
         DeployError::Config(_) | DeployError::Secret { .. } => StatusCode::BAD_REQUEST,
+        DeployError::InProgress { .. } => StatusCode::CONFLICT,
         DeployError::Store(StoreError::NoSuchApp(_)) => StatusCode::NOT_FOUND,
         DeployError::Runtime(wharf_runtime::RuntimeError::Unsupported { .. }) => {
             StatusCode::BAD_REQUEST
@@ -304,8 +310,8 @@ fn engine_failure(e: DeployError) -> Failure {
     Failure(status, e.to_string())
 }
 
-/// The app's config: from `source_dir` if given, else from where the app
-/// was last deployed from.
+/// The app's config: from the `wharf.toml` in `source_dir` if given, else
+/// the one its serving (or newest) release was made with.
 fn app_config(
     s: &AppState,
     app: &str,
@@ -322,7 +328,7 @@ fn app_source(
 ) -> Result<(AppConfig, std::path::PathBuf), Failure> {
     let dir = match source_dir {
         Some(dir) => dir.to_path_buf(),
-        None => std::path::PathBuf::from(s.engine.store().app(app)?.source_dir),
+        None => return s.engine.app_config(app).map_err(engine_failure),
     };
     let config =
         AppConfig::load(&dir).map_err(|e| Failure(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -496,6 +502,26 @@ async fn exec(
             .exec(&app, &body.process, body.index, body.argv, tx)
             .await
     }))
+}
+
+#[derive(Debug, Deserialize)]
+struct RemoveQuery {
+    #[serde(default)]
+    volumes: bool,
+}
+
+async fn remove_app(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> Result<Json<RemovedApp>, Failure> {
+    s.engine.store().app(&app)?;
+    Ok(Json(
+        s.engine
+            .remove_app(&app, q.volumes)
+            .await
+            .map_err(engine_failure)?,
+    ))
 }
 
 async fn prune(State(s): State<AppState>) -> Result<Json<PruneReport>, Failure> {

@@ -2,9 +2,13 @@
 //!
 //! [`Server::start`] wires the pieces: it locks the data directory (one
 //! server per data dir), opens the store, binds the proxy, admin and API
-//! listeners, creates the runtime, proxy and deploy engine, runs crash
-//! recovery, and serves. [`Server::shutdown`] undoes it in order: no new
-//! API calls, the apps drained and stopped, the proxy closed gracefully.
+//! listeners, creates the runtime, proxy and deploy engine, and serves at
+//! once. Crash recovery's store half runs before anything answers (every
+//! app to restore is marked `restoring`, its routes answering 503 with
+//! `Retry-After`); the restores themselves run in the background, one task
+//! per app, so neither the API nor another app waits for them.
+//! [`Server::shutdown`] undoes it in order: no new API calls, the apps
+//! drained and stopped, the proxy closed gracefully.
 //!
 //! The API is HTTP over a unix socket in the data dir: only users who can
 //! open that file (mode 0600, owner only) can deploy.
@@ -51,6 +55,9 @@ pub struct ServerOptions {
     pub proxy: ProxyConfig,
     /// Instance and task log files rotate past this size.
     pub log_max_bytes: u64,
+    /// Where the restores of a restart report their progress, per app
+    /// (`wharf up` shows its app's); every step is logged either way.
+    pub recovery_progress: Option<wharf_deploy::RecoveryTx>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,8 +104,12 @@ pub struct Server {
     info: ServerInfo,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The background restores.
+    recovering: JoinHandle<()>,
     _lock: lock::DataDirLock,
-    pub recovery: wharf_deploy::RecoveryReport,
+    /// The (app, release) pairs being restored in the background.
+    pub restoring: Vec<(String, i64)>,
+    recovery: watch::Receiver<Option<wharf_deploy::RecoveryReport>>,
 }
 
 impl Server {
@@ -183,8 +194,10 @@ impl Server {
             let _ = rx.wait_for(|s| *s).await;
         };
         let mut tasks = Vec::new();
-        // The proxy listens during recovery: until the serving release is
-        // back, requests get a clean 503 instead of a refused connection.
+        // The store half of recovery, before anything answers: open deploys
+        // closed, every app to restore marked restoring (503 + Retry-After).
+        let plan = engine.prepare_recovery()?;
+        let restoring = plan.restores();
         tasks.push(tokio::spawn({
             let shutdown = until_stop(stopped.clone());
             async move {
@@ -193,8 +206,6 @@ impl Server {
                 }
             }
         }));
-        let recovery = engine.recover().await?;
-        tracing::info!(?recovery, "recovered");
 
         let state = http::AppState {
             engine: engine.clone(),
@@ -222,7 +233,17 @@ impl Server {
                 }
             }
         }));
-
+        // The restores, in the background while everything answers.
+        let (recovered_tx, recovery) = watch::channel(None);
+        let recovering = {
+            let engine = engine.clone();
+            let progress = opts.recovery_progress.clone();
+            tokio::spawn(async move {
+                let report = engine.recover(plan, progress).await;
+                tracing::info!(?report, "recovered");
+                let _ = recovered_tx.send(Some(report));
+            })
+        };
         let info_path = data_dir.join(INFO_FILE);
         let json = serde_json::to_vec_pretty(&info).unwrap_or_default();
         std::fs::write(&info_path, json).map_err(|source| ServerError::Write {
@@ -235,7 +256,9 @@ impl Server {
             info,
             stop,
             tasks,
+            recovering,
             _lock: lock,
+            restoring,
             recovery,
         })
     }
@@ -248,10 +271,23 @@ impl Server {
         &self.engine
     }
 
+    /// What recovery did, once every restore has ended.
+    pub async fn recovered(&self) -> wharf_deploy::RecoveryReport {
+        let mut rx = self.recovery.clone();
+        match rx.wait_for(Option::is_some).await {
+            Ok(report) => report.clone().unwrap_or_default(),
+            Err(_) => wharf_deploy::RecoveryReport::default(),
+        }
+    }
+
     /// Drains and stops every app, then closes the listeners.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
-        // Apps first, while the proxy still serves their in-flight requests.
+        // A restore still running is stopped where it stands (the store
+        // keeps what to restore next time); then the apps, while the proxy
+        // still serves their in-flight requests.
+        self.recovering.abort();
+        let _ = self.recovering.await;
         self.engine.shutdown().await;
         let _ = self.stop.send(true);
         for t in self.tasks {

@@ -12,6 +12,7 @@ use crate::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_progressive.sql"),
+    include_str!("migrations/0003_source_hash.sql"),
 ];
 
 /// The schema version this build knows.

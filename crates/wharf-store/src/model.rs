@@ -93,6 +93,9 @@ pub struct ReleaseRow {
     pub dir: Option<String>,
     pub status: ReleaseStatus,
     pub created_ms: i64,
+    /// A hash of the source tree it was made from (see
+    /// `wharf_deploy::source_hash`); `None` for older releases.
+    pub source_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

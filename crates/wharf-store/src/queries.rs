@@ -6,7 +6,8 @@ use crate::model::*;
 use crate::{Store, StoreError, now_ms};
 
 const APP_COLS: &str = "id, name, source_dir, current_release, created_ms";
-const RELEASE_COLS: &str = "app_id, number, revision, config_json, dir, status, created_ms";
+const RELEASE_COLS: &str =
+    "app_id, number, revision, config_json, dir, status, created_ms, source_hash";
 const INSTANCE_COLS: &str =
     "id, app_id, release, process, idx, port, pid, state, started_ms, updated_ms";
 const EVENT_COLS: &str = "id, app_id, deploy_id, at_ms, level, message";
@@ -39,6 +40,7 @@ fn release_row(r: &Row<'_>) -> rusqlite::Result<ReleaseRow> {
         dir: r.get(4)?,
         status: text(r, 5, ReleaseStatus::parse)?,
         created_ms: r.get(6)?,
+        source_hash: r.get(7)?,
     })
 }
 
@@ -69,6 +71,28 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
 }
 
 impl Store {
+    /// Forgets an app and everything recorded of it (releases, deploys and
+    /// their transitions, instances, events, metrics), in one transaction.
+    /// The caller stops and removes what runs first.
+    pub fn remove_app(&self, app_id: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for sql in [
+            "DELETE FROM events WHERE app_id = ?1
+               OR deploy_id IN (SELECT id FROM deploys WHERE app_id = ?1)",
+            "DELETE FROM deploy_transitions WHERE deploy_id IN (SELECT id FROM deploys WHERE app_id = ?1)",
+            "DELETE FROM deploys WHERE app_id = ?1",
+            "DELETE FROM instances WHERE app_id = ?1",
+            "DELETE FROM release_metrics WHERE app_id = ?1",
+            "DELETE FROM releases WHERE app_id = ?1",
+            "DELETE FROM apps WHERE id = ?1",
+        ] {
+            tx.execute(sql, [app_id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Registers `name` (or updates its source dir) and returns it.
     pub fn upsert_app(&self, name: &str, source_dir: &str) -> Result<AppRow, StoreError> {
         let conn = self.conn();
@@ -102,12 +126,14 @@ impl Store {
         Ok(rows)
     }
 
-    /// Creates the next release of an app, numbered after the highest so far.
+    /// Creates the next release of an app, numbered after the highest so
+    /// far. `source_hash`: what its source tree hashed to, if known.
     pub fn create_release(
         &self,
         app_id: i64,
         revision: Option<&str>,
         config_json: &str,
+        source_hash: Option<&str>,
     ) -> Result<ReleaseRow, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -117,9 +143,9 @@ impl Store {
             |r| r.get(0),
         )?;
         tx.execute(
-            "INSERT INTO releases (app_id, number, revision, config_json, status, created_ms)
-             VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-            params![app_id, number, revision, config_json, now_ms()],
+            "INSERT INTO releases (app_id, number, revision, config_json, status, created_ms, source_hash)
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
+            params![app_id, number, revision, config_json, now_ms(), source_hash],
         )?;
         let row = tx.query_row(
             &format!("SELECT {RELEASE_COLS} FROM releases WHERE app_id = ?1 AND number = ?2"),

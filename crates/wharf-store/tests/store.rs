@@ -15,9 +15,14 @@ fn releases_are_numbered_per_app() {
     let (_d, s) = store();
     let a = s.upsert_app("a", "/src/a").unwrap();
     let b = s.upsert_app("b", "/src/b").unwrap();
-    assert_eq!(s.create_release(a.id, None, "{}").unwrap().number, 1);
-    assert_eq!(s.create_release(a.id, Some("abc"), "{}").unwrap().number, 2);
-    assert_eq!(s.create_release(b.id, None, "{}").unwrap().number, 1);
+    assert_eq!(s.create_release(a.id, None, "{}", None).unwrap().number, 1);
+    assert_eq!(
+        s.create_release(a.id, Some("abc"), "{}", Some("h1"))
+            .unwrap()
+            .number,
+        2
+    );
+    assert_eq!(s.create_release(b.id, None, "{}", None).unwrap().number, 1);
     let numbers: Vec<i64> = s.releases(a.id).unwrap().iter().map(|r| r.number).collect();
     assert_eq!(numbers, [2, 1]);
     assert_eq!(s.release(&a, 2).unwrap().revision.as_deref(), Some("abc"));
@@ -55,7 +60,7 @@ fn one_deploy_at_a_time_per_app() {
 fn switch_moves_the_serving_release_with_the_transition() {
     let (dir, s) = store();
     let a = s.upsert_app("a", "/src/a").unwrap();
-    let r = s.create_release(a.id, None, "{}").unwrap();
+    let r = s.create_release(a.id, None, "{}", None).unwrap();
     let d = s
         .begin_deploy(&a, DeployKind::Deploy, None, Some(r.number))
         .unwrap();
@@ -123,7 +128,7 @@ fn instances_and_events() {
 #[test]
 fn schema_version_is_latest() {
     let (_d, s) = store();
-    assert_eq!(s.schema_version().unwrap(), 2);
+    assert_eq!(s.schema_version().unwrap(), 3);
 }
 
 #[test]
@@ -165,4 +170,59 @@ fn canary_progress_and_release_metrics() {
         [(10_000, 150, 3), (20_000, 10, 0)]
     );
     assert!(s.release_metrics(a.id, 1, 0).unwrap().is_empty());
+}
+
+#[test]
+fn remove_app_forgets_everything_of_that_app_only() {
+    let (_d, s) = store();
+    let a = s.upsert_app("a", "/src/a").unwrap();
+    let b = s.upsert_app("b", "/src/b").unwrap();
+    for app in [&a, &b] {
+        let r = s.create_release(app.id, None, "{}", Some("h")).unwrap();
+        let d = s
+            .begin_deploy(app, DeployKind::Deploy, None, Some(r.number))
+            .unwrap();
+        s.insert_instance(&NewInstance {
+            id: &format!("{}-r1-web-1", app.name),
+            app_id: app.id,
+            release: 1,
+            process: "web",
+            idx: 1,
+            port: 4000,
+        })
+        .unwrap();
+        s.switch(d.id, app.id, r.number).unwrap();
+        s.finish_deploy(d.id, DeployOutcome::Succeeded, None)
+            .unwrap();
+        s.add_event(Some(app.id), Some(d.id), EventLevel::Info, "deployed")
+            .unwrap();
+        let bucket = ReleaseMetricsRow {
+            release: 1,
+            bucket_ms: 0,
+            requests: 10,
+            errors: 1,
+            p50_ms: Some(1.0),
+            p99_ms: Some(2.0),
+        };
+        s.add_release_metrics(app.id, &bucket).unwrap();
+    }
+    assert_eq!(
+        s.release(&a, 1).unwrap().source_hash.as_deref(),
+        Some("h"),
+        "the source hash is kept with the release"
+    );
+    s.remove_app(a.id).unwrap();
+    assert!(matches!(s.app("a"), Err(StoreError::NoSuchApp(_))));
+    assert!(s.releases(a.id).unwrap().is_empty());
+    assert!(s.instance("a-r1-web-1").unwrap().is_none());
+    assert!(s.events(Some(a.id), 10).unwrap().is_empty());
+    // b is untouched, and a's name can be used again.
+    assert_eq!(s.app("b").unwrap().current_release, Some(1));
+    assert_eq!(s.events(Some(b.id), 10).unwrap().len(), 1);
+    assert!(s.instance("b-r1-web-1").unwrap().is_some());
+    let again = s.upsert_app("a", "/src/a2").unwrap();
+    assert_eq!(
+        s.create_release(again.id, None, "{}", None).unwrap().number,
+        1
+    );
 }

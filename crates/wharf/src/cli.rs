@@ -57,6 +57,9 @@ pub enum Command {
     /// Manage an app's accessories (databases, queues…; docker runtime).
     #[command(subcommand)]
     Accessory(AccessoryCommand),
+    /// The apps of the server; remove one with everything of it.
+    #[command(subcommand)]
+    Apps(AppsCommand),
     /// Run a one-off command in a new instance of the live release
     /// (a container of its image under docker), removed afterwards.
     Run(RunArgs),
@@ -74,9 +77,21 @@ pub enum Command {
 pub struct AccessoryTarget {
     /// The accessory's name, as in [accessories.NAME].
     pub name: String,
-    /// The app's directory (holding wharf.toml).
-    #[arg(long, default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub app: AccessoryApp,
+}
+
+/// Which app, and which config of it, an accessory command is about.
+#[derive(Debug, Args)]
+pub struct AccessoryApp {
+    /// App name (needed when the server runs several apps). Its serving
+    /// release's config says what its accessories are.
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Read the accessories from the wharf.toml in DIR instead (before the
+    /// first deploy, or to apply an edited accessory).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,9 +136,33 @@ pub enum AccessoryCommand {
     },
     /// The state of every accessory of the app.
     List {
-        /// The app's directory (holding wharf.toml).
-        #[arg(long, default_value = ".")]
-        dir: PathBuf,
+        #[command(flatten)]
+        app: AccessoryApp,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Every app of the server: what it serves, or why not.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop APP and remove everything of it: instances, accessories,
+    /// releases, images, network, logs and its history in the store. Its
+    /// named volumes (database data) are kept unless --volumes.
+    Remove {
+        /// The app's name.
+        app: String,
+        /// Also delete its named volumes, and the data in them.
+        #[arg(long)]
+        volumes: bool,
+        /// Do not ask; needed when there is no terminal to ask on.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Print what was removed as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -184,6 +223,10 @@ pub struct UpArgs {
     /// Environment override for this release, KEY=VALUE (repeatable).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
+    /// Deploy the working tree even when the release restored after a
+    /// restart was made from it.
+    #[arg(long)]
+    pub deploy: bool,
 }
 
 #[derive(Debug, Args)]

@@ -60,10 +60,10 @@ impl ProgressView {
                 kind,
                 deploy,
             } => {
-                let what = if kind == "rollback" {
-                    "rolling back to"
-                } else {
-                    "deploying"
+                let what = match kind.as_str() {
+                    "rollback" => "rolling back to",
+                    "restore" => "restoring",
+                    _ => "deploying",
                 };
                 note(&format!("{what} {app} release {release} (deploy {deploy})"));
             }

@@ -11,8 +11,8 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::docker::{Cleanup, DockerApp, serial};
-use support::{Load, Server, assert_serves, get_full, live_release, signal, tail, wharf_bin};
+use support::docker::{Cleanup, DockerApp, kv_app, put, read, serial};
+use support::{Load, Server, assert_serves, get_full, live_release, tail};
 
 /// A unique app name per test and run (apps of two test runs must never
 /// share images, networks or volumes).
@@ -98,138 +98,13 @@ fn failing_release_command_and_health_check_keep_the_old_release_serving() {
     );
 }
 
-/// An app whose `/kv/*` goes to the accessory `kv`: a store built from the
-/// app's own directory, with a Dockerfile of its own, keeping its data in
-/// the named volume `data`.
-fn kv_app(name: &str) -> DockerApp {
-    let accessory = r#"[env]
-HELLO_KV_URL = "http://kv:7000"
-
-[accessories.kv]
-build = { dockerfile = "kv.Dockerfile" }
-volumes = ["data:/data"]
-health = { command = "/hello probe http://127.0.0.1:7000/up", interval = "500ms", retries = 20 }
-"#;
-    let app = DockerApp::new(name, "", accessory);
-    std::fs::write(
-        app.path().join("kv.Dockerfile"),
-        "FROM scratch\nCOPY hello /hello\nENV HELLO_HOST=0.0.0.0 PORT=7000\nCMD [\"/hello\", \"kv\", \"/data\"]\n",
-    )
-    .unwrap();
-    app
-}
-
-/// `wharf up` of `app` on `data` in the foreground, killed if dropped.
-struct Up {
-    child: std::process::Child,
-    /// The proxy, once the app is live.
-    proxy: std::net::SocketAddr,
-    /// Every line it wrote to stderr, once it has exited.
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Up {
-    fn start(app: &DockerApp, data: &Path) -> Up {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(wharf_bin())
-            .arg("--data")
-            .arg(data)
-            .args(["up", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-            .arg(app.path())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        let live = format!("{} is live at http://", app.name);
-        let stderr = std::thread::spawn(move || {
-            let mut all = String::new();
-            for line in stderr.lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix(&live) {
-                    let _ = tx.send(addr.trim_end_matches('/').to_owned());
-                }
-                all.push_str(&line);
-                all.push('\n');
-            }
-            all
-        });
-        let mut up = Up {
-            child,
-            proxy: ([127, 0, 0, 1], 0).into(),
-            stderr: Some(stderr),
-        };
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(addr) => up.proxy = addr.parse().unwrap(),
-            Err(_) => {
-                let _ = up.child.kill();
-                let _ = up.child.wait();
-                panic!("wharf up never said the app is live:\n{}", up.stderr_text());
-            }
-        }
-        up
-    }
-
-    /// Ctrl-C, then what it wrote to stderr; it must exit 0.
-    fn interrupt(mut self) -> String {
-        signal(self.child.id(), nix::sys::signal::Signal::SIGINT);
-        let status = self.child.wait().unwrap();
-        let stderr = self.stderr_text();
-        assert!(status.success(), "{status}:\n{stderr}");
-        stderr
-    }
-
-    /// What it wrote to stderr (waits for the pipe to close).
-    fn stderr_text(&mut self) -> String {
-        self.stderr
-            .take()
-            .map(|t| t.join().unwrap())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[test]
-fn up_stops_the_accessories_on_ctrl_c_and_the_next_up_finds_their_data() {
-    let _serial = serial();
-    let name = app_name("up");
-    let guard = Cleanup::new(&[&name], &[]);
-    let app = kv_app(&name);
-    let up = Up::start(&app, &guard.data);
-    assert_eq!(put(up.proxy, "/kv/k", "kept"), 204);
-    let stderr = up.interrupt();
-    assert!(
-        stderr.contains("stopped accessory kv (its data is kept)"),
-        "{stderr}"
-    );
-    let containers = guard.engine.containers(&guard.data);
-    assert_eq!(
-        containers[&format!("wharf-{name}-kv")].2,
-        "exited",
-        "{containers:?}"
-    );
-    assert!(guard.engine.running_instances(&guard.data).is_empty());
-
-    // The next `up` starts it again, with its data.
-    let up = Up::start(&app, &guard.data);
-    assert_eq!(read(up.proxy, "/kv/k"), (200, "kept".into()));
-    up.interrupt();
-}
-
 #[test]
 fn an_accessory_volume_keeps_data_across_deploys_and_restarts() {
     let _serial = serial();
     let name = app_name("kv");
     let guard = Cleanup::new(&[&name], &[]);
     let server = Server::start_on(&guard.data, &[]);
-    let app = kv_app(&name);
+    let app = kv_app(&name, false);
 
     // The first deploy builds and boots the accessory (its build streamed
     // as progress); the app reaches it by name.
@@ -265,7 +140,8 @@ fn an_accessory_volume_keeps_data_across_deploys_and_restarts() {
     );
 
     // Restart the accessory: the named volume keeps the data.
-    server.ok(&["accessory", "stop", "kv", "--dir", app.path_str()]);
+    // By the app's name, like every other command (the server's only app).
+    server.ok(&["accessory", "stop", "kv"]);
     assert_eq!(
         read(server.proxy, "/kv/greeting").0,
         502,
@@ -293,31 +169,23 @@ fn an_accessory_volume_keeps_data_across_deploys_and_restarts() {
     );
 
     let listed: serde_json::Value =
-        serde_json::from_str(&server.ok(&["accessory", "list", "--dir", app.path_str(), "--json"]))
-            .unwrap();
+        serde_json::from_str(&server.ok(&["accessory", "list", "--app", &name, "--json"])).unwrap();
     assert_eq!(listed[0]["name"], "kv", "{listed:#}");
-    let logs = server.ok(&["accessory", "logs", "kv", "--dir", app.path_str()]);
+    let logs = server.ok(&["accessory", "logs", "kv"]);
     assert!(
         logs.contains("greeting"),
         "the store's log shows the write:\n{logs}"
     );
 
     // `remove --volumes` deletes the data for good.
-    server.ok(&[
-        "accessory",
-        "remove",
-        "kv",
-        "--volumes",
-        "--dir",
-        app.path_str(),
-    ]);
+    server.ok(&["accessory", "remove", "kv", "--volumes"]);
     assert!(
         !guard
             .engine
             .containers(&server.data)
             .contains_key(&kv_container)
     );
-    server.ok(&["accessory", "boot", "kv", "--dir", app.path_str()]);
+    server.ok(&["accessory", "boot", "kv", "--app", &name]);
     assert_eq!(
         read(server.proxy, "/kv/greeting").0,
         404,
@@ -475,32 +343,6 @@ fn fastrand_u64() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos() as u64
-}
-
-/// `PUT path` with `body` through the proxy: the status.
-fn put(addr: std::net::SocketAddr, path: &str, body: &str) -> u16 {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "PUT {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    String::from_utf8_lossy(&buf)
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-}
-
-/// `GET path` through the proxy: (status, body).
-fn read(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let (status, _, body) = get_full(addr, path);
-    (status, body)
 }
 
 #[test]

@@ -9,7 +9,9 @@
 //! `hello release=<R> instance=<I> path=<P>`. When `HELLO_KV_URL` is set
 //! (e.g. `http://kv:7000`), `GET` and `PUT /kv/{key}` are forwarded to
 //! `$HELLO_KV_URL/kv/{key}` and the store's status and body returned (502
-//! when the store cannot be reached). Every response has an
+//! when the store cannot be reached); with `HELLO_UP_NEEDS_KV=1` as well,
+//! `/up` passes only while the store's own `/up` does, as a real app's
+//! health check fails while its database is down. Every response has an
 //! `X-Hello-Release` header. Bad releases are simulated from the
 //! environment: `HELLO_FAILURE_RATE`, `HELLO_DELAY`, `HELLO_UP_STATUS`,
 //! `HELLO_STARTUP_DELAY` (see [`Config`]); the first two apply to every
@@ -71,6 +73,8 @@ struct Config {
     startup_delay: Duration,
     /// `HELLO_KV_URL`: where `/kv/*` is forwarded, without a trailing `/`.
     kv_url: Option<String>,
+    /// `HELLO_UP_NEEDS_KV=1`: `/up` also checks `$HELLO_KV_URL/up`.
+    up_needs_kv: bool,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -147,6 +151,11 @@ impl Config {
             delay: duration_var("HELLO_DELAY")?,
             up_status,
             startup_delay: duration_var("HELLO_STARTUP_DELAY")?,
+            up_needs_kv: match var("HELLO_UP_NEEDS_KV").as_deref() {
+                None | Some("0" | "false") => false,
+                Some("1" | "true") => true,
+                Some(v) => return Err(format!("HELLO_UP_NEEDS_KV={v:?} must be 1 or 0")),
+            },
             kv_url: kv_url_var()?,
         })
     }
@@ -195,15 +204,18 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let config = &app.config;
     let path = req.uri().path().to_owned();
     let mut response = if path == "/up" {
-        (
-            config.up_status,
-            if config.up_status.is_success() {
-                "ok"
-            } else {
-                "not ok"
-            },
-        )
-            .into_response()
+        match kv_down(&app).await {
+            Some(why) => (StatusCode::INTERNAL_SERVER_ERROR, why).into_response(),
+            None => (
+                config.up_status,
+                if config.up_status.is_success() {
+                    "ok"
+                } else {
+                    "not ok"
+                },
+            )
+                .into_response(),
+        }
     } else {
         let n = app.requests.fetch_add(1, Ordering::Relaxed);
         if !config.delay.is_zero() {
@@ -226,6 +238,33 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         response.headers_mut().insert("x-hello-release", value);
     }
     response
+}
+
+/// With `HELLO_UP_NEEDS_KV`: why the kv store does not pass its own `/up`.
+async fn kv_down(app: &App) -> Option<String> {
+    let base = app
+        .config
+        .kv_url
+        .as_ref()
+        .filter(|_| app.config.up_needs_kv)?;
+    let uri = format!("{base}/up").parse::<Uri>().ok()?;
+    match client::send(
+        &app.client,
+        Method::GET,
+        uri,
+        axum::body::Bytes::new(),
+        PROBE_TIMEOUT,
+        1024,
+    )
+    .await
+    {
+        Ok(reply) if reply.status.is_success() => None,
+        Ok(reply) => Some(format!(
+            "kv store at {base} is not up: status {}\n",
+            reply.status
+        )),
+        Err(reason) => Some(format!("kv store at {base} unreachable: {reason}\n")),
+    }
 }
 
 /// Answers a non-`/up` request that is not failing on purpose.

@@ -435,6 +435,30 @@ fn web_answers_502_when_the_store_is_down() {
     assert_eq!(put(web.port, "/kv/visits", "1").status, 502);
 }
 
+/// With `HELLO_UP_NEEDS_KV=1`, `/up` follows the store's own health: an
+/// app whose database is down is not healthy.
+#[test]
+fn up_can_depend_on_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = start_kv(dir.path());
+    let url = format!("http://127.0.0.1:{}", kv.port);
+    let web = start(&[("HELLO_KV_URL", &url), ("HELLO_UP_NEEDS_KV", "1")]);
+    assert_eq!(get(web.port, "/up").status, 200);
+    stop(kv);
+    let reply = get(web.port, "/up");
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply
+            .body
+            .starts_with(&format!("kv store at {url} unreachable: ")),
+        "{}",
+        reply.body
+    );
+    // Without the knob the store does not matter to /up.
+    let plain = start(&[("HELLO_KV_URL", &url)]);
+    assert_eq!(get(plain.port, "/up").status, 200);
+}
+
 #[test]
 fn web_without_kv_url_serves_kv_paths_itself() {
     let web = start(&[]);

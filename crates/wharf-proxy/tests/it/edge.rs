@@ -120,6 +120,44 @@ async fn error_pages() {
     );
 }
 
+/// A route marked unavailable (an app being restored) answers 503 with
+/// `Retry-After` and its reason, even with a healthy backend in it, and
+/// forwards nothing; other routes are not affected.
+#[tokio::test]
+async fn an_unavailable_route_answers_503_with_retry_after() {
+    let a = origin("a").run().await;
+    let p = TestProxy::start(test_config()).await;
+    let live = p.backend("a-1", a.addr, "app", 1);
+    let mut down = route(
+        "restoring",
+        Some("restoring.test"),
+        "/",
+        BackendSet::single(1, vec![live.clone()]),
+    );
+    down.unavailable = Some(Arc::new(wharf_proxy::Unavailable {
+        message: "restoring <release 4> after a restart".into(),
+        retry_after: Duration::from_secs(5),
+    }));
+    p.proxy.swap(RoutingTable::new(vec![
+        down,
+        route("app", None, "/", BackendSet::single(1, vec![live])),
+    ]));
+    let c = client();
+    let got = get_host(&c, &p.url("/x"), "restoring.test").await;
+    assert_page(&got, 503);
+    assert_eq!(got.header("retry-after"), "5");
+    assert!(
+        got.body
+            .contains("restoring &lt;release 4&gt; after a restart"),
+        "{}",
+        got.body
+    );
+    assert_eq!(a.hits(), 0, "nothing is forwarded for an unavailable route");
+    let got = get_host(&c, &p.url("/x"), "other.test").await;
+    assert_eq!((got.status, got.origin()), (200, "a"));
+    assert!(p.metrics().contains("app=\"restoring\""), "{}", p.metrics());
+}
+
 #[tokio::test]
 async fn forwarding_headers_added_and_hop_by_hop_stripped() {
     let a = origin("a").run().await;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use wharf_proxy::health::{HealthSpec, monitor, probe, wait_healthy};
+use wharf_proxy::health::{HealthSpec, monitor, probe, wait_healthy, wait_healthy_at_interval};
 
 use crate::assert_eventually;
 use crate::support::*;
@@ -132,6 +132,38 @@ async fn wait_healthy_needs_consecutive_passes() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// A starting instance that keeps failing is probed fast at first, then
+/// at its configured interval: counted by the instance itself.
+#[tokio::test]
+async fn probes_of_a_failing_instance_back_off_to_the_interval() {
+    let s = switch(500).await;
+    let every_second = HealthSpec {
+        interval: Duration::from_secs(1),
+        ..spec(1)
+    };
+    let started = Instant::now();
+    let err = wait_healthy(s.addr, &every_second, Duration::from_millis(4200))
+        .await
+        .unwrap_err();
+    // At 0, 0.1, 0.3, 0.7, 1.5, 2.5 and 3.5 s: seven probes where a fixed
+    // 100 ms pace would have made forty-two.
+    let probes = s.probes.load(Ordering::SeqCst);
+    assert!(
+        (6..=8).contains(&probes),
+        "{probes} probes in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.attempts as usize, probes);
+
+    // Readmitting an instance that failed before: at the interval from the start.
+    let s = switch(500).await;
+    wait_healthy_at_interval(s.addr, &every_second, Duration::from_millis(2500))
+        .await
+        .unwrap_err();
+    let probes = s.probes.load(Ordering::SeqCst);
+    assert!((2..=3).contains(&probes), "{probes} probes");
 }
 
 #[tokio::test]

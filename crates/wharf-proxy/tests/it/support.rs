@@ -215,6 +215,7 @@ pub fn route(app: &str, host: Option<&str>, prefix: &str, backends: BackendSet) 
         host: host.map(str::to_owned),
         path_prefix: prefix.to_owned(),
         backends,
+        unavailable: None,
     }
 }
 

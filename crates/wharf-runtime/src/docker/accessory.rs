@@ -289,7 +289,7 @@ impl Inner {
         accessory: &str,
     ) -> Result<(), DockerError> {
         match self.docker.inspect_volume(full).await {
-            Ok(_) => return Ok(()),
+            Ok(volume) => return self.check_owner("volume", full, app, Some(&volume.labels)),
             Err(err) if is_not_found(&err) => {}
             Err(err) => return Err(DockerError::api(format!("inspect volume {full}"), err)),
         }
@@ -317,6 +317,11 @@ impl Inner {
         {
             Ok(info) => {
                 let labels = info.config.as_ref().and_then(|c| c.labels.as_ref());
+                let app = labels
+                    .and_then(|l| l.get(LABEL_APP))
+                    .cloned()
+                    .unwrap_or_default();
+                self.check_owner("container", name, &app, labels)?;
                 let accessory = labels.is_some_and(|l| l.contains_key(LABEL_ACCESSORY));
                 if !self.is_ours(labels) || !accessory {
                     return Err(DockerError::Foreign {

@@ -4,11 +4,20 @@
 //!
 //! * A build sends the context directory (see [`super::context`]) to the
 //!   engine's build API (the classic builder) with the release's Dockerfile,
-//!   multi-stage target and build args, labels the image `wharf.data-dir`,
-//!   `wharf.app` and `wharf.release` (so [`crate::Runtime::prune`] knows it),
+//!   multi-stage target and build args, labels the image `wharf.data-dir`
+//!   (so [`crate::Runtime::prune`] knows it is this server's; its tag
+//!   `wharf/<app>:<version>` names the app),
 //!   and streams the output, line by line, to the app's log as process
 //!   `build` (file `release-<n>-build.log`, and the log broadcast, which the
 //!   server forwards as deploy progress).
+//! * Nothing that changes from one release to the next goes into the build:
+//!   the engine adds build labels as `LABEL` steps after the Dockerfile's,
+//!   so a release number there would make every rebuild end in a cache
+//!   miss and a new image. With only the data dir, a rebuild of unchanged
+//!   sources is a full cache hit giving the same image id, and a changed
+//!   file costs one label step after its own;
+//!   which release runs an image is told by its `image` file and by the
+//!   `wharf.release` label of the containers started from it.
 //! * Build arg values can be secrets: every occurrence of one in the build
 //!   output, in a build error and in the tail of a failed build is replaced
 //!   by `***` before anything is written, and they are never traced.
@@ -35,8 +44,8 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::{
-    DockerError, Inner, LABEL_ACCESSORY, LABEL_APP, LABEL_DATA_DIR, LABEL_RELEASE, Lines,
-    OUTPUT_DRAIN, blocking, check_app, context, is_conflict, is_not_found, lock,
+    DockerError, Inner, LABEL_ACCESSORY, LABEL_APP, LABEL_DATA_DIR, Lines, OUTPUT_DRAIN, blocking,
+    check_app, context, is_conflict, is_not_found, lock,
 };
 use crate::logs::{Capture, LogSource, SharedTail};
 use crate::{DockerBuild, ReleaseSource, RuntimeError, release};
@@ -161,10 +170,17 @@ impl BuildFor<'_> {
         (file, source)
     }
 
-    fn label(&self) -> (String, String) {
+    /// The image's labels besides the data dir's: never a release number
+    /// (see the module docs: it would end every rebuild in a cache miss),
+    /// and none at all for a release (each label is one more build step
+    /// when a file changed; its `wharf/<app>:…` tag names its app).
+    fn labels(&self) -> Vec<(String, String)> {
         match *self {
-            BuildFor::Release { release, .. } => (LABEL_RELEASE.to_owned(), release.to_string()),
-            BuildFor::Accessory { name, .. } => (LABEL_ACCESSORY.to_owned(), name.to_owned()),
+            BuildFor::Release { .. } => Vec::new(),
+            BuildFor::Accessory { app, name } => vec![
+                (LABEL_APP.to_owned(), app.to_owned()),
+                (LABEL_ACCESSORY.to_owned(), name.to_owned()),
+            ],
         }
     }
 }
@@ -247,7 +263,7 @@ pub(super) fn read_image(workdir: &Path) -> Result<String, RuntimeError> {
 }
 
 /// A release directory's `image` and `tag`, if readable.
-fn read_release(dir: &Path) -> (Option<String>, Option<String>) {
+pub(super) fn read_release(dir: &Path) -> (Option<String>, Option<String>) {
     let read = |name: &str| {
         std::fs::read_to_string(dir.join(name))
             .ok()
@@ -300,6 +316,12 @@ impl Inner {
     ) -> Result<PathBuf, RuntimeError> {
         let (app, release) = (source.app.as_str(), source.release);
         check_app(app)?;
+        // Before anything is built or tagged: the app's network, which
+        // another wharf server on this engine may own (an app of the same
+        // name there); its `wharf/<app>:…` tags would be clobbered too.
+        if self.network == super::DockerNetwork::AppBridge {
+            self.ensure_network(app).await?;
+        }
         let tag = image_tag(app, release, &source.version);
         let image = match &source.image {
             Some(image) => self.prebuilt(source, image, &tag).await?,
@@ -367,11 +389,8 @@ impl Inner {
         })
         .await?;
 
-        let labels = HashMap::from([
-            (LABEL_DATA_DIR.to_owned(), self.data_dir_label()),
-            (LABEL_APP.to_owned(), of.app().to_owned()),
-            of.label(),
-        ]);
+        let mut labels = HashMap::from([(LABEL_DATA_DIR.to_owned(), self.data_dir_label())]);
+        labels.extend(of.labels());
         let args: HashMap<&str, &str> = build
             .args
             .iter()

@@ -211,6 +211,10 @@ pub(crate) fn tar_context(
 ) -> std::io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
+    // Sparse files (a linked binary copied by `cp` keeps its holes) go as
+    // plain files: the engine's tar reader refuses GNU sparse entries
+    // ("unhandled tar header type 83").
+    builder.sparse(false);
     add_dir(&mut builder, source, "", filter)?;
     if let Some((name, path)) = extra {
         // Its content, not a link: the file lives outside the context.
@@ -328,6 +332,29 @@ mod tests {
                 fs::write(&path, "x").unwrap();
             }
         }
+    }
+
+    /// A file with a hole (as `cp` leaves a linked binary) is sent as a
+    /// plain file with all its bytes, never as a GNU sparse entry.
+    #[test]
+    fn sparse_files_are_sent_as_plain_files() {
+        use std::io::{Seek, SeekFrom, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = fs::File::create(dir.path().join("app")).unwrap();
+        file.write_all(b"head").unwrap();
+        file.seek(SeekFrom::Start(1 << 20)).unwrap();
+        file.write_all(b"tail").unwrap();
+        drop(file);
+        let filter = Filter::new(None, &dir.path().join(".wharf"));
+        let bytes = tar_context(dir.path(), filter, None).unwrap();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let mut entries = archive.entries().unwrap();
+        let mut entry = entries.next().unwrap().unwrap();
+        assert_eq!(entry.header().entry_type(), tar::EntryType::Regular);
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+        assert_eq!(content.len(), (1 << 20) + 4);
+        assert!(content.ends_with(b"tail"));
     }
 
     #[test]

@@ -68,6 +68,20 @@ pub enum DockerError {
         data_dir: PathBuf,
         what: &'static str,
     },
+    /// What wharf needs for an app is another wharf server's (another data
+    /// dir): two servers on one engine with an app of the same name.
+    #[error(
+        "{kind} {name} belongs to the wharf server with data directory {owner}, not to this one ({}): two wharf servers on one Docker engine cannot both run an app named {app}; rename the app (`name` in its wharf.toml) or remove it from the other server (`wharf --data {owner} apps remove {app}`)",
+        .data_dir.display()
+    )]
+    OtherServer {
+        /// "container", "network" or "volume".
+        kind: &'static str,
+        name: String,
+        app: String,
+        owner: String,
+        data_dir: PathBuf,
+    },
     /// An accessory did not come up.
     #[error("accessory {name} of {app} (container {container}) {reason}; its last output:\n{tail}")]
     AccessoryFailed {

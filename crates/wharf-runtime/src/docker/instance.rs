@@ -174,7 +174,7 @@ fn adoptable(inner: &Inner, spec: &InstanceSpec, info: &ContainerInspectResponse
     {
         return None;
     }
-    if inner.network == DockerNetwork::AppBridge {
+    if inner.network == DockerNetwork::AppBridge && spec.publish {
         let bindings = info.host_config.as_ref()?.port_bindings.as_ref()?;
         let published = bindings
             .get(&format!("{}/tcp", inner.listen_port(spec)))?
@@ -228,15 +228,19 @@ impl Inner {
             DockerNetwork::AppBridge => {
                 self.ensure_network(&spec.app).await?;
                 let network = network_name(&spec.app);
-                let host_config = HostConfig {
-                    network_mode: Some(network.clone()),
-                    port_bindings: Some(HashMap::from([(
+                // Only what the proxy reaches is published, on loopback.
+                let bindings = spec.publish.then(|| {
+                    HashMap::from([(
                         port_key.clone(),
                         Some(vec![PortBinding {
                             host_ip: Some("127.0.0.1".to_owned()),
                             host_port: Some(spec.port.to_string()),
                         }]),
-                    )])),
+                    )])
+                });
+                let host_config = HostConfig {
+                    network_mode: Some(network.clone()),
+                    port_bindings: bindings,
                     ..Default::default()
                 };
                 let endpoint = EndpointSettings {
@@ -246,7 +250,8 @@ impl Inner {
                 let networking = NetworkingConfig {
                     endpoints_config: Some(HashMap::from([(network, endpoint)])),
                 };
-                (host_config, Some(networking), Some(vec![port_key]))
+                let exposed = spec.publish.then(|| vec![port_key]);
+                (host_config, Some(networking), exposed)
             }
             DockerNetwork::Host => (
                 HostConfig {

@@ -16,9 +16,10 @@
 //!   `wharf.process` and `wharf.instance`, with the instance's memory and
 //!   CPU limits. In [`DockerNetwork::AppBridge`] mode (the default) it
 //!   joins the app's bridge network `wharf-<app>` with its process name as
-//!   alias, and its `$PORT/tcp` is published on host `127.0.0.1:$PORT`: the
-//!   app must listen on `0.0.0.0:$PORT` (or `::`), not on 127.0.0.1, which
-//!   is the container's own loopback. In [`DockerNetwork::Host`] mode it
+//!   alias, and — for processes the proxy reaches ([`InstanceSpec::publish`])
+//!   — its `$PORT/tcp` is published on host `127.0.0.1:$PORT`: the app must
+//!   listen on `0.0.0.0:$PORT` (or `::`), not on 127.0.0.1, which is the
+//!   container's own loopback. A worker publishes nothing. In [`DockerNetwork::Host`] mode it
 //!   shares the host's network, so an app listening on `127.0.0.1:$PORT`
 //!   (as under the process runtime) works.
 //! * The instance's `command` replaces the image's `CMD`, split into an argv
@@ -48,6 +49,7 @@ mod context;
 mod error;
 mod instance;
 mod prune;
+mod remove;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -77,8 +79,8 @@ use crate::logs::{Capture, LogFile, LogSource, SharedLogFile, SharedTail};
 use crate::supervise::Supervisors;
 use crate::{
     AccessorySpec, AccessoryStatus, FoundProcess, InstanceId, InstanceSpec, InstanceState, Limits,
-    LogLine, PruneReport, ReleaseSource, Runtime, RuntimeError, RuntimeEvent, TaskOutcome,
-    TaskSpec,
+    LogLine, PruneReport, ReleaseSource, RemovedApp, Runtime, RuntimeError, RuntimeEvent,
+    TaskOutcome, TaskSpec,
 };
 
 /// Time between SIGTERM and SIGKILL for a task that ran past its timeout.
@@ -453,11 +455,33 @@ impl Inner {
         ])
     }
 
-    /// Creates the app's bridge network unless it exists.
+    /// Refuses what another wharf server (another data dir) labelled as
+    /// its own: reusing it would let two servers fight over one app.
+    fn check_owner(
+        &self,
+        kind: &'static str,
+        name: &str,
+        app: &str,
+        labels: Option<&HashMap<String, String>>,
+    ) -> Result<(), DockerError> {
+        match labels.and_then(|l| l.get(LABEL_DATA_DIR)) {
+            Some(owner) if *owner != self.data_dir_label() => Err(DockerError::OtherServer {
+                kind,
+                name: name.to_owned(),
+                app: app.to_owned(),
+                owner: owner.clone(),
+                data_dir: self.data_dir.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates the app's bridge network unless it exists (and refuses one
+    /// of another wharf server's).
     async fn ensure_network(&self, app: &str) -> Result<(), DockerError> {
         let name = network_name(app);
         match self.docker.inspect_network(&name, None).await {
-            Ok(_) => return Ok(()),
+            Ok(network) => return self.check_owner("network", &name, app, network.labels.as_ref()),
             Err(err) if is_not_found(&err) => {}
             Err(err) => return Err(DockerError::api(format!("inspect network {name}"), err)),
         }
@@ -572,8 +596,34 @@ impl Inner {
         name: &str,
         body: bollard::models::ContainerCreateBody,
     ) -> Result<u32, DockerError> {
-        // A leftover of the same name (e.g. after a crash) would conflict.
-        self.remove_container(name).await?;
+        // A leftover of the same name (e.g. after a crash) would conflict;
+        // one that is not this server's is not ours to remove.
+        match self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(info) => {
+                let labels = info.config.as_ref().and_then(|c| c.labels.as_ref());
+                let app = body
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_APP))
+                    .cloned()
+                    .unwrap_or_default();
+                self.check_owner("container", name, &app, labels)?;
+                if labels.and_then(|l| l.get(LABEL_DATA_DIR)).is_none() {
+                    return Err(DockerError::Foreign {
+                        name: name.to_owned(),
+                        data_dir: self.data_dir.clone(),
+                        what: "instance",
+                    });
+                }
+                self.remove_container(name).await?;
+            }
+            Err(err) if is_not_found(&err) => {}
+            Err(err) => return Err(DockerError::api(format!("inspect container {name}"), err)),
+        }
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         self.docker
             .create_container(Some(options), body)
@@ -769,9 +819,17 @@ impl Runtime for DockerRuntime {
         self.inner.sups.ids()
     }
 
-    async fn kill_leftovers(&self, grace: Duration) -> Result<Vec<FoundProcess>, RuntimeError> {
+    async fn kill_leftovers(
+        &self,
+        app: Option<&str>,
+        grace: Duration,
+    ) -> Result<Vec<FoundProcess>, RuntimeError> {
         let inner = &self.inner;
-        let containers = inner.our_containers(&[], false).await?;
+        let only: Vec<String> = app
+            .map(|a| format!("{LABEL_APP}={a}"))
+            .into_iter()
+            .collect();
+        let containers = inner.our_containers(&only, false).await?;
         let live = lock(&inner.live).clone();
         let mut found = Vec::new();
         for container in containers {
@@ -898,6 +956,10 @@ impl Runtime for DockerRuntime {
 
     async fn prune(&self, keep: &[(String, u64)]) -> Result<PruneReport, RuntimeError> {
         self.inner.prune(keep).await
+    }
+
+    async fn remove_app(&self, app: &str, volumes: bool) -> Result<RemovedApp, RuntimeError> {
+        self.inner.remove_app(app, volumes).await
     }
 }
 

@@ -4,20 +4,21 @@
 //! Only things labelled with this data dir are candidates. Containers:
 //! exited, created or dead ones, except accessories (whatever their state:
 //! a stopped database is kept) and the ones this runtime runs right now.
-//! Images: those whose `wharf.app`/`wharf.release` labels are not a kept
-//! release, unless their id is the image of a kept release dir (two
-//! releases of one version can share an image, and a prebuilt image is not
-//! labelled at all, so it is never pruned). An accessory's built image has
-//! no release: it goes once no container uses it (a deploy builds it again
-//! if needed). An image still used by a container is left for a later
-//! prune.
+//! Images: those whose id is not the image of a kept release dir (two
+//! releases of unchanged sources share one image, and a prebuilt image is
+//! not labelled at all, so it is never pruned); an image built before
+//! release images lost their `wharf.release` label is also kept while that
+//! release is. A kept image loses the tags of releases that are gone. An
+//! accessory's built image has no release: it goes once no container uses
+//! it (a deploy builds it again if needed). An image still used by a
+//! container is left for a later prune.
 
 use std::collections::HashSet;
 
 use bollard::models::ContainerSummaryStateEnum;
 use bollard::query_parameters::ListImagesOptionsBuilder;
 
-use super::build::read_image;
+use super::build::read_release;
 use super::{
     DockerError, Inner, LABEL_ACCESSORY, LABEL_APP, LABEL_DATA_DIR, LABEL_RELEASE, blocking, lock,
 };
@@ -33,10 +34,15 @@ impl Inner {
             .map(|(app, release)| self.release_dir(app, *release))
             .collect();
         let data_dir = self.data_dir.clone();
-        let kept_ids: HashSet<String> = blocking("read kept releases in", &data_dir, move || {
-            Ok(dirs.iter().filter_map(|d| read_image(d).ok()).collect())
-        })
-        .await?;
+        let (kept_ids, kept_tags): (HashSet<String>, HashSet<String>) =
+            blocking("read kept releases in", &data_dir, move || {
+                let read: Vec<_> = dirs.iter().map(|d| read_release(d)).collect();
+                Ok((
+                    read.iter().filter_map(|(image, _)| image.clone()).collect(),
+                    read.into_iter().filter_map(|(_, tag)| tag).collect(),
+                ))
+            })
+            .await?;
         let kept: HashSet<(&str, String)> = keep
             .iter()
             .map(|(app, release)| (app.as_str(), release.to_string()))
@@ -60,6 +66,17 @@ impl Inner {
                 .unwrap_or("");
             let release = image.labels.get(LABEL_RELEASE).cloned().unwrap_or_default();
             if kept.contains(&(app, release)) || kept_ids.contains(&image.id) {
+                // Kept, but releases that are gone may have tagged it too
+                // (an unchanged rebuild is the same image): their tags go.
+                for tag in &image.repo_tags {
+                    if tag != "<none>:<none>"
+                        && !kept_tags.contains(tag)
+                        && self.remove_image(tag).await?
+                    {
+                        tracing::info!(tag, app, "pruned tag of a release that is gone");
+                        report.images.push(tag.clone());
+                    }
+                }
                 continue;
             }
             // Tags first: removing an id that has several tags is refused.

@@ -65,6 +65,7 @@ impl Env {
             env: BTreeMap::new(),
             port: 40000 + index as u16,
             container_port: None,
+            publish: true,
             stop_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             restart: RestartPolicy::default(),

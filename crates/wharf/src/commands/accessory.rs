@@ -1,14 +1,15 @@
-//! `wharf accessory boot|stop|logs|remove|list`: the app's accessories,
-//! named in its `wharf.toml` (read from `--dir`, default `.`).
-
-use std::path::Path;
+//! `wharf accessory boot|stop|logs|remove|list`: an app's accessories, by
+//! the app's name like every other command (`--app`, or the server's only
+//! app). The server knows them from the app's serving release; `--dir`
+//! reads them from a wharf.toml instead (before the first deploy, or to
+//! apply an edited accessory).
 
 use anyhow::{Context, Result};
 use wharf_config::AppConfig;
 use wharf_server::api::{AccessoryBody, AccessoryStatus};
 use wharf_server::client::Client;
 
-use crate::cli::{AccessoryCommand, AccessoryTarget};
+use crate::cli::{AccessoryApp, AccessoryCommand, AccessoryTarget};
 use crate::output;
 
 pub async fn run(client: &Client, command: AccessoryCommand) -> Result<()> {
@@ -26,9 +27,9 @@ pub async fn run(client: &Client, command: AccessoryCommand) -> Result<()> {
             tail,
             json,
         } => {
-            let (app, dir) = app_of(&target.dir)?;
+            let (app, dir) = app_of(client, &target.app).await?;
             let mut lines = client
-                .accessory_logs(&app, &target.name, Some(&dir), tail, follow)
+                .accessory_logs(&app, &target.name, dir.as_deref(), tail, follow)
                 .await?;
             while let Some(line) = lines.next().await {
                 let line = line?;
@@ -40,9 +41,9 @@ pub async fn run(client: &Client, command: AccessoryCommand) -> Result<()> {
             }
             Ok(())
         }
-        AccessoryCommand::List { dir, json } => {
-            let (app, dir) = app_of(&dir)?;
-            let list = client.accessories(&app, Some(&dir)).await?;
+        AccessoryCommand::List { app, json } => {
+            let (app, dir) = app_of(client, &app).await?;
+            let list = client.accessories(&app, dir.as_deref()).await?;
             if json {
                 output::json(&list);
             } else if list.is_empty() {
@@ -59,12 +60,30 @@ pub async fn run(client: &Client, command: AccessoryCommand) -> Result<()> {
     }
 }
 
-/// The app named by `dir`'s wharf.toml, and `dir` made absolute for the server.
-fn app_of(dir: &Path) -> Result<(String, std::path::PathBuf)> {
+/// The app a command is about, and the directory whose wharf.toml the
+/// server reads instead of the serving release's config (absolute), if
+/// `--dir` was given.
+async fn app_of(
+    client: &Client,
+    which: &AccessoryApp,
+) -> Result<(String, Option<std::path::PathBuf>)> {
+    let Some(dir) = &which.dir else {
+        return Ok((super::resolve_app(client, which.app.clone()).await?, None));
+    };
     let config = AppConfig::load(dir)?;
+    if let Some(app) = &which.app
+        && *app != config.name
+    {
+        return Err(crate::Exit::Usage(format!(
+            "{} describes app {:?}, not {app:?}",
+            dir.join(wharf_config::FILE_NAME).display(),
+            config.name
+        ))
+        .into());
+    }
     let dir = std::fs::canonicalize(dir)
         .with_context(|| format!("could not resolve {}", dir.display()))?;
-    Ok((config.name, dir))
+    Ok((config.name, Some(dir)))
 }
 
 async fn act(
@@ -74,9 +93,9 @@ async fn act(
     volumes: bool,
     json: bool,
 ) -> Result<()> {
-    let (app, dir) = app_of(&target.dir)?;
+    let (app, dir) = app_of(client, &target.app).await?;
     let body = AccessoryBody {
-        source_dir: Some(dir),
+        source_dir: dir,
         volumes,
     };
     let follow = if action == "boot" {

@@ -8,6 +8,7 @@ use crate::cli::{AccessoryCommand, Cli, Command, ConfigCommand};
 use crate::settings;
 
 mod accessory;
+mod apps;
 mod config;
 mod control;
 mod deploy;
@@ -39,8 +40,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                     | AccessoryCommand::Stop { target, .. }
                     | AccessoryCommand::Logs { target, .. }
                     | AccessoryCommand::Remove { target, .. },
-                ) => Some(target.dir.as_path()),
-                Command::Accessory(AccessoryCommand::List { dir, .. }) => Some(dir.as_path()),
+                ) => target.app.dir.as_deref(),
+                Command::Accessory(AccessoryCommand::List { app, .. }) => app.dir.as_deref(),
                 _ => None,
             };
             let client = Client::new(&settings::client_data_dir(data, app_dir));
@@ -58,6 +59,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Logs(args) => logs::run(&client, args).await,
                 Command::Events(args) => events::run(&client, args).await,
                 Command::Accessory(command) => accessory::run(&client, command).await,
+                Command::Apps(command) => apps::run(&client, command).await,
                 Command::Run(args) => exec::run(&client, args).await,
                 Command::Exec(args) => exec::exec(&client, args).await,
                 Command::Prune(args) => prune::run(&client, args).await,

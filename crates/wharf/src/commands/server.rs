@@ -28,6 +28,7 @@ pub(crate) fn options(data_dir: std::path::PathBuf, listen: &ListenArgs) -> Serv
             ..Default::default()
         },
         log_max_bytes: 10 * 1024 * 1024,
+        recovery_progress: None,
     }
 }
 

@@ -26,12 +26,13 @@ pub async fn run(client: &Client, args: AppArgs) -> Result<()> {
         status.server.data_dir.display()
     );
     for app in &status.apps {
-        out.push_str(&format!(
-            "\n\n{}: release {} serving",
-            app.name,
-            app.release
-                .map_or_else(|| "none".to_owned(), |r| r.to_string())
-        ));
+        let state = match (app.release, app.state.as_str(), &app.state_detail) {
+            (Some(r), _, _) => format!("release {r} serving"),
+            (None, "restoring", Some(d)) => d.clone(),
+            (None, _, Some(d)) => format!("not serving: {}", d.lines().next().unwrap_or_default()),
+            (None, _, None) => "not serving".to_owned(),
+        };
+        out.push_str(&format!("\n\n{}: {state}", app.name));
         if let Some((id, kind, state)) = &app.deploying {
             out.push_str(&format!(" · {kind} {id} in progress ({state})"));
         }

@@ -112,6 +112,29 @@ impl Engine {
             .collect()
     }
 
+    pub fn network_exists(&self, name: &str) -> bool {
+        self.rt
+            .block_on(self.docker.inspect_network(name, None))
+            .is_ok()
+    }
+
+    pub fn volume_exists(&self, name: &str) -> bool {
+        self.rt.block_on(self.docker.inspect_volume(name)).is_ok()
+    }
+
+    /// Tags of the images named `wharf/<app>:…`.
+    pub fn app_images(&self, app: &str) -> Vec<String> {
+        let filters = HashMap::from([("reference".to_string(), vec![format!("wharf/{app}")])]);
+        self.rt
+            .block_on(self.docker.list_images(Some(
+                ListImagesOptionsBuilder::new().filters(&filters).build(),
+            )))
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|i| i.repo_tags)
+            .collect()
+    }
+
     pub fn image_exists(&self, reference: &str) -> bool {
         self.rt
             .block_on(self.docker.inspect_image(reference))
@@ -278,4 +301,194 @@ retain = 3
     pub fn path_str(&self) -> &str {
         self.dir.path().to_str().unwrap()
     }
+}
+
+/// An app whose `/kv/*` goes to the accessory `kv`: a store built from the
+/// app's own directory, with a Dockerfile of its own, keeping its data in
+/// the named volume `data`. With `up_needs_kv`, the app's `/up` passes only
+/// while the store's does (as a real app's health check needs its database).
+pub fn kv_app(name: &str, up_needs_kv: bool) -> DockerApp {
+    let needs = if up_needs_kv {
+        "HELLO_UP_NEEDS_KV = \"1\"\n"
+    } else {
+        ""
+    };
+    let accessory = format!(
+        r#"[env]
+HELLO_KV_URL = "http://kv:7000"
+{needs}
+[accessories.kv]
+build = {{ dockerfile = "kv.Dockerfile" }}
+volumes = ["data:/data"]
+health = {{ command = "/hello probe http://127.0.0.1:7000/up", interval = "500ms", retries = 20 }}
+"#
+    );
+    let app = DockerApp::new(name, "", &accessory);
+    std::fs::write(
+        app.path().join("kv.Dockerfile"),
+        "FROM scratch\nCOPY hello /hello\nENV HELLO_HOST=0.0.0.0 PORT=7000\nCMD [\"/hello\", \"kv\", \"/data\"]\n",
+    )
+    .unwrap();
+    app
+}
+
+/// `wharf --data DATA ARGS` (a client command), to completion.
+pub fn cli(data: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(super::wharf_bin())
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env("HOME", data.parent().unwrap())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `wharf up` of `app` on `data` in the foreground, killed if dropped.
+pub struct Up {
+    child: std::process::Child,
+    /// The proxy, once the app is live.
+    pub proxy: std::net::SocketAddr,
+    /// How long it took to say the app is live.
+    pub took: std::time::Duration,
+    /// Every line it wrote to stderr / stdout, once it has exited.
+    stderr: Option<std::thread::JoinHandle<String>>,
+    stdout: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Up {
+    pub fn start(app: &DockerApp, data: &Path) -> Up {
+        Up::start_with(app, data, &[])
+    }
+
+    /// With extra arguments to `wharf up` (e.g. `--deploy`).
+    pub fn start_with(app: &DockerApp, data: &Path, extra: &[&str]) -> Up {
+        use std::io::BufRead;
+        let started = std::time::Instant::now();
+        let mut child = std::process::Command::new(super::wharf_bin())
+            .arg("--data")
+            .arg(data)
+            .args(["up", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(extra)
+            .arg(app.path())
+            .env("HOME", data.parent().unwrap())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let live = format!("{} is live at http://", app.name);
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix(&live) {
+                    let _ = tx.send(addr.trim_end_matches('/').to_owned());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let stdout = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in stdout.lines().map_while(Result::ok) {
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let mut up = Up {
+            child,
+            proxy: ([127, 0, 0, 1], 0).into(),
+            took: std::time::Duration::ZERO,
+            stderr: Some(stderr),
+            stdout: Some(stdout),
+        };
+        match rx.recv_timeout(std::time::Duration::from_secs(180)) {
+            Ok(addr) => {
+                up.proxy = addr.parse().unwrap();
+                up.took = started.elapsed();
+            }
+            Err(_) => {
+                let _ = up.child.kill();
+                let _ = up.child.wait();
+                panic!("wharf up never said the app is live:\n{}", up.stderr_text());
+            }
+        }
+        up
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Ctrl-C, then (stderr, stdout); it must exit 0.
+    pub fn interrupt(mut self) -> (String, String) {
+        super::signal(self.child.id(), nix::sys::signal::Signal::SIGINT);
+        let status = self.child.wait().unwrap();
+        let stderr = self.stderr_text();
+        let stdout = self.stdout_text();
+        assert!(status.success(), "{status}:\n{stderr}");
+        (stderr, stdout)
+    }
+
+    /// `kill -9`: nothing is stopped (containers and accessories stay as
+    /// they are); what it wrote to stderr.
+    pub fn kill9(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr_text()
+    }
+
+    /// What it wrote to stderr (waits for the pipe to close).
+    pub fn stderr_text(&mut self) -> String {
+        self.stderr
+            .take()
+            .map(|t| t.join().unwrap())
+            .unwrap_or_default()
+    }
+
+    fn stdout_text(&mut self) -> String {
+        self.stdout
+            .take()
+            .map(|t| t.join().unwrap())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `PUT path` with `body` through the proxy: the status.
+pub fn put(addr: std::net::SocketAddr, path: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        s,
+        "PUT {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf)
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `GET path` through the proxy: (status, body).
+pub fn read(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let (status, _, body) = super::get_full(addr, path);
+    (status, body)
 }

@@ -7,6 +7,7 @@
 
 pub mod docker;
 pub mod load;
+pub mod upstream;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -165,8 +166,22 @@ impl Server {
         s
     }
 
-    /// Starts a server on `data` (which may hold an earlier server's state).
+    /// Starts a server on `data` (which may hold an earlier server's state)
+    /// and waits until its recovery (restores, leftovers) has ended.
     pub fn start_on(data: &Path, env: &[(&str, &str)]) -> Server {
+        let server = Server::start_answering(data, env);
+        server.wait_recovered();
+        server
+    }
+
+    /// Waits until the server's background recovery has ended.
+    pub fn wait_recovered(&self) {
+        self.wait_for_log("\"message\":\"recovered\"", Duration::from_secs(120));
+    }
+
+    /// Starts a server on `data` and returns as soon as it answers (its
+    /// restores may still run).
+    pub fn start_answering(data: &Path, env: &[(&str, &str)]) -> Server {
         std::fs::create_dir_all(data).unwrap();
         let data = data.canonicalize().unwrap();
         let home = data.parent().unwrap().join("home");

@@ -1,0 +1,120 @@
+//! `wharf apps list` and `wharf apps remove APP [--volumes] [--yes]`.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Result;
+use wharf_server::client::Client;
+
+use crate::Exit;
+use crate::cli::AppsCommand;
+use crate::output;
+
+pub async fn run(client: &Client, command: AppsCommand) -> Result<()> {
+    match command {
+        AppsCommand::List { json } => list(client, json).await,
+        AppsCommand::Remove {
+            app,
+            volumes,
+            yes,
+            json,
+        } => remove(client, &app, volumes, yes, json).await,
+    }
+}
+
+async fn list(client: &Client, json: bool) -> Result<()> {
+    let status = client.status().await?;
+    if json {
+        output::json(&status.apps);
+        return Ok(());
+    }
+    if status.apps.is_empty() {
+        output::note("no apps yet; deploy one with `wharf deploy DIR`");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = status
+        .apps
+        .iter()
+        .map(|a| {
+            vec![
+                a.name.clone(),
+                a.state.replace('_', " "),
+                a.release.map_or_else(|| "-".into(), |r| r.to_string()),
+                a.state_detail
+                    .as_deref()
+                    .and_then(|d| d.lines().next())
+                    .unwrap_or("")
+                    .to_owned(),
+            ]
+        })
+        .collect();
+    output::data(&output::table(
+        &["APP", "STATE", "RELEASE", "DETAIL"],
+        &rows,
+    ));
+    Ok(())
+}
+
+async fn remove(client: &Client, app: &str, volumes: bool, yes: bool, json: bool) -> Result<()> {
+    // The app must exist before anyone is asked about it.
+    let status = client.status().await?;
+    if !status.apps.iter().any(|a| a.name == app) {
+        return Err(Exit::Usage(format!(
+            "no app named {app} on this server; `wharf apps list` shows them"
+        ))
+        .into());
+    }
+    if !yes {
+        confirm(app, volumes)?;
+    }
+    let removed = client.remove_app(app, volumes).await?;
+    if json {
+        output::json(&removed);
+        return Ok(());
+    }
+    output::note(&format!(
+        "removed {app}: {} containers, {} images{}",
+        removed.containers.len(),
+        removed.images.len(),
+        if volumes {
+            format!(", {} volumes", removed.volumes.len())
+        } else {
+            String::new()
+        }
+    ));
+    if !removed.kept_volumes.is_empty() {
+        output::note(&format!(
+            "kept its volumes (their data is still there): {}; `wharf apps remove {app} --volumes` would have deleted them",
+            removed.kept_volumes.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Asks on the terminal for the app's name; refuses without a terminal.
+fn confirm(app: &str, volumes: bool) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Exit::Usage(format!(
+            "removing {app} cannot be undone and there is no terminal to confirm on; pass --yes"
+        ))
+        .into());
+    }
+    let data = if volumes {
+        " and its volumes (the data in them)"
+    } else {
+        " (its named volumes are kept)"
+    };
+    {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "This stops {app} and removes its instances, accessories, releases, images, logs and history{data}.\nType the app's name to confirm: "
+        );
+        let _ = err.flush();
+    }
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != app {
+        return Err(Exit::Failed(format!("not confirmed; {app} was left as it is")).into());
+    }
+    Ok(())
+}
