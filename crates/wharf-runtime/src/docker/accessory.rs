@@ -36,8 +36,7 @@ use bollard::models::{
     RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    EventsOptionsBuilder, InspectContainerOptions, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveVolumeOptionsBuilder,
+    EventsOptionsBuilder, InspectContainerOptions, LogsOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -46,7 +45,7 @@ use tokio::time::Instant;
 use super::build::BuildFor;
 use super::{
     DockerError, Inner, LABEL_ACCESSORY, LABEL_APP, LABEL_DATA_DIR, LABEL_SPEC, apply_limits, argv,
-    check_app, check_name, env_list, forward_lines, is_conflict, is_not_found, network_name,
+    check_app, check_name, env_list, forward_lines, is_not_found, network_name,
 };
 use crate::logs::LogSource;
 use crate::{AccessoryBuild, AccessorySpec, AccessoryStatus, LogLine, RuntimeError, VolumeSource};
@@ -643,40 +642,19 @@ impl Inner {
         if !volumes {
             return Ok(());
         }
-        let filters = HashMap::from([(
-            "label",
-            vec![
+        names.extend(
+            self.volumes_labelled(vec![
                 format!("{LABEL_DATA_DIR}={}", self.data_dir_label()),
                 format!("{LABEL_APP}={app}"),
                 format!("{LABEL_ACCESSORY}={name}"),
-            ],
-        )]);
-        let options = ListVolumesOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        let listed = self
-            .docker
-            .list_volumes(Some(options))
-            .await
-            .map_err(|err| DockerError::api("list volumes", err))?;
-        names.extend(listed.volumes.into_iter().flatten().map(|v| v.name));
+            ])
+            .await?,
+        );
         names.sort();
         names.dedup();
         for volume in names {
-            let options = RemoveVolumeOptionsBuilder::default().build();
-            match self.docker.remove_volume(&volume, Some(options)).await {
-                Ok(()) => tracing::info!(volume, "removed accessory volume"),
-                Err(err) if is_not_found(&err) => {}
-                Err(err) if is_conflict(&err) => {
-                    return Err(DockerError::api(
-                        format!("remove volume {volume} (another container uses it)"),
-                        err,
-                    )
-                    .into());
-                }
-                Err(err) => {
-                    return Err(DockerError::api(format!("remove volume {volume}"), err).into());
-                }
+            if self.remove_volume(&volume).await? {
+                tracing::info!(volume, "removed accessory volume");
             }
         }
         Ok(())

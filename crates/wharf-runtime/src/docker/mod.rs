@@ -669,6 +669,57 @@ impl Inner {
         }
     }
 
+    /// The images matching one filter (`label`, `reference`…) of the
+    /// engine's list API.
+    async fn images_where(
+        &self,
+        filter: &str,
+        values: Vec<String>,
+    ) -> Result<Vec<bollard::models::ImageSummary>, DockerError> {
+        let filters = HashMap::from([(filter, values)]);
+        let options = bollard::query_parameters::ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        self.docker
+            .list_images(Some(options))
+            .await
+            .map_err(|err| DockerError::api("list images", err))
+    }
+
+    /// The names of the volumes carrying every one of `labels`.
+    async fn volumes_labelled(&self, labels: Vec<String>) -> Result<Vec<String>, DockerError> {
+        let filters = HashMap::from([("label", labels)]);
+        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let listed = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|err| DockerError::api("list volumes", err))?;
+        Ok(listed
+            .volumes
+            .into_iter()
+            .flatten()
+            .map(|v| v.name)
+            .collect())
+    }
+
+    /// Removes a named volume; a missing one is fine, one in use is an
+    /// error that says so. Whether it was there.
+    async fn remove_volume(&self, volume: &str) -> Result<bool, DockerError> {
+        let options = bollard::query_parameters::RemoveVolumeOptionsBuilder::default().build();
+        match self.docker.remove_volume(volume, Some(options)).await {
+            Ok(()) => Ok(true),
+            Err(err) if is_not_found(&err) => Ok(false),
+            Err(err) if is_conflict(&err) => Err(DockerError::api(
+                format!("remove volume {volume} (another container uses it)"),
+                err,
+            )),
+            Err(err) => Err(DockerError::api(format!("remove volume {volume}"), err)),
+        }
+    }
+
     /// The containers labelled with this data dir (and `extra` labels).
     async fn our_containers(
         &self,

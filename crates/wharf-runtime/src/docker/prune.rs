@@ -16,12 +16,9 @@
 use std::collections::HashSet;
 
 use bollard::models::ContainerSummaryStateEnum;
-use bollard::query_parameters::ListImagesOptionsBuilder;
 
 use super::build::read_release;
-use super::{
-    DockerError, Inner, LABEL_ACCESSORY, LABEL_APP, LABEL_DATA_DIR, LABEL_RELEASE, blocking, lock,
-};
+use super::{Inner, LABEL_ACCESSORY, LABEL_APP, LABEL_DATA_DIR, LABEL_RELEASE, blocking, lock};
 use crate::{PruneReport, RuntimeError};
 
 impl Inner {
@@ -49,15 +46,7 @@ impl Inner {
             .collect();
 
         let label = format!("{LABEL_DATA_DIR}={}", self.data_dir_label());
-        let filters = std::collections::HashMap::from([("label", vec![label])]);
-        let options = ListImagesOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        let images = self
-            .docker
-            .list_images(Some(options))
-            .await
-            .map_err(|err| DockerError::api("list images", err))?;
+        let images = self.images_where("label", vec![label]).await?;
         for image in images {
             let app = image
                 .labels

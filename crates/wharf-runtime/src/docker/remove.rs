@@ -5,12 +5,7 @@
 //! image only loses wharf's tag), its network, its files, and — only when
 //! asked — its named volumes, which are otherwise kept and listed.
 
-use std::collections::HashMap;
 use std::time::Duration;
-
-use bollard::query_parameters::{
-    ListImagesOptionsBuilder, ListVolumesOptionsBuilder, RemoveVolumeOptionsBuilder,
-};
 
 use super::{
     DockerError, Inner, LABEL_ACCESSORY, LABEL_APP, LABEL_DATA_DIR, blocking, check_app,
@@ -59,16 +54,7 @@ impl Inner {
         // with its last tag, a prebuilt one only loses wharf's tag. (An
         // untagged image of a release that is gone names no app: `wharf
         // prune` removes it.)
-        let filters = HashMap::from([("label", ours.clone())]);
-        let options = ListImagesOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        let images = self
-            .docker
-            .list_images(Some(options))
-            .await
-            .map_err(|err| DockerError::api("list images", err))?;
-        for image in images {
+        for image in self.images_where("label", ours.clone()).await? {
             for tag in image.repo_tags.iter().filter(|t| *t != "<none>:<none>") {
                 self.remove_image(tag).await?;
             }
@@ -83,15 +69,9 @@ impl Inner {
                 );
             }
         }
-        let filters = HashMap::from([("reference", vec![format!("wharf/{app}")])]);
-        let options = ListImagesOptionsBuilder::default()
-            .filters(&filters)
-            .build();
         let tagged = self
-            .docker
-            .list_images(Some(options))
-            .await
-            .map_err(|err| DockerError::api("list images", err))?;
+            .images_where("reference", vec![format!("wharf/{app}")])
+            .await?;
         for image in tagged {
             // Another server's (an app of the same name there) is not ours.
             let owner = image.labels.get(LABEL_DATA_DIR);
@@ -109,29 +89,11 @@ impl Inner {
             }
         }
 
-        let filters = HashMap::from([("label", ours)]);
-        let options = ListVolumesOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        let listed = self
-            .docker
-            .list_volumes(Some(options))
-            .await
-            .map_err(|err| DockerError::api("list volumes", err))?;
-        for volume in listed.volumes.into_iter().flatten() {
+        for volume in self.volumes_labelled(ours).await? {
             if !volumes {
-                out.kept_volumes.push(volume.name);
-                continue;
-            }
-            let options = RemoveVolumeOptionsBuilder::default().build();
-            match self.docker.remove_volume(&volume.name, Some(options)).await {
-                Ok(()) => out.volumes.push(volume.name),
-                Err(err) if is_not_found(&err) => {}
-                Err(err) => {
-                    return Err(
-                        DockerError::api(format!("remove volume {}", volume.name), err).into(),
-                    );
-                }
+                out.kept_volumes.push(volume);
+            } else if self.remove_volume(&volume).await? {
+                out.volumes.push(volume);
             }
         }
 

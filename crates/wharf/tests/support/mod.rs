@@ -422,6 +422,17 @@ pub fn get_full(addr: SocketAddr, path: &str) -> (u16, String, String) {
 
 /// One GET with extra headers on a fresh connection: (status, head, body).
 pub fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    get_from(addr, "localhost", path, headers)
+}
+
+/// One GET for `host` with extra headers on a fresh connection: (status,
+/// head, body).
+pub fn get_from(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let extra: String = headers
@@ -430,7 +441,7 @@ pub fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16,
         .collect();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut buf = Vec::new();
