@@ -305,6 +305,34 @@ pub struct HttpRoute {
     pub host: Option<String>,
     /// Path prefix, starting and (unless it is "/") not ending with '/'.
     pub path_prefix: String,
+    /// Served over HTTPS, with a certificate from ACME or from files.
+    /// Needs `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSource>,
+    /// Send `Strict-Transport-Security` on HTTPS answers. Needs `tls`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hsts: bool,
+    /// Largest request body, in bytes.
+    #[serde(default = "validate::defaults::max_body")]
+    pub max_body: u64,
+    /// Time an instance has to send its response head (a streamed body
+    /// may take longer).
+    #[serde(
+        default = "validate::defaults::request_timeout",
+        with = "humantime_serde"
+    )]
+    pub timeout: Duration,
+}
+
+/// Where a TLS host's certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "source")]
+pub enum TlsSource {
+    /// Ordered by ACME (HTTP-01 on the proxy), renewed in the background.
+    Acme,
+    /// PEM files (chain, key), relative to the app's directory unless
+    /// absolute; copied into the server's data dir at deploy.
+    Files { cert: String, key: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

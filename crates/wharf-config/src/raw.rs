@@ -140,6 +140,21 @@ pub(crate) struct RawHttp {
     pub span: Span,
     pub host: Option<Sp<String>>,
     pub path: Option<Sp<String>>,
+    pub tls: Option<RawTls>,
+    pub hsts: Option<Sp<bool>>,
+    pub max_body: Option<Sp<String>>,
+    pub timeout: Option<Sp<String>>,
+}
+
+/// `tls = true` (ACME) or `tls = { cert = "…", key = "…" }`.
+#[derive(Debug)]
+pub(crate) enum RawTls {
+    Acme(Sp<bool>),
+    Files {
+        span: Span,
+        cert: Option<Sp<String>>,
+        key: Option<Sp<String>>,
+    },
 }
 
 #[derive(Debug)]
@@ -243,7 +258,8 @@ pub(crate) const ACCESSORY_KEYS: &[&str] = &[
 pub(crate) const ACCESSORY_BUILD_KEYS: &[&str] = &["dockerfile", "context", "target", "args"];
 pub(crate) const ACCESSORY_HEALTH_KEYS: &[&str] =
     &["command", "interval", "timeout", "retries", "start_timeout"];
-pub(crate) const HTTP_KEYS: &[&str] = &["host", "path"];
+pub(crate) const HTTP_KEYS: &[&str] = &["host", "path", "tls", "hsts", "max_body", "timeout"];
+pub(crate) const TLS_KEYS: &[&str] = &["cert", "key"];
 pub(crate) const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout", "threshold"];
 pub(crate) const DEPLOY_KEYS: &[&str] = &[
     "health_timeout",
@@ -582,10 +598,45 @@ fn read_http(process: &Table<'_, '_>, name: &str, sink: &mut Sink<'_>) -> Option
     let span = process.key_span("http")?;
     let table = process.table(sink, "http")?;
     let t = Table::new(table, &format!("[processes.{name}.http]"), HTTP_KEYS, sink);
+    let tls = match t.get("tls").map(|v| (v.get_ref(), v.span())) {
+        None => None,
+        Some((DeValue::Boolean(b), span)) => Some(RawTls::Acme(Sp { value: *b, span })),
+        Some((DeValue::Table(table), span)) => {
+            let files = Table::new(
+                table,
+                &format!("[processes.{name}.http.tls]"),
+                TLS_KEYS,
+                sink,
+            );
+            Some(RawTls::Files {
+                span,
+                cert: files.string(sink, "cert"),
+                key: files.string(sink, "key"),
+            })
+        }
+        Some(_) => {
+            let value = t.get("tls")?;
+            t.wrong_type(
+                sink,
+                "tls",
+                value,
+                "true or a table",
+                Some(
+                    "write tls = true (a certificate by ACME) or tls = { cert = \"cert.pem\", key = \"key.pem\" }"
+                        .into(),
+                ),
+            );
+            None
+        }
+    };
     Some(RawHttp {
         span,
         host: t.string(sink, "host"),
         path: t.string(sink, "path"),
+        tls,
+        hsts: t.boolean(sink, "hsts"),
+        max_body: t.size(sink, "max_body"),
+        timeout: t.duration(sink, "timeout"),
     })
 }
 
@@ -810,6 +861,20 @@ impl<'a, 'i> Table<'a, 'i> {
         match hint {
             Some(hint) => sink.error_hint(&value.span(), message, hint),
             None => sink.error(&value.span(), message),
+        }
+    }
+
+    fn boolean(&self, sink: &mut Sink<'_>, key: &str) -> Option<Sp<bool>> {
+        let value = self.get(key)?;
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(Sp {
+                value: *b,
+                span: value.span(),
+            }),
+            _ => {
+                self.wrong_type(sink, key, value, "true or false", None);
+                None
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::{
     AccessoryConfig, AnalysisSettings, AppConfig, CanaryStep, DeploySettings, DockerSettings,
-    HealthCheck, HttpRoute, ProcessConfig, SecretSource, Strategy,
+    HealthCheck, HttpRoute, ProcessConfig, SecretSource, Strategy, TlsSource,
 };
 
 /// First line of the output. Holds nothing that varies (path, time) so that
@@ -192,6 +192,20 @@ fn http_table(out: &mut String, process_table: &str, http: &HttpRoute) {
         kv(out, "host", &string(host));
     }
     kv(out, "path", &string(&http.path_prefix));
+    match &http.tls {
+        None => {}
+        Some(TlsSource::Acme) => kv(out, "tls", "true"),
+        Some(TlsSource::Files { cert, key }) => kv(
+            out,
+            "tls",
+            &format!("{{ cert = {}, key = {} }}", string(cert), string(key)),
+        ),
+    }
+    if http.hsts {
+        kv(out, "hsts", "true");
+    }
+    kv(out, "max_body", &string(&size(http.max_body)));
+    kv(out, "timeout", &duration(http.timeout));
 }
 
 fn health_table(out: &mut String, process_table: &str, health: &HealthCheck) {

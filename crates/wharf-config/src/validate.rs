@@ -21,7 +21,7 @@ use crate::raw::{
 };
 use crate::{
     AnalysisSettings, AppConfig, CanaryStep, DeploySettings, HealthCheck, HttpRoute, ProcessConfig,
-    RuntimeKind, Strategy,
+    RuntimeKind, Strategy, TlsSource,
 };
 
 pub(crate) const DURATION_HINT: &str = "write a duration such as \"500ms\" or \"30s\"";
@@ -35,7 +35,7 @@ const MAX_STEPS: usize = 20;
 const MAX_ANALYSIS_COUNT: u64 = 1_000_000;
 
 /// Defaults, in one place so `to_toml` and the docs agree with the code.
-pub(crate) mod defaults {
+pub mod defaults {
     use std::time::Duration;
 
     pub const INSTANCES: u32 = 1;
@@ -48,6 +48,17 @@ pub(crate) mod defaults {
     pub const DEPLOY_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
     pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
     pub const RETAIN: u32 = 5;
+    /// Ordinary file uploads fit.
+    pub const MAX_BODY: u64 = 100 * 1024 * 1024;
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+    /// For serde: releases stored before these keys existed.
+    pub fn max_body() -> u64 {
+        MAX_BODY
+    }
+    pub fn request_timeout() -> Duration {
+        REQUEST_TIMEOUT
+    }
     // The [deploy.analysis] defaults are `AnalysisSettings::default()`, and
     // the strategy's is `Strategy::default()`.
 }
@@ -374,7 +385,101 @@ fn resolve_http(raw: RawHttp, process: &str, sink: &mut Sink<'_>) -> HttpRoute {
         }
         None => defaults::HTTP_PATH.to_string(),
     };
-    HttpRoute { host, path_prefix }
+    let tls = resolve_tls(raw.tls, host.is_some(), &ctx, sink);
+    let hsts = match raw.hsts {
+        Some(hsts) if hsts.value && tls.is_none() => {
+            sink.error_hint(
+                &hsts.span,
+                format!("`hsts` in {ctx} needs `tls`"),
+                "HSTS tells browsers to use HTTPS only; add tls = true",
+            );
+            false
+        }
+        Some(hsts) => hsts.value,
+        None => false,
+    };
+    let max_body = match raw.max_body {
+        None => defaults::MAX_BODY,
+        Some(m) => match docker::parse_size(&m.value) {
+            Some(bytes) if bytes > 0 => bytes,
+            _ => {
+                sink.error_hint(
+                    &m.span,
+                    format!(
+                        "{} must be a size of more than 0, found {:?}",
+                        raw::subject("max_body", &ctx),
+                        m.value
+                    ),
+                    "write e.g. \"100MiB\" or \"2GiB\" (also KiB, or a number of bytes)",
+                );
+                defaults::MAX_BODY
+            }
+        },
+    };
+    let timeout = duration(
+        raw.timeout.as_ref(),
+        &raw::subject("timeout", &ctx),
+        DurationRule::POSITIVE,
+        defaults::REQUEST_TIMEOUT,
+        sink,
+    );
+    HttpRoute {
+        host,
+        path_prefix,
+        tls,
+        hsts,
+        max_body,
+        timeout,
+    }
+}
+
+/// `tls = true` → ACME; `tls = { cert, key }` → files; `tls = false` → none.
+fn resolve_tls(
+    raw: Option<raw::RawTls>,
+    has_host: bool,
+    ctx: &str,
+    sink: &mut Sink<'_>,
+) -> Option<TlsSource> {
+    let (span, source) = match raw? {
+        raw::RawTls::Acme(on) if !on.value => return None,
+        raw::RawTls::Acme(on) => (on.span, Some(TlsSource::Acme)),
+        raw::RawTls::Files { span, cert, key } => {
+            let files_ctx = ctx.replace(".http]", ".http.tls]");
+            let mut need = |field: Option<Sp<String>>, name: &str| match field {
+                Some(f) if !f.value.trim().is_empty() => Some(f.value),
+                Some(f) => {
+                    sink.error(
+                        &f.span,
+                        format!("{} must not be empty", raw::subject(name, &files_ctx)),
+                    );
+                    None
+                }
+                None => {
+                    sink.error_hint(
+                        &span,
+                        format!("{} is missing", raw::subject(name, &files_ctx)),
+                        "write tls = { cert = \"certs/site.pem\", key = \"certs/site.key\" } (paths relative to the app's directory)",
+                    );
+                    None
+                }
+            };
+            let (cert, key) = (need(cert, "cert"), need(key, "key"));
+            let source = match (cert, key) {
+                (Some(cert), Some(key)) => Some(TlsSource::Files { cert, key }),
+                _ => None,
+            };
+            (span, source)
+        }
+    };
+    if !has_host {
+        sink.error_hint(
+            &span,
+            format!("`tls` in {ctx} needs `host`"),
+            "a certificate is for a host name: add host = \"shop.example.com\"",
+        );
+        return None;
+    }
+    source
 }
 
 /// "/api/" and "/api" are the same prefix; keep one spelling so routes compare.

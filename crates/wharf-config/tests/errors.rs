@@ -94,10 +94,41 @@ health_timout = "1s"
 "#,
         r#"
 wharf.toml:5:1: unknown key `prot` in [processes.web.http]
-  = hint: valid keys here are `host`, `path`
+  = hint: valid keys here are `host`, `path`, `tls`, `hsts`, `max_body`, `timeout`
 wharf.toml:7:1: unknown key `health_timout` in [deploy]
   = hint: did you mean `health_timeout`?
 2 errors in wharf.toml
+"#,
+    ),
+    (
+        "tls needs a host, files need both paths, hsts needs tls, limits must be sizes and durations",
+        r#"
+name = "hello"
+[processes.web]
+command = "bin/web"
+http = { path = "/", tls = true, max_body = "lots", timeout = "0s" }
+[processes.admin]
+command = "bin/admin"
+http = { host = "admin.example.com", tls = { cert = "admin.pem" }, hsts = "yes" }
+[processes.api]
+command = "bin/api"
+http = { host = "api.example.com", path = "/api", hsts = true, tls = "acme" }
+"#,
+        r#"
+wharf.toml:4:28: `tls` in [processes.web.http] needs `host`
+  = hint: a certificate is for a host name: add host = "shop.example.com"
+wharf.toml:4:45: `max_body` in [processes.web.http] must be a size of more than 0, found "lots"
+  = hint: write e.g. "100MiB" or "2GiB" (also KiB, or a number of bytes)
+wharf.toml:4:63: `timeout` in [processes.web.http] must be greater than 0
+  = hint: write a duration such as "500ms" or "30s"
+wharf.toml:7:44: `key` in [processes.admin.http.tls] is missing
+  = hint: write tls = { cert = "certs/site.pem", key = "certs/site.key" } (paths relative to the app's directory)
+wharf.toml:7:75: `hsts` in [processes.admin.http] must be true or false, found a string
+wharf.toml:10:58: `hsts` in [processes.api.http] needs `tls`
+  = hint: HSTS tells browsers to use HTTPS only; add tls = true
+wharf.toml:10:70: `tls` in [processes.api.http] must be true or a table, found a string
+  = hint: write tls = true (a certificate by ACME) or tls = { cert = "cert.pem", key = "key.pem" }
+7 errors in wharf.toml
 "#,
     ),
     (

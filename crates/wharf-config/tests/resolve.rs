@@ -200,6 +200,10 @@ command = "bin/worker"
     let route = HttpRoute {
         host: None,
         path_prefix: "/".into(),
+        tls: None,
+        hsts: false,
+        max_body: 100 * 1024 * 1024,
+        timeout: Duration::from_secs(60),
     };
     assert_eq!(web.http, Some(route));
     let health = HealthCheck {

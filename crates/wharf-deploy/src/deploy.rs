@@ -400,6 +400,7 @@ impl Engine {
             }
         }
 
+        self.certificates_step(run, &config, &source, true).await?;
         let live = self.start_release(run, number, config, &dir).await?;
         self.store
             .set_release_status(run.app.id, number, ReleaseStatus::Ready, None)?;
@@ -427,6 +428,7 @@ impl Engine {
         // reach their database would only fail their health checks.
         let source = PathBuf::from(&run.app.source_dir);
         self.accessories_step(run, &config, &source).await?;
+        self.certificates_step(run, &config, &source, false).await?;
         let live = self.start_release(run, target, config, &dir).await?;
         self.switch_and_retire(run, live).await
     }

@@ -83,6 +83,13 @@ pub enum DeployError {
         dir: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("the certificate of {host} cannot be used: {why}; no instance was started, {}", keeps_serving(*.serving))]
+    Certificate {
+        host: String,
+        why: String,
+        /// What the proxy serves for the app right now.
+        serving: Option<i64>,
+    },
     #[error("no free port on 127.0.0.1 for an instance: {0}")]
     Port(std::io::Error),
     #[error(transparent)]

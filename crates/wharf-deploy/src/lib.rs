@@ -28,10 +28,12 @@ use wharf_runtime::dispatch::Runtimes;
 use wharf_store::Store;
 
 pub mod analysis;
+mod certificates;
 mod containers;
 mod deploy;
 mod error;
 mod live;
+mod maintenance;
 mod metrics;
 mod progress;
 mod progressive;
@@ -42,6 +44,7 @@ mod start;
 mod status;
 mod step;
 
+pub use certificates::Certificates;
 pub use containers::AccessoryAction;
 pub use error::DeployError;
 pub use progress::{DeployReport, Progress};
@@ -87,6 +90,8 @@ pub struct Engine {
     /// store expected to be running, which the runtime may still have
     /// (containers outlive the server) and can adopt.
     adoptable: Mutex<HashMap<String, (String, u16)>>,
+    /// The server's certificates, once it has them (see [`Engine::set_certificates`]).
+    certificates: std::sync::OnceLock<Certificates>,
 }
 
 impl Engine {
@@ -106,10 +111,22 @@ impl Engine {
             metrics: metrics::DeployMetrics::new(registry),
             progressive: Mutex::new(HashMap::new()),
             adoptable: Mutex::new(HashMap::new()),
+            certificates: std::sync::OnceLock::new(),
         });
         tokio::spawn(recover::record_runtime_events(Arc::downgrade(&engine)));
         tokio::spawn(progressive::record_release_metrics(Arc::downgrade(&engine)));
         engine
+    }
+
+    /// Gives the engine the server's certificates: deploys install and
+    /// order those of their TLS hosts. Once; later calls change nothing.
+    pub fn set_certificates(&self, certificates: Certificates) {
+        let _ = self.certificates.set(certificates);
+    }
+
+    /// The server's certificates, if it has them.
+    pub fn certificates(&self) -> Option<&Certificates> {
+        self.certificates.get()
     }
 
     pub fn store(&self) -> &Arc<Store> {

@@ -119,6 +119,24 @@ struct State {
     serving: BTreeMap<String, Serving>,
     /// Apps not in `serving` that should be.
     down: BTreeMap<String, Down>,
+    /// Apps in maintenance mode: every route answers 503 with this.
+    maintenance: BTreeMap<String, Arc<Unavailable>>,
+}
+
+/// How long clients are told to wait during maintenance.
+const MAINTENANCE_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The page of an app in maintenance: `message`, or a default one.
+fn maintenance_page(message: &str) -> Arc<Unavailable> {
+    let message = if message.trim().is_empty() {
+        "The app is down for maintenance. Please try again shortly.".to_owned()
+    } else {
+        message.to_owned()
+    };
+    Arc::new(Unavailable {
+        message,
+        retry_after: MAINTENANCE_RETRY,
+    })
 }
 
 /// The serving releases of every app, and the proxy they are published to.
@@ -165,6 +183,24 @@ impl Routes {
             return;
         }
         state.down.insert(app.to_owned(), down);
+        self.publish_locked(&state);
+    }
+
+    /// Puts `app` in maintenance (`Some(message)`, empty for the default
+    /// page) or takes it out (`None`); one table swap. Instances keep
+    /// running and being health-checked.
+    pub fn set_maintenance(&self, app: &str, message: Option<&str>) {
+        let mut state = self.lock();
+        match message {
+            Some(m) => {
+                state
+                    .maintenance
+                    .insert(app.to_owned(), maintenance_page(m));
+            }
+            None => {
+                state.maintenance.remove(app);
+            }
+        }
         self.publish_locked(&state);
     }
 
@@ -231,6 +267,7 @@ impl Routes {
         let mut state = self.lock();
         let old = state.serving.remove(app);
         state.down.remove(app);
+        state.maintenance.remove(app);
         self.publish_locked(&state);
         old.map(|s| s.stable)
     }
@@ -270,7 +307,8 @@ fn build_table(state: &State) -> RoutingTable {
                 host: http.host.clone(),
                 path_prefix: http.path_prefix.clone(),
                 backends: BackendSet { groups },
-                unavailable: None,
+                unavailable: state.maintenance.get(app).cloned(),
+                options: route_options(http),
             });
         }
     }
@@ -278,7 +316,11 @@ fn build_table(state: &State) -> RoutingTable {
         if state.serving.contains_key(app) {
             continue;
         }
-        let unavailable = down.unavailable();
+        let unavailable = state
+            .maintenance
+            .get(app)
+            .cloned()
+            .unwrap_or_else(|| down.unavailable());
         for process in down.config.http_processes() {
             let Some(http) = &process.http else { continue };
             routes.push(Route {
@@ -288,10 +330,21 @@ fn build_table(state: &State) -> RoutingTable {
                 path_prefix: http.path_prefix.clone(),
                 backends: BackendSet::default(),
                 unavailable: Some(unavailable.clone()),
+                options: route_options(http),
             });
         }
     }
     RoutingTable::new(routes)
+}
+
+/// The edge's view of a route's settings.
+fn route_options(http: &wharf_config::HttpRoute) -> wharf_proxy::RouteOptions {
+    wharf_proxy::RouteOptions {
+        max_body: Some(http.max_body),
+        timeout: Some(http.timeout),
+        tls: http.tls.is_some(),
+        hsts: http.hsts,
+    }
 }
 
 fn group(release: &LiveRelease, process: &str, weight: u32) -> ReleaseGroup {

@@ -145,6 +145,9 @@ impl Engine {
             }
         }
         for app in &apps {
+            if let Some(message) = &app.maintenance {
+                self.routes.set_maintenance(&app.name, Some(message));
+            }
             let config = self.runtime_config(app);
             if let (Some(number), Some(config)) = (app.current_release, &config) {
                 self.routes.mark_down(

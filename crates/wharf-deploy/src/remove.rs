@@ -26,8 +26,9 @@ impl Engine {
         let lock = self.app_lock(app);
         let _guard = self.acquire(&lock, &row, false).await?;
         // Its runtime, so a docker app's engine is connected and seen.
-        if let Ok((config, _)) = self.app_config(app) {
-            self.runtime_for(&config).await?;
+        let config = self.app_config(app).ok().map(|(c, _)| c);
+        if let Some(config) = &config {
+            self.runtime_for(config).await?;
         }
         let live: Vec<_> = self
             .routes
@@ -49,6 +50,14 @@ impl Engine {
             .kill_leftovers(Some(app), LEFTOVER_GRACE)
             .await?;
         let removed = self.runtime.remove_app(app, volumes).await?;
+        // Its certificates: none is renewed for a host nobody serves.
+        if let (Some(config), Some(certs)) = (&config, self.certificates.get()) {
+            for (host, _) in crate::certificates::tls_hosts(config) {
+                if let Err(e) = certs.manager.remove(&host) {
+                    tracing::warn!(host, error = %e, "could not remove a certificate");
+                }
+            }
+        }
         self.store.remove_app(row.id)?;
         self.progressive
             .lock()

@@ -25,6 +25,9 @@ pub struct AppStatus {
     /// release 4 failed: …".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_detail: Option<String>,
+    /// In maintenance mode: its message (empty for the default page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<String>,
     /// A deploy in progress: (id, kind, state).
     pub deploying: Option<(i64, String, String)>,
     pub routes: Vec<RouteStatus>,
@@ -168,6 +171,7 @@ impl Engine {
             out.push(AppStatus {
                 state,
                 state_detail,
+                maintenance: app.maintenance.clone(),
                 last_deploy,
                 traffic: self.traffic(&app.name, TRAFFIC_WINDOW),
                 progressive: self.progressive_status(&app.name),

@@ -16,6 +16,9 @@ pub enum Step {
     Accessories,
     /// Running the release command (migrations).
     Releasing,
+    /// The TLS hosts' certificates: files installed, ACME orders started
+    /// (never waited for).
+    Certificates,
     /// Starting the new release's instances.
     Starting,
     /// Waiting for every new instance to pass its health check.
@@ -43,6 +46,7 @@ impl Step {
             Step::Preparing => "preparing",
             Step::Accessories => "accessories",
             Step::Releasing => "releasing",
+            Step::Certificates => "certificates",
             Step::Starting => "starting",
             Step::HealthChecking => "health_checking",
             Step::Canary => "canary",
@@ -61,6 +65,7 @@ impl Step {
             Step::Preparing => "prepare release",
             Step::Accessories => "boot accessories",
             Step::Releasing => "release command",
+            Step::Certificates => "certificates",
             Step::Starting => "start instances",
             Step::HealthChecking => "health checks",
             Step::Canary => "canary",

@@ -46,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             path_prefix: "/".into(),
             backends: BackendSet::single(1, vec![b]),
             unavailable: None,
+            options: Default::default(),
         }]));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         println!("{}", listener.local_addr()?.port());

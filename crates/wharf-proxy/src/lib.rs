@@ -49,14 +49,20 @@ mod proxy;
 pub mod stats;
 mod table;
 
-pub use table::{BackendSet, ReleaseGroup, Route, RoutingTable, Unavailable, WeightedPick};
+pub use table::{
+    BackendSet, ReleaseGroup, Route, RouteOptions, RoutingTable, Unavailable, WeightedPick,
+};
+
+/// The largest request body a route takes unless it says otherwise
+/// (uploads of ordinary files fit).
+pub const DEFAULT_MAX_BODY: u64 = 100 * 1024 * 1024;
 
 /// Limits and timeouts of the edge.
 #[derive(Clone)]
 pub struct ProxyConfig {
     /// Largest request head (request line + headers); larger gets 431.
     pub max_header_bytes: usize,
-    /// Largest request body; larger gets 413.
+    /// Largest request body unless the route says otherwise; larger gets 413.
     pub max_body_bytes: u64,
     /// Time a client has to send a request head, which also closes idle
     /// keep-alive connections (slow clients, slowloris).
@@ -76,6 +82,33 @@ pub struct ProxyConfig {
     /// string disables overrides; the two headers are then ignored. They
     /// are never forwarded to instances. Redacted from `Debug`.
     pub override_token: Option<String>,
+    /// Peers whose `X-Forwarded-For`, `-Proto` and `-Host` are believed
+    /// (a load balancer in front): their `X-Forwarded-For` is extended with
+    /// the peer's address. From anyone else the three are replaced with
+    /// what the proxy saw.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// An upgrade tunnel (WebSocket) with nothing moving either way for
+    /// this long is closed.
+    pub tunnel_idle_timeout: Duration,
+    /// The port of the HTTPS listener, for redirects of TLS hosts from
+    /// plain HTTP (`None`: no HTTPS listener, no redirects; 443 is left
+    /// out of the URL).
+    pub https_port: Option<u16>,
+    /// Certificates and ACME challenges (TLS listener, redirects,
+    /// `/.well-known/acme-challenge/`).
+    pub certs: Option<Arc<dyn Certs>>,
+}
+
+/// What the proxy needs of the server's certificates.
+pub trait Certs: Send + Sync + std::fmt::Debug {
+    /// Picks the certificate of a TLS handshake by its SNI name.
+    fn resolver(&self) -> Arc<dyn rustls::server::ResolvesServerCert>;
+    /// Whether `host` has a certificate now: a TLS route's plain HTTP is
+    /// redirected to HTTPS only then (before, the app serves on HTTP).
+    fn has(&self, host: &str) -> bool;
+    /// The key authorization answering ACME HTTP-01 challenge `token`, if
+    /// one is in flight.
+    fn challenge(&self, token: &str) -> Option<String>;
 }
 
 impl std::fmt::Debug for ProxyConfig {
@@ -92,6 +125,10 @@ impl std::fmt::Debug for ProxyConfig {
                 "override_token",
                 &self.override_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("tunnel_idle_timeout", &self.tunnel_idle_timeout)
+            .field("https_port", &self.https_port)
+            .field("certs", &self.certs.is_some())
             .finish()
     }
 }
@@ -100,13 +137,17 @@ impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
             max_header_bytes: 32 * 1024,
-            max_body_bytes: 16 * 1024 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY,
             header_read_timeout: Duration::from_secs(30),
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
             upstream_idle_timeout: Duration::from_secs(60),
             access_log: true,
             override_token: None,
+            trusted_proxies: Vec::new(),
+            tunnel_idle_timeout: Duration::from_secs(300),
+            https_port: None,
+            certs: None,
         }
     }
 }
@@ -122,6 +163,9 @@ pub struct Backend {
     host: HeaderValue,
     pool: pool::Pool,
     in_flight: AtomicUsize,
+    /// Bumped by [`drain`] once its timeout passed: open tunnels of the
+    /// backend end.
+    tunnels_closed: tokio::sync::watch::Sender<u64>,
     metrics: metrics::Handles,
     /// The live window of (app, release), shared with the release's other
     /// backends.
@@ -161,6 +205,23 @@ impl Backend {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.metrics.in_flight.dec();
     }
+
+    /// The drain generation a new tunnel belongs to.
+    fn tunnel_generation(&self) -> u64 {
+        *self.tunnels_closed.borrow()
+    }
+
+    /// Resolves once a drain closed the tunnels of generation `generation`.
+    fn tunnel_closed(&self, generation: u64) -> impl Future<Output = ()> + use<> {
+        let mut rx = self.tunnels_closed.subscribe();
+        async move {
+            let _ = rx.wait_for(|g| *g > generation).await;
+        }
+    }
+
+    fn close_tunnels(&self) {
+        self.tunnels_closed.send_modify(|g| *g += 1);
+    }
 }
 
 /// Outcome of [`drain`].
@@ -173,9 +234,9 @@ pub struct DrainReport {
     pub waited: Duration,
 }
 
-/// Waits until no request uses any of `backends` (they must already be out
-/// of the live table), or `timeout`; then closes their idle upstream
-/// connections.
+/// Waits until no request or tunnel uses any of `backends` (they must
+/// already be out of the live table), or `timeout`; then closes their idle
+/// upstream connections and the tunnels still open (counted as abandoned).
 pub async fn drain(backends: &[Arc<Backend>], timeout: Duration) -> DrainReport {
     let start = Instant::now();
     let busy = || backends.iter().map(|b| b.in_flight()).sum::<usize>();
@@ -187,6 +248,7 @@ pub async fn drain(backends: &[Arc<Backend>], timeout: Duration) -> DrainReport 
     }
     for b in backends {
         b.pool.close();
+        b.close_tunnels();
     }
     DrainReport {
         completed: left == 0,
@@ -238,6 +300,7 @@ impl Proxy {
                 self.config.upstream_idle_timeout,
             ),
             in_flight: AtomicUsize::new(0),
+            tunnels_closed: tokio::sync::watch::channel(0).0,
             metrics: self.metrics.handles(app, &release.to_string()),
             window: self.windows.get_or_create(app, release),
         })
@@ -275,6 +338,31 @@ impl Proxy {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        proxy::serve(self, listener, shutdown, Duration::from_secs(30)).await
+        proxy::serve(self, listener, shutdown, Duration::from_secs(30), None).await
+    }
+
+    /// Serves HTTPS on `listener` — TLS with the certificate picked by SNI
+    /// ([`ProxyConfig::certs`]), then HTTP/2 or HTTP/1.1 as ALPN decides —
+    /// until `shutdown`, like [`Proxy::serve`]. Fails at once without
+    /// [`ProxyConfig::certs`].
+    pub async fn serve_tls(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Some(certs) = self.config.certs.clone() else {
+            return Err(std::io::Error::other(
+                "the HTTPS listener needs certificates (ProxyConfig::certs)",
+            ));
+        };
+        let acceptor = proxy::tls_acceptor(certs.resolver());
+        proxy::serve(
+            self,
+            listener,
+            shutdown,
+            Duration::from_secs(30),
+            Some(acceptor),
+        )
+        .await
     }
 }

@@ -76,6 +76,7 @@ pub(crate) struct Metrics {
     duration: Family<AppRelease, AtomicHistogram>,
     in_flight: Family<AppLabel, Gauge>,
     upstream_errors: Family<ErrorLabels, Counter>,
+    tunnels: Family<AppRelease, Gauge>,
 }
 
 /// Pre-resolved metric handles for one (app, release).
@@ -86,6 +87,8 @@ pub(crate) struct Handles {
     duration: AtomicHistogram,
     pub(crate) in_flight: Gauge,
     errors: [Counter; 4],
+    /// Upgrade tunnels (WebSockets…) open now.
+    pub(crate) tunnels: Gauge,
 }
 
 impl Metrics {
@@ -95,6 +98,7 @@ impl Metrics {
             duration: Family::default(),
             in_flight: Family::default(),
             upstream_errors: Family::default(),
+            tunnels: Family::default(),
         };
         // prometheus-client appends `_total` to counters.
         registry.register(
@@ -116,6 +120,11 @@ impl Metrics {
             "wharf_upstream_errors",
             "Failures talking to instances (connect, connect_timeout, timeout, io)",
             m.upstream_errors.clone(),
+        );
+        registry.register(
+            "wharf_tunnels_open",
+            "Upgraded connections (WebSockets and other upgrades) spliced to instances now",
+            m.tunnels.clone(),
         );
         m
     }
@@ -161,6 +170,13 @@ impl Metrics {
                 })
                 .clone(),
             errors: UpstreamErrorKind::ALL.map(error),
+            tunnels: self
+                .tunnels
+                .get_or_create(&AppRelease {
+                    app: app.to_owned(),
+                    release: release.to_owned(),
+                })
+                .clone(),
         }
     }
 }

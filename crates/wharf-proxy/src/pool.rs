@@ -174,8 +174,10 @@ impl Pool {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(ConnectError::Handshake)?;
+        // With upgrades: a `101 Switching Protocols` answer hands the
+        // connection over to a tunnel (see `proxy::tunnel`).
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
             }
         });

@@ -330,8 +330,27 @@ pub struct Route {
     pub backends: BackendSet,
     /// When set, the proxy answers every request of this route itself with
     /// 503, `Retry-After` and this reason, and forwards nothing (an app
-    /// being restored after a restart, or whose restore failed).
+    /// being restored after a restart, or whose restore failed, or in
+    /// maintenance).
     pub unavailable: Option<Arc<Unavailable>>,
+    /// Limits and TLS of the route.
+    pub options: RouteOptions,
+}
+
+/// What a route asks of the edge besides its backends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteOptions {
+    /// Largest request body; `None`: [`crate::ProxyConfig::max_body_bytes`].
+    pub max_body: Option<u64>,
+    /// Time for an instance to send its response head; `None`:
+    /// [`crate::ProxyConfig::upstream_timeout`]. A streamed body is not
+    /// bounded by it.
+    pub timeout: Option<std::time::Duration>,
+    /// The host is served over HTTPS: plain HTTP is redirected to it once
+    /// a certificate for the host is there.
+    pub tls: bool,
+    /// Send `Strict-Transport-Security` on HTTPS answers.
+    pub hsts: bool,
 }
 
 /// Why a route answers 503 by itself, and when to come back.

@@ -18,6 +18,8 @@
 //! | `POST /v1/apps/{app}/run` | [`RunBody`] | NDJSON stream of [`CommandOutput`] |
 //! | `POST /v1/apps/{app}/exec` | [`ExecBody`] | NDJSON stream of [`CommandOutput`] |
 //! | `POST /v1/prune` | | [`PruneReport`] |
+//! | `GET /v1/certs` | | `[`[`CertView`]`]` |
+//! | `POST /v1/apps/{app}/maintenance` | [`MaintenanceBody`] | 204 |
 //! | `DELETE /v1/apps/{app}?volumes=B` | | [`RemovedApp`]; 409 while a deploy of it runs |
 //!
 //! Accessory endpoints read the app's `wharf.toml` from `source_dir` when
@@ -45,6 +47,9 @@ pub struct ServerInfo {
     pub data_dir: PathBuf,
     /// Where the proxy listens.
     pub proxy: SocketAddr,
+    /// Where the proxy listens for HTTPS, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<SocketAddr>,
     /// Where `/metrics` is served.
     pub admin: SocketAddr,
     pub socket: PathBuf,
@@ -84,6 +89,15 @@ pub struct AccessoryBody {
     /// `remove`: delete the accessory's named volumes too.
     #[serde(default)]
     pub volumes: bool,
+}
+
+/// `wharf maintenance on|off`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceBody {
+    pub on: bool,
+    /// Shown on the 503 page; default: a generic one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +174,23 @@ impl From<wharf_runtime::LogLine> for LogLineOut {
             line: l.line,
         }
     }
+}
+
+/// One host's certificate, for `wharf certs` (no key material).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertView {
+    pub host: String,
+    /// `acme` or `files`.
+    pub source: String,
+    pub issuer: Option<String>,
+    /// Expiry, Unix seconds; `None` while there is no certificate yet.
+    pub not_after: Option<i64>,
+    /// Why the last order failed (or why the stored files are unusable).
+    pub last_error: Option<String>,
+    /// When a failed order is tried again, Unix seconds.
+    pub next_attempt: Option<i64>,
+    /// An order is running now.
+    pub ordering: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

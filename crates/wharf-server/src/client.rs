@@ -249,8 +249,21 @@ impl Client {
             .await
     }
 
+    /// `wharf certs`.
+    pub async fn certs(&self) -> Result<Vec<CertView>, ClientError> {
+        self.get_json("/v1/certs").await
+    }
+
     pub async fn prune(&self) -> Result<PruneReport, ClientError> {
         self.post_json("/v1/prune", &()).await
+    }
+
+    /// `wharf maintenance on|off`.
+    pub async fn maintenance(&self, app: &str, body: &MaintenanceBody) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let path = format!("/v1/apps/{}/maintenance", encode(app));
+        self.send(Method::POST, &path, Some(body)).await?;
+        Ok(())
     }
 
     /// `wharf apps remove`: the app and everything of it (its named

@@ -53,8 +53,10 @@ pub(crate) fn api_router(state: AppState) -> axum::Router {
             post(accessory),
         )
         .route("/v1/apps/{app}/run", post(run))
+        .route("/v1/apps/{app}/maintenance", post(maintenance))
         .route("/v1/apps/{app}/exec", post(exec))
         .route("/v1/prune", post(prune))
+        .route("/v1/certs", get(certs))
         .route("/v1/apps/{app}", axum::routing::delete(remove_app))
         .with_state(state)
 }
@@ -521,6 +523,44 @@ async fn remove_app(
             .remove_app(&app, q.volumes)
             .await
             .map_err(engine_failure)?,
+    ))
+}
+
+async fn maintenance(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+    Json(body): Json<MaintenanceBody>,
+) -> Result<StatusCode, Failure> {
+    s.engine.store().app(&app)?;
+    s.engine
+        .set_maintenance(&app, body.on, body.message.as_deref())
+        .map_err(engine_failure)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn certs(State(s): State<AppState>) -> Result<Json<Vec<CertView>>, Failure> {
+    let Some(certs) = s.engine.certificates() else {
+        return Ok(Json(Vec::new()));
+    };
+    let list = certs
+        .manager
+        .certs()
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(
+        list.into_iter()
+            .map(|c| CertView {
+                ordering: certs.manager.is_ordering(&c.host),
+                source: match c.source {
+                    wharf_tls::CertSource::Acme => "acme".into(),
+                    wharf_tls::CertSource::Files => "files".into(),
+                },
+                host: c.host,
+                issuer: c.issuer,
+                not_after: c.not_after,
+                last_error: c.last_error,
+                next_attempt: c.next_attempt,
+            })
+            .collect(),
     ))
 }
 

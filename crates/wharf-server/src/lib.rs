@@ -33,6 +33,7 @@ pub mod api;
 pub mod client;
 mod http;
 mod lock;
+pub mod settings;
 
 pub use api::ServerInfo;
 
@@ -43,6 +44,8 @@ pub const INFO_FILE: &str = "server.json";
 /// The server's secret token (owner-only file). Today it unlocks the
 /// proxy's `X-Wharf-Release` override; the control plane's API tokens come later.
 pub const TOKEN_FILE: &str = "token";
+/// Certificates and the ACME account, under the data dir.
+pub const TLS_DIR: &str = "tls";
 
 /// How a server is set up.
 #[derive(Debug, Clone)]
@@ -50,8 +53,12 @@ pub struct ServerOptions {
     pub data_dir: PathBuf,
     /// Proxy listen address (port 0 picks a free one).
     pub proxy_addr: SocketAddr,
+    /// HTTPS listen address, if any.
+    pub https_addr: Option<SocketAddr>,
     /// Admin listen address for `/metrics`.
     pub admin_addr: SocketAddr,
+    /// How certificates are ordered.
+    pub acme: settings::AcmeSettings,
     pub proxy: ProxyConfig,
     /// Instance and task log files rotate past this size.
     pub log_max_bytes: u64,
@@ -88,6 +95,8 @@ pub enum ServerError {
     Store(#[from] wharf_store::StoreError),
     #[error(transparent)]
     Runtime(#[from] wharf_runtime::RuntimeError),
+    #[error(transparent)]
+    Tls(#[from] wharf_tls::TlsError),
     #[error("crash recovery failed: {0}")]
     Recovery(#[from] wharf_deploy::DeployError),
     #[error("could not write {path}: {source}")]
@@ -136,6 +145,10 @@ impl Server {
                 })
         };
         let proxy_listener = bind("the proxy address", opts.proxy_addr).await?;
+        let https_listener = match opts.https_addr {
+            Some(addr) => Some(bind("the HTTPS address", addr).await?),
+            None => None,
+        };
         let admin_listener = bind("the admin address", opts.admin_addr).await?;
         let socket = data_dir.join(SOCKET_FILE);
         if socket.as_os_str().len() > 107 {
@@ -161,12 +174,24 @@ impl Server {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             data_dir: data_dir.clone(),
             proxy: local_addr(&proxy_listener),
+            https: https_listener.as_ref().map(local_addr),
             admin: local_addr(&admin_listener),
             socket: socket.clone(),
         };
 
+        // Certificates: `<data>/tls` (keys and the ACME account mode 0600).
+        let mut acme = wharf_tls::AcmeSettings::new(opts.acme.directory.clone());
+        acme.contact_email = opts.acme.email.clone();
+        acme.extra_roots = opts.acme.ca_roots.clone();
+        let certs = wharf_tls::Manager::new(
+            wharf_tls::CertStore::open(data_dir.join(TLS_DIR))?,
+            Some(acme),
+        )?;
+
         let mut proxy_config = opts.proxy.clone();
         proxy_config.override_token = Some(token(&data_dir)?);
+        proxy_config.certs = Some(Arc::new(ProxyCerts(certs.clone())));
+        proxy_config.https_port = info.https.map(|a| a.port());
         let mut registry = Registry::default();
         let process = Arc::new(ProcessRuntime::new(ProcessRuntimeOptions {
             data_dir: data_dir.clone(),
@@ -187,6 +212,10 @@ impl Server {
         ));
         let proxy = Proxy::new(proxy_config, &mut registry);
         let engine = Engine::new(store, runtime, proxy.clone(), &mut registry);
+        engine.set_certificates(wharf_deploy::Certificates {
+            manager: certs.clone(),
+            https: info.https.is_some(),
+        });
         let registry = Arc::new(registry);
 
         let (stop, stopped) = watch::channel(false);
@@ -198,6 +227,14 @@ impl Server {
         // closed, every app to restore marked restoring (503 + Retry-After).
         let plan = engine.prepare_recovery()?;
         let restoring = plan.restores();
+        if let Some(listener) = https_listener {
+            let (proxy, shutdown) = (proxy.clone(), until_stop(stopped.clone()));
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = proxy.serve_tls(listener, shutdown).await {
+                    tracing::error!(error = %e, "HTTPS listener stopped");
+                }
+            }));
+        }
         tasks.push(tokio::spawn({
             let shutdown = until_stop(stopped.clone());
             async move {
@@ -206,6 +243,8 @@ impl Server {
                 }
             }
         }));
+        // Renewals and retries of failed orders, in the background.
+        tasks.push(tokio::spawn(certs.clone().run(until_stop(stopped.clone()))));
 
         let state = http::AppState {
             engine: engine.clone(),
@@ -296,6 +335,22 @@ impl Server {
         let _ = std::fs::remove_file(&self.info.socket);
         let _ = std::fs::remove_file(self.info.data_dir.join(INFO_FILE));
         tracing::info!("stopped");
+    }
+}
+
+/// The certificates as the proxy sees them.
+#[derive(Debug)]
+struct ProxyCerts(Arc<wharf_tls::Manager>);
+
+impl wharf_proxy::Certs for ProxyCerts {
+    fn resolver(&self) -> Arc<dyn rustls::server::ResolvesServerCert> {
+        self.0.resolver()
+    }
+    fn has(&self, host: &str) -> bool {
+        self.0.resolver().has(host)
+    }
+    fn challenge(&self, token: &str) -> Option<String> {
+        self.0.challenges().answer(token)
     }
 }
 

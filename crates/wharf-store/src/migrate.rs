@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_progressive.sql"),
     include_str!("migrations/0003_source_hash.sql"),
+    include_str!("migrations/0004_maintenance.sql"),
 ];
 
 /// The schema version this build knows.

@@ -78,6 +78,9 @@ pub struct AppRow {
     /// The serving release, if any.
     pub current_release: Option<i64>,
     pub created_ms: i64,
+    /// Maintenance mode: `None` off, else on with this message (empty for
+    /// the default page).
+    pub maintenance: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use crate::model::*;
 use crate::{Store, StoreError, now_ms};
 
-const APP_COLS: &str = "id, name, source_dir, current_release, created_ms";
+const APP_COLS: &str = "id, name, source_dir, current_release, created_ms, maintenance";
 const RELEASE_COLS: &str =
     "app_id, number, revision, config_json, dir, status, created_ms, source_hash";
 const INSTANCE_COLS: &str =
@@ -19,6 +19,7 @@ fn app_row(r: &Row<'_>) -> rusqlite::Result<AppRow> {
         source_dir: r.get(2)?,
         current_release: r.get(3)?,
         created_ms: r.get(4)?,
+        maintenance: r.get(5)?,
     })
 }
 
@@ -90,6 +91,16 @@ impl Store {
             tx.execute(sql, [app_id])?;
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Turns maintenance mode of an app on (with a message, empty for the
+    /// default page) or off (`None`).
+    pub fn set_maintenance(&self, app_id: i64, message: Option<&str>) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE apps SET maintenance = ?2 WHERE id = ?1",
+            params![app_id, message],
+        )?;
         Ok(())
     }
 

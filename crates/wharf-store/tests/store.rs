@@ -128,7 +128,7 @@ fn instances_and_events() {
 #[test]
 fn schema_version_is_latest() {
     let (_d, s) = store();
-    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.schema_version().unwrap(), 4);
 }
 
 #[test]
@@ -225,4 +225,26 @@ fn remove_app_forgets_everything_of_that_app_only() {
         s.create_release(again.id, None, "{}", None).unwrap().number,
         1
     );
+}
+
+#[test]
+fn maintenance_is_kept_with_the_app() {
+    let (dir, s) = store();
+    let a = s.upsert_app("a", "/src/a").unwrap();
+    assert_eq!(a.maintenance, None);
+    s.set_maintenance(a.id, Some("Back at 3pm")).unwrap();
+    drop(s);
+    let s = Store::open(&dir.path().join("wharf.db")).unwrap();
+    assert_eq!(
+        s.app("a").unwrap().maintenance.as_deref(),
+        Some("Back at 3pm")
+    );
+    // A deploy's upsert keeps it.
+    s.upsert_app("a", "/src/a2").unwrap();
+    assert_eq!(
+        s.app("a").unwrap().maintenance.as_deref(),
+        Some("Back at 3pm")
+    );
+    s.set_maintenance(a.id, None).unwrap();
+    assert_eq!(s.app("a").unwrap().maintenance, None);
 }

@@ -57,6 +57,12 @@ pub enum Command {
     /// Manage an app's accessories (databases, queues…; docker runtime).
     #[command(subcommand)]
     Accessory(AccessoryCommand),
+    /// Answer every request of an app with 503 and a message, without
+    /// stopping it (kept across restarts); `off` serves it again.
+    Maintenance(MaintenanceArgs),
+    /// The certificates of the TLS hosts: issuer, expiry, the last error of
+    /// an order.
+    Certs(CertsArgs),
     /// The apps of the server; remove one with everything of it.
     #[command(subcommand)]
     Apps(AppsCommand),
@@ -143,6 +149,25 @@ pub enum AccessoryCommand {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    /// `on` or `off`.
+    #[arg(value_parser = ["on", "off"])]
+    pub state: String,
+    /// App name (needed when the server runs several apps).
+    pub app: Option<String>,
+    /// Shown on the 503 page (plain text).
+    #[arg(long, short = 'm')]
+    pub message: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AppsCommand {
     /// Every app of the server: what it serves, or why not.
@@ -200,17 +225,45 @@ pub struct PruneArgs {
     pub json: bool,
 }
 
+/// The server's settings on the command line; each wins over its
+/// environment variable, which wins over `<data>/server.toml`, which wins
+/// over the default.
 #[derive(Debug, Args)]
 pub struct ListenArgs {
-    /// Address the proxy listens on.
-    #[arg(long, default_value = "127.0.0.1:8080", env = "WHARF_LISTEN")]
-    pub listen: SocketAddr,
-    /// Address of the admin listener (`/metrics`, `/healthz`).
-    #[arg(long, default_value = "127.0.0.1:9180", env = "WHARF_ADMIN")]
-    pub admin: SocketAddr,
+    /// Address the proxy listens on for plain HTTP (and ACME's HTTP-01
+    /// checks). Default 127.0.0.1:8080.
+    #[arg(long, env = "WHARF_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Address the proxy listens on for HTTPS (HTTP/2 and HTTP/1.1, the
+    /// certificate by SNI). Default: none.
+    #[arg(long, env = "WHARF_HTTPS_LISTEN")]
+    pub https_listen: Option<SocketAddr>,
+    /// Address of the admin listener (`/metrics`, `/healthz`). Default
+    /// 127.0.0.1:9180.
+    #[arg(long, env = "WHARF_ADMIN")]
+    pub admin: Option<SocketAddr>,
     /// Do not write an access-log line per proxied request.
     #[arg(long)]
     pub no_access_log: bool,
+    /// A network whose `X-Forwarded-*` headers are believed (a load
+    /// balancer in front), e.g. 10.0.0.0/8 (repeatable).
+    #[arg(long = "trusted-proxy", value_name = "NETWORK", value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// ACME directory URL for certificates (default: Let's Encrypt).
+    #[arg(long, env = "WHARF_ACME_DIRECTORY", value_name = "URL")]
+    pub acme_directory: Option<String>,
+    /// Contact email for the ACME account.
+    #[arg(long, env = "WHARF_ACME_EMAIL", value_name = "EMAIL")]
+    pub acme_email: Option<String>,
+    /// A PEM file of CA roots to trust for the ACME server's own HTTPS (a
+    /// test CA such as Pebble's; repeatable).
+    #[arg(long = "acme-ca-root", value_name = "PEM")]
+    pub acme_ca_roots: Vec<PathBuf>,
+}
+
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    wharf_server::settings::parse_net(s)
+        .ok_or_else(|| format!("expected a network such as 10.0.0.0/8 or an address, got {s:?}"))
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,9 @@
 //!
 //! `hello` (no arguments) is the web app. It listens on `$HELLO_HOST:$PORT`
 //! (default `127.0.0.1:3000`). `GET /up` is the health check, `GET /` a small
-//! HTML page, `GET /has-env/{NAME}` answers `yes` (200) or `no` (404)
+//! HTML page, `GET /ws` a WebSocket that greets with
+//! `hello release=<R> instance=<I>` and then echoes every text and binary
+//! message, `GET /has-env/{NAME}` answers `yes` (200) or `no` (404)
 //! depending on whether env var `NAME` is set and non-empty (the value is
 //! never shown), and every other path answers one plain text line
 //! `hello release=<R> instance=<I> path=<P>`. When `HELLO_KV_URL` is set
@@ -267,6 +269,41 @@ async fn kv_down(app: &App) -> Option<String> {
     }
 }
 
+/// `GET /ws`: a WebSocket echo, greeting first with the release and
+/// instance (so a client sees which release it reached).
+async fn websocket(
+    State(app): State<Arc<App>>,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    use axum::extract::ws::Message;
+    let greeting = format!(
+        "hello release={} instance={}",
+        app.config.release, app.config.instance
+    );
+    let mut response = ws
+        .max_message_size(16 << 20)
+        .on_upgrade(move |mut socket| async move {
+            if socket.send(Message::Text(greeting.into())).await.is_err() {
+                return;
+            }
+            while let Some(Ok(message)) = socket.recv().await {
+                match message {
+                    Message::Text(_) | Message::Binary(_) => {
+                        if socket.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                    Message::Close(_) => return,
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+            }
+        });
+    if let Ok(value) = HeaderValue::from_str(&app.config.release) {
+        response.headers_mut().insert("x-hello-release", value);
+    }
+    response
+}
+
 /// Answers a non-`/up` request that is not failing on purpose.
 async fn respond(app: &App, req: Request) -> Response {
     let config = &app.config;
@@ -401,7 +438,10 @@ async fn run(config: Config) -> Result<(), String> {
         requests: AtomicU64::new(0),
         client: client::new(),
     });
-    let router = Router::new().fallback(handle).with_state(app.clone());
+    let router = Router::new()
+        .route("/ws", axum::routing::get(websocket))
+        .fallback(handle)
+        .with_state(app.clone());
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -459,6 +459,35 @@ fn up_can_depend_on_the_store() {
     assert_eq!(get(plain.port, "/up").status, 200);
 }
 
+/// `GET /ws`: the greeting names the release and instance, then text and
+/// binary messages come back as they went.
+#[test]
+fn websocket_greets_and_echoes() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let web = start(&[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!("ws://127.0.0.1:{}/ws", web.port);
+        let (mut ws, resp) = tokio_tungstenite::connect_async(url).await.unwrap();
+        assert_eq!(resp.headers()["x-hello-release"], "7");
+        let greeting = ws.next().await.unwrap().unwrap();
+        assert_eq!(
+            greeting,
+            Message::text("hello release=7 instance=hello-r7-web-0")
+        );
+        ws.send(Message::text("ping?")).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("ping?"));
+        let blob = vec![1u8, 2, 3, 255];
+        ws.send(Message::binary(blob.clone())).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(blob));
+        ws.close(None).await.unwrap();
+    });
+}
+
 #[test]
 fn web_without_kv_url_serves_kv_paths_itself() {
     let web = start(&[]);

@@ -88,10 +88,18 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
 }
 
 /// Rewrites the client's request head, in place, for the instance.
+///
+/// `X-Forwarded-For`, `-Proto` and `-Host` say what the proxy saw (the
+/// peer's address, `https` on TLS, the `Host`), replacing whatever the
+/// client sent: an app can trust them. From a `trusted` peer (a load
+/// balancer in front) they are believed instead: its `X-Forwarded-For` is
+/// extended with the peer's address, its `-Proto` and `-Host` kept.
 pub(crate) fn prepare_request(
     parts: &mut http::request::Parts,
     rid: &HeaderValue,
     client_hv: &HeaderValue,
+    tls: bool,
+    trusted: bool,
 ) {
     let h = &mut parts.headers;
     strip_hop_by_hop(h);
@@ -102,15 +110,15 @@ pub(crate) fn prepare_request(
     if h.contains_key(&X_WHARF_TOKEN) {
         h.remove(&X_WHARF_TOKEN);
     }
-    if let Some(host) = h.get(header::HOST).cloned() {
-        h.insert(X_FORWARDED_HOST.clone(), host);
-    } else if let Some(a) = parts.uri.authority()
+    if h.get(header::HOST).is_none()
+        && let Some(a) = parts.uri.authority()
         && let Ok(v) = HeaderValue::from_str(a.as_str())
     {
-        h.insert(header::HOST, v.clone());
-        h.insert(X_FORWARDED_HOST.clone(), v);
+        // HTTP/2's `:authority`, or an absolute-form HTTP/1.1 request.
+        h.insert(header::HOST, v);
     }
-    let xff = if h.contains_key(&X_FORWARDED_FOR) {
+    let seen_host = h.get(header::HOST).cloned();
+    let xff = if trusted && h.contains_key(&X_FORWARDED_FOR) {
         let mut s = String::new();
         for v in h.get_all(&X_FORWARDED_FOR) {
             if let Ok(v) = v.to_str() {
@@ -124,7 +132,20 @@ pub(crate) fn prepare_request(
         client_hv.clone()
     };
     h.insert(X_FORWARDED_FOR.clone(), xff);
-    h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    if !(trusted && h.contains_key(&X_FORWARDED_PROTO)) {
+        let proto = if tls { "https" } else { "http" };
+        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    }
+    if !(trusted && h.contains_key(&X_FORWARDED_HOST)) {
+        match seen_host {
+            Some(host) => {
+                h.insert(X_FORWARDED_HOST.clone(), host);
+            }
+            None => {
+                h.remove(&X_FORWARDED_HOST);
+            }
+        }
+    }
     h.insert(X_REQUEST_ID.clone(), rid.clone());
     parts.version = Version::HTTP_11;
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {

@@ -38,95 +38,41 @@ mod exchange;
 mod headers;
 mod pages;
 mod select;
+mod serve;
+mod tunnel;
 
-use std::convert::Infallible;
-use std::future::Future;
+pub(crate) use serve::{serve, tls_acceptor};
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Limited;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 
 use crate::pool::{Pool, Sender};
-use crate::{Backend, Proxy, ProxyConfig};
+use crate::{Backend, Proxy};
 
 use error::{ErrorKind, ErrorSource, ProxyError};
 use exchange::{Exchange, Kind, LogCtx, ProxyBody};
 pub(crate) use headers::{X_REQUEST_ID, request_id};
 use headers::{content_length, prepare_request, request_host, strip_hop_by_hop};
-use pages::{Page, html_page, page, respond, unavailable};
+use pages::{Page, html_page, page, plain, redirect, respond, unavailable};
 use select::{Choice, choose};
 
-/// Accepts connections until `shutdown`, then drains them (bounded by `grace`).
-pub(crate) async fn serve(
-    proxy: Arc<Proxy>,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let cfg = &proxy.config;
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .header_read_timeout(cfg.header_read_timeout)
-        // hyper refuses buffers under 8 KiB; heads over `max_header_bytes`
-        // get 431 from hyper itself.
-        .max_buf_size(cfg.max_header_bytes.max(8192))
-        .max_header_size(cfg.max_header_bytes);
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let ctx = Arc::new(ConnCtx::new(proxy.clone(), peer.ip()));
-        let svc = service_fn(move |req| {
-            let ctx = ctx.clone();
-            async move { Ok::<_, Infallible>(ctx.handle(req).await) }
-        });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "client connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(grace) => {
-            tracing::warn!("graceful shutdown timed out; closing remaining connections");
-        }
-    }
-    Ok(())
-}
-
 /// Per client connection.
-struct ConnCtx {
+pub(crate) struct ConnCtx {
     proxy: Arc<Proxy>,
     client: IpAddr,
     /// The client's IP as a header value, made once per connection.
     client_hv: HeaderValue,
+    /// Came over TLS (`X-Forwarded-Proto: https`, HSTS, no redirect).
+    tls: bool,
+    /// The peer is a trusted proxy: its `X-Forwarded-*` are believed.
+    trusted: bool,
 }
 
 /// What a request chose from the table, taken out while the table is loaded.
@@ -135,14 +81,35 @@ struct Selected {
     fallback: Option<Arc<Backend>>,
 }
 
+/// The route's settings a request keeps after the table is let go.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_body: u64,
+    timeout: Duration,
+    hsts: bool,
+}
+
+/// `Strict-Transport-Security` of HTTPS answers on routes that ask for it.
+static HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
+
+/// Where ACME HTTP-01 challenges are asked for.
+const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
+
 impl ConnCtx {
-    fn new(proxy: Arc<Proxy>, client: IpAddr) -> ConnCtx {
+    pub(crate) fn new(proxy: Arc<Proxy>, client: IpAddr, tls: bool) -> ConnCtx {
         let client_hv = HeaderValue::from_str(&client.to_string())
             .unwrap_or(HeaderValue::from_static("unknown"));
+        let trusted = proxy
+            .config
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&client));
         ConnCtx {
             proxy,
             client,
             client_hv,
+            tls,
+            trusted,
         }
     }
 
@@ -165,14 +132,24 @@ impl ConnCtx {
             }));
         }
 
-        if content_length(&parts.headers).is_some_and(|n| n > cfg.max_body_bytes) {
+        // ACME's HTTP-01 validation, on plain HTTP, whatever the routes say.
+        if !self.tls
+            && let Some(token) = parts.uri.path().strip_prefix(ACME_CHALLENGE)
+            && let Some(answer) = cfg.certs.as_ref().and_then(|c| c.challenge(token))
+        {
             ex.fixed = Some(proxy.unrouted.clone());
-            return page(Page::TooLarge, rid, ex);
+            return plain(StatusCode::OK, answer, rid, ex);
         }
         let bodyless = body.is_end_stream();
+        let client_version = parts.version;
+        let upgrade = if tunnel::is_upgrade(parts.version, &parts.headers) {
+            parts.headers.get(header::UPGRADE).cloned()
+        } else {
+            None
+        };
 
         // The one table load of this request.
-        let (selected, set_cookie) = {
+        let (selected, set_cookie, limits) = {
             let table = proxy.table.load();
             let host = request_host(&parts);
             let Some(idx) = table.resolve_index(host, parts.uri.path()) else {
@@ -187,6 +164,32 @@ impl ConnCtx {
             if let Some(down) = &route.unavailable {
                 ex.fixed = Some(Arc::new(proxy.metrics.handles(&route.app, "none")));
                 return unavailable(down, rid, ex);
+            }
+            // A TLS host, asked over plain HTTP once its certificate is
+            // there: to HTTPS (before, it serves on HTTP).
+            if !self.tls
+                && route.options.tls
+                && let (Some(port), Some(certs), Some(host)) =
+                    (cfg.https_port, cfg.certs.as_ref(), route.host.as_deref())
+                && certs.has(host)
+            {
+                ex.fixed = Some(Arc::new(proxy.metrics.handles(&route.app, "none")));
+                let authority = if port == 443 {
+                    host.to_owned()
+                } else {
+                    format!("{host}:{port}")
+                };
+                let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                return redirect(&format!("https://{authority}{pq}"), rid, ex);
+            }
+            let limits = Limits {
+                max_body: route.options.max_body.unwrap_or(cfg.max_body_bytes),
+                timeout: route.options.timeout.unwrap_or(cfg.upstream_timeout),
+                hsts: self.tls && route.options.hsts,
+            };
+            if content_length(&parts.headers).is_some_and(|n| n > limits.max_body) {
+                ex.fixed = Some(Arc::new(proxy.metrics.handles(&route.app, "none")));
+                return page(Page::TooLarge, rid, ex);
             }
             let token = cfg.override_token.as_deref();
             match choose(&table, idx, &parts.headers, token) {
@@ -212,30 +215,52 @@ impl ConnCtx {
                     set_cookie,
                 } => {
                     ex.set_backend(backend.clone());
-                    let pooled = backend.pool.take();
+                    // An upgrade gets a connection of its own.
+                    let pooled = if upgrade.is_some() {
+                        None
+                    } else {
+                        backend.pool.take()
+                    };
                     // Only a request that may need a new connection needs a
                     // retry candidate; pick it now, from this same table.
                     let fallback = match pooled {
                         None if bodyless => table.pick_other(idx, group, backend).cloned(),
                         _ => None,
                     };
-                    (Selected { pooled, fallback }, set_cookie)
+                    (Selected { pooled, fallback }, set_cookie, limits)
                 }
             }
         };
 
-        prepare_request(&mut parts, &rid, &self.client_hv);
-        match forward(cfg, &mut ex, selected, parts, body, bodyless).await {
-            Ok(resp) => {
+        // hyper keeps the client's side of an upgrade in the extensions.
+        let client_upgrade = upgrade
+            .as_ref()
+            .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
+        prepare_request(&mut parts, &rid, &self.client_hv, self.tls, self.trusted);
+        if let Some(value) = &upgrade {
+            tunnel::keep_upgrade(&mut parts.headers, value.clone());
+        }
+        let sent = forward(&mut ex, selected, parts, body, bodyless, limits).await;
+        match sent {
+            Ok(mut resp) => {
+                ex.status = resp.status().as_u16();
+                ex.upstream_ms = Some(ms(start.elapsed()));
+                if let (StatusCode::SWITCHING_PROTOCOLS, Some(client), Some(backend)) =
+                    (resp.status(), client_upgrade, ex.backend.clone())
+                {
+                    return self.switch_protocols(&mut resp, client, backend, rid, ex);
+                }
                 let (mut rp, rbody) = resp.into_parts();
                 strip_hop_by_hop(&mut rp.headers);
                 rp.headers.insert(X_REQUEST_ID.clone(), rid);
                 if let Some(cookie) = set_cookie {
                     rp.headers.append(header::SET_COOKIE, cookie);
                 }
-                rp.version = Version::HTTP_11;
-                ex.status = rp.status.as_u16();
-                ex.upstream_ms = Some(ms(start.elapsed()));
+                if limits.hsts {
+                    rp.headers
+                        .insert(header::STRICT_TRANSPORT_SECURITY, HSTS.clone());
+                }
+                rp.version = client_version;
                 Response::from_parts(
                     rp,
                     ProxyBody {
@@ -254,17 +279,65 @@ impl ConnCtx {
             }
         }
     }
+
+    /// The instance answered an upgrade with 101: the client gets it, and
+    /// both connections are spliced once upgraded (see [`tunnel`]). The
+    /// exchange ends now (the handshake is the request for metrics and
+    /// analysis); the tunnel writes its own access-log line at its end.
+    fn switch_protocols(
+        &self,
+        resp: &mut Response<Incoming>,
+        client: hyper::upgrade::OnUpgrade,
+        backend: Arc<Backend>,
+        rid: HeaderValue,
+        mut ex: Exchange,
+    ) -> Response<ProxyBody> {
+        let upstream = hyper::upgrade::on(&mut *resp);
+        // The conn is the tunnel's now, never the pool's.
+        ex.conn = None;
+        let log = ex.log.take().map(|l| tunnel::TunnelLog {
+            request_id: l.request_id.to_str().unwrap_or("").to_owned(),
+            app: l.app,
+            process: l.process,
+            method: l.method,
+            host: l.host.unwrap_or_default(),
+            uri: l.uri,
+            client: l.client,
+        });
+        tunnel::spawn(
+            client,
+            upstream,
+            backend,
+            self.proxy.config.tunnel_idle_timeout,
+            log,
+        );
+        let mut out = Response::new(ProxyBody {
+            kind: Kind::Page(None),
+            done: true,
+            ex: Some(ex),
+        });
+        *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let upgrade = resp.headers().get(header::UPGRADE).cloned();
+        let mut h = std::mem::take(resp.headers_mut());
+        strip_hop_by_hop(&mut h);
+        if let Some(upgrade) = upgrade {
+            tunnel::keep_upgrade(&mut h, upgrade);
+        }
+        h.insert(X_REQUEST_ID.clone(), rid);
+        *out.headers_mut() = h;
+        out
+    }
 }
 
 /// Gets a connection (retrying a failed connect once elsewhere when allowed)
 /// and sends the request; returns the upstream response head.
 async fn forward(
-    cfg: &ProxyConfig,
     ex: &mut Exchange,
     selected: Selected,
     parts: http::request::Parts,
     body: Incoming,
     bodyless: bool,
+    limits: Limits,
 ) -> Result<Response<Incoming>, ProxyError> {
     let Selected {
         pooled,
@@ -276,10 +349,7 @@ async fn forward(
     };
     let mut req = Request::from_parts(
         parts,
-        Limited::new(
-            body,
-            usize::try_from(cfg.max_body_bytes).unwrap_or(usize::MAX),
-        ),
+        Limited::new(body, usize::try_from(limits.max_body).unwrap_or(usize::MAX)),
     );
     let mut reconnected = false;
     loop {
@@ -295,7 +365,7 @@ async fn forward(
         {
             req.headers_mut().insert(header::HOST, b.host.clone());
         }
-        match tokio::time::timeout(cfg.upstream_timeout, conn.try_send_request(req)).await {
+        match tokio::time::timeout(limits.timeout, conn.try_send_request(req)).await {
             Err(_) => {
                 return Err(ProxyError {
                     kind: ErrorKind::ResponseTimeout,

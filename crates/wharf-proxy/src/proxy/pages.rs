@@ -166,3 +166,32 @@ pub(crate) fn respond(
     }
     resp
 }
+
+/// A plain-text answer of the proxy's own (an ACME challenge's).
+pub(crate) fn plain(
+    status: StatusCode,
+    text: String,
+    rid: HeaderValue,
+    ex: Exchange,
+) -> Response<ProxyBody> {
+    let mut resp = respond(status, Bytes::from(text), false, rid, ex);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// `308 Permanent Redirect` to `location` (plain HTTP to HTTPS; the method
+/// and body are kept by the client).
+pub(crate) fn redirect(location: &str, rid: HeaderValue, ex: Exchange) -> Response<ProxyBody> {
+    let body = html_page(
+        StatusCode::PERMANENT_REDIRECT,
+        &format!("This site is served over HTTPS: {location}"),
+    );
+    let mut resp = respond(StatusCode::PERMANENT_REDIRECT, body, false, rid, ex);
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}

@@ -68,7 +68,10 @@ pub(crate) fn parse_release(v: &[u8]) -> Option<u64> {
 /// The values of every cookie called `name` in the request's `Cookie`
 /// headers, in order. Any bytes are tolerated: several headers, spaces,
 /// empty or `=`-less pairs, non-UTF-8.
-pub(crate) fn cookie_values<'a>(h: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+pub(crate) fn cookie_values<'a>(
+    h: &'a HeaderMap,
+    name: &'a str,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
     h.get_all(header::COOKIE)
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b';'))

@@ -164,6 +164,7 @@ async fn forwarding_headers_added_and_hop_by_hop_stripped() {
     let p = TestProxy::start(test_config()).await;
     p.route_all("app", 1, vec![p.backend("a-1", a.addr, "app", 1)]);
     let req = "GET /h?hop=1 HTTP/1.1\r\nHost: app.test:8080\r\nX-Forwarded-For: 1.2.3.4\r\n\
+               X-Forwarded-Proto: https\r\nX-Forwarded-Host: bank.test\r\n\
                Connection: x-hop, close\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\n\
                Proxy-Connection: keep-alive\r\nTE: trailers\r\nX-Request-Id: my-id.1\r\n\r\n";
     let out = raw(p.addr, req.as_bytes(), Duration::from_secs(5)).await;
@@ -175,9 +176,11 @@ async fn forwarding_headers_added_and_hop_by_hop_stripped() {
         body.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(": ").map(str::to_owned))
     };
+    // Not a trusted proxy: what the client claimed is replaced by what the
+    // proxy saw.
     assert_eq!(
         seen("x-forwarded-for").as_deref(),
-        Some("1.2.3.4, 127.0.0.1"),
+        Some("127.0.0.1"),
         "{body}"
     );
     assert_eq!(seen("x-forwarded-proto").as_deref(), Some("http"));
@@ -202,6 +205,56 @@ async fn forwarding_headers_added_and_hop_by_hop_stripped() {
             "{gone} reached the client: {head}"
         );
     }
+}
+
+/// From a trusted proxy (a load balancer in front), `X-Forwarded-For` is
+/// kept and extended with the peer, `-Proto` and `-Host` kept; a peer out
+/// of the trusted networks gets them replaced.
+#[tokio::test]
+async fn forwarded_headers_are_believed_only_from_trusted_proxies() {
+    let a = origin("a").run().await;
+    let send = |addr| async move {
+        let req = "GET / HTTP/1.1\r\nHost: app.test\r\nX-Forwarded-For: 203.0.113.7, 10.0.0.2\r\n\
+                   X-Forwarded-Proto: https\r\nX-Forwarded-Host: www.app.test\r\n\
+                   Connection: close\r\n\r\n";
+        raw(addr, req.as_bytes(), Duration::from_secs(5)).await
+    };
+    let seen = |out: &str, name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": ").map(str::to_owned))
+    };
+    let trusting = TestProxy::start(ProxyConfig {
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..test_config()
+    })
+    .await;
+    trusting.route_all("app", 1, vec![trusting.backend("a-1", a.addr, "app", 1)]);
+    let out = send(trusting.addr).await;
+    assert_eq!(
+        seen(&out, "x-forwarded-for").as_deref(),
+        Some("203.0.113.7, 10.0.0.2, 127.0.0.1"),
+        "{out}"
+    );
+    assert_eq!(seen(&out, "x-forwarded-proto").as_deref(), Some("https"));
+    assert_eq!(
+        seen(&out, "x-forwarded-host").as_deref(),
+        Some("www.app.test")
+    );
+
+    let other = TestProxy::start(ProxyConfig {
+        trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+        ..test_config()
+    })
+    .await;
+    other.route_all("app", 1, vec![other.backend("a-1", a.addr, "app", 1)]);
+    let out = send(other.addr).await;
+    assert_eq!(
+        seen(&out, "x-forwarded-for").as_deref(),
+        Some("127.0.0.1"),
+        "{out}"
+    );
+    assert_eq!(seen(&out, "x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(seen(&out, "x-forwarded-host").as_deref(), Some("app.test"));
 }
 
 #[tokio::test]

@@ -9,3 +9,5 @@ mod canary;
 mod edge;
 mod health;
 mod routing;
+mod tls;
+mod tunnels;

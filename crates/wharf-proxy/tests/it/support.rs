@@ -216,6 +216,7 @@ pub fn route(app: &str, host: Option<&str>, prefix: &str, backends: BackendSet) 
         path_prefix: prefix.to_owned(),
         backends,
         unavailable: None,
+        options: Default::default(),
     }
 }
 

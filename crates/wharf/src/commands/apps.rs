@@ -1,4 +1,5 @@
-//! `wharf apps list` and `wharf apps remove APP [--volumes] [--yes]`.
+//! `wharf apps list`, `wharf apps remove APP [--volumes] [--yes]` and
+//! `wharf maintenance on|off [APP] [--message TEXT]`.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -6,7 +7,7 @@ use anyhow::Result;
 use wharf_server::client::Client;
 
 use crate::Exit;
-use crate::cli::AppsCommand;
+use crate::cli::{AppsCommand, MaintenanceArgs};
 use crate::output;
 
 pub async fn run(client: &Client, command: AppsCommand) -> Result<()> {
@@ -115,6 +116,27 @@ fn confirm(app: &str, volumes: bool) -> Result<()> {
     std::io::stdin().lock().read_line(&mut answer)?;
     if answer.trim() != app {
         return Err(Exit::Failed(format!("not confirmed; {app} was left as it is")).into());
+    }
+    Ok(())
+}
+
+pub async fn maintenance(client: &Client, args: MaintenanceArgs) -> Result<()> {
+    let app = super::resolve_app(client, args.app).await?;
+    let on = args.state == "on";
+    if !on && args.message.is_some() {
+        return Err(Exit::Usage("--message goes with `on`".into()).into());
+    }
+    let body = wharf_server::api::MaintenanceBody {
+        on,
+        message: args.message,
+    };
+    client.maintenance(&app, &body).await?;
+    if on {
+        output::note(&format!(
+            "{app} is in maintenance: every request gets 503 with Retry-After; its instances keep running (`wharf maintenance off {app}` to serve again)"
+        ));
+    } else {
+        output::note(&format!("{app} serves again"));
     }
     Ok(())
 }

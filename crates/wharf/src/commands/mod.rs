@@ -9,6 +9,7 @@ use crate::settings;
 
 mod accessory;
 mod apps;
+mod certs;
 mod config;
 mod control;
 mod deploy;
@@ -60,6 +61,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Events(args) => events::run(&client, args).await,
                 Command::Accessory(command) => accessory::run(&client, command).await,
                 Command::Apps(command) => apps::run(&client, command).await,
+                Command::Maintenance(args) => apps::maintenance(&client, args).await,
+                Command::Certs(args) => certs::run(&client, args).await,
                 Command::Run(args) => exec::run(&client, args).await,
                 Command::Exec(args) => exec::exec(&client, args).await,
                 Command::Prune(args) => prune::run(&client, args).await,

@@ -10,26 +10,47 @@ use crate::{settings, telemetry};
 
 pub async fn run(data: Option<&Path>, args: ServerArgs) -> Result<()> {
     let _logs = telemetry::server_to_stderr();
-    let server =
-        Server::start(options(settings::server_data_dir(data, None), &args.listen)).await?;
+    let server = Server::start(options(
+        settings::server_data_dir(data, None),
+        &args.listen,
+    )?)
+    .await?;
     settings::remember_server(&server.info().data_dir);
     shutdown_signal().await;
     server.shutdown().await;
     Ok(())
 }
 
-pub(crate) fn options(data_dir: std::path::PathBuf, listen: &ListenArgs) -> ServerOptions {
-    ServerOptions {
+/// The server's options: the settings in layers (command line >
+/// environment > `<data>/server.toml` > defaults).
+pub(crate) fn options(data_dir: std::path::PathBuf, listen: &ListenArgs) -> Result<ServerOptions> {
+    let overrides = wharf_server::settings::Overrides {
+        listen: listen.listen,
+        https_listen: listen.https_listen,
+        admin: listen.admin,
+        no_access_log: listen.no_access_log,
+        acme_directory: listen.acme_directory.clone(),
+        acme_email: listen.acme_email.clone(),
+        acme_ca_roots: listen.acme_ca_roots.clone(),
+        trusted_proxies: listen.trusted_proxies.clone(),
+    };
+    let settings = wharf_server::settings::load(&data_dir, &overrides)
+        .map_err(|e| crate::Exit::Usage(e.to_string()))?;
+    Ok(ServerOptions {
         data_dir,
-        proxy_addr: listen.listen,
-        admin_addr: listen.admin,
+        proxy_addr: settings.listen,
+        https_addr: settings.https_listen,
+        admin_addr: settings.admin,
         proxy: wharf_proxy::ProxyConfig {
-            access_log: !listen.no_access_log,
+            access_log: settings.access_log,
+            trusted_proxies: settings.trusted_proxies,
+            tunnel_idle_timeout: settings.tunnel_idle_timeout,
             ..Default::default()
         },
+        acme: settings.acme,
         log_max_bytes: 10 * 1024 * 1024,
         recovery_progress: None,
-    }
+    })
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.

@@ -33,6 +33,11 @@ pub async fn run(client: &Client, args: AppArgs) -> Result<()> {
             (None, _, None) => "not serving".to_owned(),
         };
         out.push_str(&format!("\n\n{}: {state}", app.name));
+        match app.maintenance.as_deref() {
+            None => {}
+            Some("") => out.push_str(" · in maintenance (503)"),
+            Some(m) => out.push_str(&format!(" · in maintenance (503: {m})")),
+        }
         if let Some((id, kind, state)) = &app.deploying {
             out.push_str(&format!(" · {kind} {id} in progress ({state})"));
         }

@@ -30,7 +30,7 @@ pub async fn run(data: Option<&Path>, args: UpArgs) -> Result<()> {
     let data_dir = settings::server_data_dir(data, Some(&args.dir));
     let _logs = telemetry::server_to_file(&data_dir)?;
     let (recovery_tx, mut recovery) = mpsc::unbounded_channel();
-    let mut opts = options(data_dir, &args.listen);
+    let mut opts = options(data_dir, &args.listen)?;
     opts.recovery_progress = Some(recovery_tx);
     let server = Server::start(opts).await?;
     let info = server.info().clone();

@@ -151,6 +151,8 @@ pub struct Server {
     child: Option<Child>,
     pub data: PathBuf,
     pub proxy: SocketAddr,
+    /// The HTTPS listener, when started with `--https-listen`.
+    pub https: Option<SocketAddr>,
     pub admin: SocketAddr,
     home: PathBuf,
     log: PathBuf,
@@ -182,6 +184,19 @@ impl Server {
     /// Starts a server on `data` and returns as soon as it answers (its
     /// restores may still run).
     pub fn start_answering(data: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with(data, env, &[])
+    }
+
+    /// Starts a server on `data` with extra `wharf server` arguments (an
+    /// argument given here replaces the default `--listen`/`--admin`), and
+    /// waits until its recovery ended.
+    pub fn start_args(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
+        let server = Server::start_with(data, env, args);
+        server.wait_recovered();
+        server
+    }
+
+    fn start_with(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
         std::fs::create_dir_all(data).unwrap();
         let data = data.canonicalize().unwrap();
         let home = data.parent().unwrap().join("home");
@@ -191,19 +206,19 @@ impl Server {
         let log = data.parent().unwrap().join(format!("server-{n}.log"));
         let _ = std::fs::remove_file(data.join("server.json"));
         let mut cmd = Command::new(wharf_bin());
-        cmd.args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-        ])
-        .env("WHARF_DATA", &data)
-        .env("HOME", &home)
-        .env_remove("WHARF_FAILPOINT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
+        cmd.arg("server");
+        for flag in ["--listen", "--admin"] {
+            if !args.contains(&flag) {
+                cmd.args([flag, "127.0.0.1:0"]);
+            }
+        }
+        cmd.args(args)
+            .env("WHARF_DATA", &data)
+            .env("HOME", &home)
+            .env_remove("WHARF_FAILPOINT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -213,6 +228,7 @@ impl Server {
             child: Some(child),
             data: data.clone(),
             proxy: SocketAddr::from(([127, 0, 0, 1], 0)),
+            https: None,
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             home,
             log,
@@ -225,6 +241,7 @@ impl Server {
                 && info["pid"].as_u64() == Some(pid as u64)
             {
                 server.proxy = info["proxy"].as_str().unwrap().parse().unwrap();
+                server.https = info["https"].as_str().map(|a| a.parse().unwrap());
                 server.admin = info["admin"].as_str().unwrap().parse().unwrap();
                 return server;
             }
