@@ -18,8 +18,13 @@ pub async fn run(client: &Client, args: AppArgs) -> Result<()> {
         output::json(&status);
         return Ok(());
     }
+    let https = status
+        .server
+        .https
+        .map(|a| format!(" · https {a}"))
+        .unwrap_or_default();
     let mut out = format!(
-        "server pid {} · proxy http://{} · metrics http://{}/metrics · data {}",
+        "server pid {} · proxy http://{}{https} · metrics http://{}/metrics · data {}",
         status.server.pid,
         status.server.proxy,
         status.server.admin,

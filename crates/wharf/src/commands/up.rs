@@ -36,8 +36,11 @@ pub async fn run(data: Option<&Path>, args: UpArgs) -> Result<()> {
     let info = server.info().clone();
     settings::remember_server(&info.data_dir);
     output::note(&format!(
-        "wharf server: proxy http://{} · metrics http://{}/metrics · server log {}",
+        "wharf server: proxy http://{}{} · metrics http://{}/metrics · server log {}",
         info.proxy,
+        info.https
+            .map(|a| format!(" · https {a}"))
+            .unwrap_or_default(),
         info.admin,
         info.data_dir.join("server.log").display()
     ));
