@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod dotenv;
 mod error;
 mod raw;
 mod render;
@@ -57,8 +58,17 @@ pub struct AppConfig {
     /// App name: `[a-z0-9][a-z0-9-]*`, at most 63 characters.
     pub name: String,
     pub runtime: RuntimeKind,
-    /// Environment given to every process, release command and build.
+    /// Environment given to every process, release command and build: the
+    /// `env_file`s' values (read at deploy), then `[env]` over them.
     pub env: BTreeMap<String, String>,
+    /// Dotenv files read at deploy time, relative to the app's directory, in
+    /// order (a later file's value wins; `[env]` wins over all of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<String>,
+    /// `[secrets] env_file`: dotenv files whose every value is a secret
+    /// (read when a release starts, never stored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_env_files: Vec<String>,
     /// Env vars whose values are read when a release is deployed, from the
     /// server's environment or a file. Only where each comes from is kept
     /// (in the store too); the values never are.
@@ -75,9 +85,17 @@ pub struct AppConfig {
     /// Long-lived services next to the app (docker only), by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub accessories: BTreeMap<String, AccessoryConfig>,
-    /// Command run once per release, in the release directory, before any
-    /// instance of it starts (migrations). Non-zero exit aborts the deploy.
-    pub release_command: Option<String>,
+    /// Commands run once per release, in order, in the release directory,
+    /// before any instance of it starts (migrations, then seeds…). A
+    /// non-zero exit aborts the deploy.
+    #[serde(default, deserialize_with = "one_or_many::deserialize")]
+    pub release_command: Vec<String>,
+    /// Where the `http` processes keep their fingerprinted assets (Kamal's
+    /// `asset_path`): an absolute path in the image under docker, a path in
+    /// the release directory under the process runtime. During a switch
+    /// the old and new releases each serve the other's files there too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_path: Option<String>,
     pub processes: BTreeMap<String, ProcessConfig>,
     pub deploy: DeploySettings,
 }
@@ -108,6 +126,9 @@ pub enum SecretSource {
     Env(String),
     /// A file on the server (absolute path); one trailing newline is dropped.
     File(PathBuf),
+    /// The value of `key` in a dotenv file on the server (`[secrets]
+    /// env_file`, made absolute at deploy).
+    EnvFile { path: PathBuf, key: String },
 }
 
 /// How a docker app's release image is made.
@@ -166,6 +187,10 @@ pub struct AccessoryConfig {
     pub ports: Vec<PortSpec>,
     #[serde(default)]
     pub volumes: Vec<VolumeSpec>,
+    /// More names the app reaches it by on its network (a compose service
+    /// name with `_`, Kamal's `<service>-<name>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -225,7 +250,8 @@ impl std::fmt::Display for PortSpec {
     }
 }
 
-/// `SOURCE:TARGET[:ro]`: SOURCE is a volume name or an absolute host path.
+/// `SOURCE:TARGET[:ro]`: SOURCE is a volume name, an absolute host path,
+/// or `./path` in the app's directory (made absolute at deploy).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeSpec {
     pub source: String,
@@ -237,7 +263,12 @@ pub struct VolumeSpec {
 impl VolumeSpec {
     /// A host path rather than a named volume.
     pub fn is_bind(&self) -> bool {
-        self.source.starts_with('/')
+        self.source.starts_with('/') || self.is_relative()
+    }
+
+    /// A path in the app's directory (`./config/my.cnf`).
+    pub fn is_relative(&self) -> bool {
+        self.source.starts_with("./")
     }
 }
 
@@ -274,9 +305,30 @@ pub struct ProcessConfig {
     /// replacing the image's CMD; empty keeps the CMD. `$PORT` is set for
     /// every instance.
     pub command: String,
+    /// Docker: the process's own image (a frontend beside a backend);
+    /// `None` runs the app's image. A release holds all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ProcessImage>,
+    /// Docker: an argv replacing the image's ENTRYPOINT (split with shell
+    /// quoting rules); `Some("")` clears it, `None` keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<String>,
     pub instances: u32,
-    /// Process-specific environment, layered over the app's `env`.
+    /// Process-specific environment, layered over the app's `env`: its
+    /// `env_file`s' values (read at deploy), then its `[env]`.
     pub env: BTreeMap<String, String>,
+    /// The process's dotenv files, as `AppConfig::env_files`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<String>,
+    /// Volumes mounted into every instance, kept across releases: named
+    /// (`wharf-<app>-<name>` under docker, `<data>/apps/<app>/volumes/<name>`
+    /// linked into each release under the process runtime) or host paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeSpec>,
+    /// Docker, without `http`: ports published on the host (a database, an
+    /// SMTP server…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSpec>,
     /// Present when the proxy routes HTTP to this process.
     pub http: Option<HttpRoute>,
     /// Health check. Always present for `http` processes (defaults apply);
@@ -299,10 +351,22 @@ pub struct ProcessConfig {
     pub restart: Restart,
 }
 
+/// Where a process's own image comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessImage {
+    /// A prebuilt image reference.
+    Image(String),
+    /// Built from the app's directory.
+    Build(ImageBuild),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpRoute {
-    /// Exact host (lowercase, no port) or `None` for any host.
-    pub host: Option<String>,
+    /// Exact hosts (lowercase, no port); empty for any host. Stored
+    /// releases from before several hosts were allowed have `host`.
+    #[serde(default, alias = "host", deserialize_with = "one_or_many::deserialize")]
+    pub hosts: Vec<String>,
     /// Path prefix, starting and (unless it is "/") not ending with '/'.
     pub path_prefix: String,
     /// Served over HTTPS, with a certificate from ACME or from files.
@@ -504,9 +568,131 @@ impl AppConfig {
             .chain(self.accessories.values().flat_map(|a| a.secrets.iter()))
     }
 
+    /// The config with its `env_file`s read from `dir` (the app's directory):
+    /// their values under `[env]` (app and process), and `[secrets]
+    /// env_file` keys as secrets read from those files (absolute paths) when
+    /// a release starts. Every problem of every file is reported at once.
+    pub fn with_env_files(mut self, dir: &Path) -> Result<AppConfig, EnvFileErrors> {
+        let mut problems = Vec::new();
+        let mut read = |files: &[String], known: &mut BTreeMap<String, String>| {
+            let mut out = BTreeMap::new();
+            for file in files {
+                let path = dir.join(file);
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        problems.push(format!(
+                            "could not read env_file {}: {e}; create it or take it out of `env_file`",
+                            path.display()
+                        ));
+                        continue;
+                    }
+                };
+                match dotenv::parse(&text, known) {
+                    Ok(pairs) => {
+                        for (k, v) in pairs {
+                            known.insert(k.clone(), v.clone());
+                            out.insert(k, v);
+                        }
+                    }
+                    Err(errors) => problems.extend(
+                        errors
+                            .into_iter()
+                            .map(|e| format!("{}:{}: {}", path.display(), e.line, e.message)),
+                    ),
+                }
+            }
+            out
+        };
+        let mut known = BTreeMap::new();
+        let mut app_env = read(&self.env_files, &mut known);
+        app_env.extend(std::mem::take(&mut self.env));
+        self.env = app_env;
+        for process in self.processes.values_mut() {
+            let mut process_known = self.env.clone();
+            let mut env = read(&process.env_files, &mut process_known);
+            env.extend(std::mem::take(&mut process.env));
+            process.env = env;
+        }
+        let mut secret_known = BTreeMap::new();
+        for file in self.secret_env_files.clone() {
+            let path = dir.join(&file);
+            let path = std::fs::canonicalize(&path).unwrap_or(path);
+            for key in read(std::slice::from_ref(&file), &mut secret_known).into_keys() {
+                self.env.remove(&key);
+                self.secrets.insert(
+                    key.clone(),
+                    SecretSource::EnvFile {
+                        path: path.clone(),
+                        key,
+                    },
+                );
+            }
+        }
+        if problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(EnvFileErrors { problems })
+        }
+    }
+
+    /// The config with its `./relative` volume sources (processes and
+    /// accessories) made absolute from `dir`, the app's directory.
+    pub fn with_volume_paths(mut self, dir: &Path) -> AppConfig {
+        let absolute = |v: &mut VolumeSpec| {
+            if let Some(rest) = v.source.strip_prefix("./") {
+                v.source = dir.join(rest).to_string_lossy().into_owned();
+            }
+        };
+        for p in self.processes.values_mut() {
+            p.volumes.iter_mut().for_each(absolute);
+        }
+        for a in self.accessories.values_mut() {
+            a.volumes.iter_mut().for_each(absolute);
+        }
+        self
+    }
+
+    /// Docker: whether a release needs the app's own image (top-level
+    /// `image` or `[build]`): some process runs it, or a release command
+    /// does. False when every process names its own.
+    pub fn uses_app_image(&self) -> bool {
+        self.docker.is_some()
+            && (!self.release_command.is_empty()
+                || self.processes.values().any(|p| p.image.is_none()))
+    }
+
     /// The process that receives HTTP for `self`, if any, in name order.
     pub fn http_processes(&self) -> impl Iterator<Item = &ProcessConfig> {
         self.processes.values().filter(|p| p.http.is_some())
+    }
+}
+
+/// What was wrong with an app's env files.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct EnvFileErrors {
+    pub problems: Vec<String>,
+}
+
+/// A list that may be stored as one string, `null` or a list (fields that
+/// were a single value in older releases' stored configs).
+pub mod one_or_many {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(match Option::<OneOrMany>::deserialize(d)? {
+            None => Vec::new(),
+            Some(OneOrMany::One(s)) => vec![s],
+            Some(OneOrMany::Many(v)) => v,
+        })
     }
 }
 

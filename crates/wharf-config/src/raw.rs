@@ -33,9 +33,17 @@ pub(crate) struct RawConfig {
     pub runtime: Option<Sp<String>>,
     pub image: Option<Sp<String>>,
     pub build: Option<RawBuild>,
-    pub release_command: Option<Sp<String>>,
+    /// One command, or a list of them run in order.
+    pub release_command: Vec<Sp<String>>,
+    /// Where the web processes' fingerprinted assets are (kept servable
+    /// across a switch).
+    pub asset_path: Option<Sp<String>>,
     pub env: Vec<RawEnvVar>,
+    /// `env_file`: dotenv files, in order (later ones win).
+    pub env_file: Vec<Sp<String>>,
     pub secrets: Vec<RawSecret>,
+    /// `[secrets] env_file = [...]`: files whose every value is a secret.
+    pub secret_env_files: Vec<Sp<String>>,
     /// In source order.
     pub accessories: Vec<RawAccessory>,
     /// In source order (the TOML map itself is sorted by name).
@@ -88,6 +96,8 @@ pub(crate) struct RawAccessory {
     /// Strings, or integers already written as strings.
     pub ports: Vec<Sp<String>>,
     pub volumes: Vec<Sp<String>>,
+    /// Extra names on the app's network.
+    pub aliases: Vec<Sp<String>>,
     pub memory: Option<Sp<String>>,
     pub cpus: Option<Sp<f64>>,
     pub health: Option<RawAccessoryHealth>,
@@ -114,9 +124,19 @@ pub(crate) struct RawProcess {
     /// The name as written in `[processes.NAME]`, spanning NAME.
     pub name: Sp<String>,
     pub command: Option<Sp<String>>,
+    /// Docker: the process's own prebuilt image.
+    pub image: Option<Sp<String>>,
+    /// Docker: the process's own image, built from the app's directory.
+    pub build: Option<RawBuildTable>,
+    /// Docker: replaces the image's ENTRYPOINT.
+    pub entrypoint: Option<Sp<String>>,
     pub instances: Option<Sp<i128>>,
     pub stop_timeout: Option<Sp<String>>,
     pub env: Vec<RawEnvVar>,
+    pub env_file: Vec<Sp<String>>,
+    pub volumes: Vec<Sp<String>>,
+    /// Docker: TCP/UDP ports published for a process without `http`.
+    pub ports: Vec<Sp<String>>,
     pub http: Option<RawHttp>,
     pub health: Option<RawHealth>,
     /// Whether an `http` key was written at all, even with a wrong type, so a
@@ -139,6 +159,9 @@ pub(crate) struct RawHttp {
     /// Where the `http` key is, for errors about the route as a whole.
     pub span: Span,
     pub host: Option<Sp<String>>,
+    pub hosts: Vec<Sp<String>>,
+    /// Where `hosts` is, for errors about it as a whole.
+    pub hosts_span: Option<Span>,
     pub path: Option<Sp<String>>,
     pub tls: Option<RawTls>,
     pub hsts: Option<Sp<bool>>,
@@ -229,7 +252,9 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "image",
     "build",
     "release_command",
+    "asset_path",
     "env",
+    "env_file",
     "secrets",
     "processes",
     "accessories",
@@ -237,9 +262,15 @@ pub(crate) const TOP_KEYS: &[&str] = &[
 ];
 pub(crate) const PROCESS_KEYS: &[&str] = &[
     "command",
+    "image",
+    "build",
+    "entrypoint",
     "instances",
     "stop_timeout",
     "env",
+    "env_file",
+    "volumes",
+    "ports",
     "http",
     "health",
     "port",
@@ -248,17 +279,28 @@ pub(crate) const PROCESS_KEYS: &[&str] = &[
     "restart",
 ];
 /// Process keys only the docker runtime understands.
-pub(crate) const DOCKER_PROCESS_KEYS: &[&str] = &["port", "memory", "cpus"];
+pub(crate) const DOCKER_PROCESS_KEYS: &[&str] = &[
+    "port",
+    "memory",
+    "cpus",
+    "ports",
+    "image",
+    "build",
+    "entrypoint",
+];
 pub(crate) const BUILD_KEYS: &[&str] = &["command", "dockerfile", "context", "target", "args"];
 pub(crate) const SECRET_KEYS: &[&str] = &["env", "file"];
 pub(crate) const ACCESSORY_KEYS: &[&str] = &[
-    "image", "build", "command", "env", "secrets", "ports", "volumes", "memory", "cpus", "health",
+    "image", "build", "command", "env", "secrets", "ports", "volumes", "aliases", "memory", "cpus",
+    "health",
 ];
 /// An accessory's `build`: like `[build]`, without the host command.
 pub(crate) const ACCESSORY_BUILD_KEYS: &[&str] = &["dockerfile", "context", "target", "args"];
 pub(crate) const ACCESSORY_HEALTH_KEYS: &[&str] =
     &["command", "interval", "timeout", "retries", "start_timeout"];
-pub(crate) const HTTP_KEYS: &[&str] = &["host", "path", "tls", "hsts", "max_body", "timeout"];
+pub(crate) const HTTP_KEYS: &[&str] = &[
+    "host", "hosts", "path", "tls", "hsts", "max_body", "timeout",
+];
 pub(crate) const TLS_KEYS: &[&str] = &["cert", "key"];
 pub(crate) const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout", "threshold"];
 pub(crate) const DEPLOY_KEYS: &[&str] = &[
@@ -304,7 +346,9 @@ pub(crate) fn read(root: &DeTable<'_>, sink: &mut Sink<'_>) -> RawConfig {
         runtime: top.string(sink, "runtime"),
         image: top.string(sink, "image"),
         build: read_build(&top, sink),
-        release_command: top.string(sink, "release_command"),
+        release_command: top.string_or_array(sink, "release_command"),
+        asset_path: top.string(sink, "asset_path"),
+        env_file: top.string_or_array(sink, "env_file"),
         env: top
             .table(sink, "env")
             .map(|env| read_env(env, "[env]", sink))
@@ -312,6 +356,10 @@ pub(crate) fn read(root: &DeTable<'_>, sink: &mut Sink<'_>) -> RawConfig {
         secrets: top
             .table(sink, "secrets")
             .map(|t| read_secrets(t, "[secrets]", sink))
+            .unwrap_or_default(),
+        secret_env_files: top
+            .table(sink, "secrets")
+            .map(|t| Table::unchecked(t, "[secrets]").string_or_array(sink, "env_file"))
             .unwrap_or_default(),
         processes: read_processes(&top, sink),
         accessories: read_accessories(&top, sink),
@@ -383,6 +431,8 @@ fn read_secrets(table: &DeTable<'_>, ctx: &str, sink: &mut Sink<'_>) -> Vec<RawS
     const HINT: &str = "write KEY = { env = \"NAME\" } (from the server's environment) or KEY = { file = \"/path\" }";
     let mut secrets: Vec<RawSecret> = table
         .iter()
+        // `[secrets] env_file = [...]`: files of secrets, read on their own.
+        .filter(|(key, _)| !(ctx == "[secrets]" && key.get_ref().as_ref() == "env_file"))
         .map(|(key, value)| {
             let key = Sp {
                 value: key.get_ref().to_string(),
@@ -505,6 +555,7 @@ fn read_accessories(top: &Table<'_, '_>, sink: &mut Sink<'_>) -> Vec<RawAccessor
                     .unwrap_or_default(),
                 ports: t.string_array(sink, "ports", true),
                 volumes: t.string_array(sink, "volumes", false),
+                aliases: t.string_array(sink, "aliases", false),
                 memory: t.size(sink, "memory"),
                 cpus: t.number(sink, "cpus"),
                 health,
@@ -573,8 +624,22 @@ fn read_process(
         .iter()
         .filter_map(|key| t.key_span(key).map(|span| (*key, span)))
         .collect();
+    let build = t.key_span("build").and_then(|span| {
+        let table = t.table(sink, "build")?;
+        let bctx = format!("[processes.{}.build]", name.value);
+        Some(read_build_table(
+            table,
+            span,
+            &bctx,
+            ACCESSORY_BUILD_KEYS,
+            sink,
+        ))
+    });
     Some(RawProcess {
         command_missing: t.is_missing("command").then(|| value.span()),
+        image: t.string(sink, "image"),
+        build,
+        entrypoint: t.string(sink, "entrypoint"),
         port: t.integer(sink, "port"),
         memory: t.size(sink, "memory"),
         cpus: t.number(sink, "cpus"),
@@ -587,6 +652,9 @@ fn read_process(
             .table(sink, "env")
             .map(|env| read_env(env, &format!("[processes.{}.env]", name.value), sink))
             .unwrap_or_default(),
+        env_file: t.string_or_array(sink, "env_file"),
+        volumes: t.string_array(sink, "volumes", false),
+        ports: t.string_array(sink, "ports", true),
         http: read_http(&t, &name.value, sink),
         health: read_health(&t, &name.value, sink),
         http_written: t.get("http").is_some(),
@@ -632,6 +700,8 @@ fn read_http(process: &Table<'_, '_>, name: &str, sink: &mut Sink<'_>) -> Option
     Some(RawHttp {
         span,
         host: t.string(sink, "host"),
+        hosts: t.string_array(sink, "hosts", false),
+        hosts_span: t.key_span("hosts"),
         path: t.string(sink, "path"),
         tls,
         hsts: t.boolean(sink, "hsts"),
@@ -827,6 +897,15 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
+    /// A table whose keys are checked elsewhere (the secrets' names).
+    fn unchecked(table: &'a DeTable<'i>, ctx: &str) -> Self {
+        Table {
+            table,
+            ctx: ctx.to_string(),
+            suggested: Vec::new(),
+        }
+    }
+
     /// True if `key` is absent and no typo of it was reported.
     fn is_missing(&self, key: &str) -> bool {
         self.get(key).is_none() && !self.suggested.contains(&key)
@@ -974,6 +1053,14 @@ impl<'a, 'i> Table<'a, 'i> {
                 self.wrong_type(sink, key, value, "a size string", Some(hint));
                 None
             }
+        }
+    }
+
+    /// One string, or an array of them (`release_command`, `env_file`).
+    fn string_or_array(&self, sink: &mut Sink<'_>, key: &str) -> Vec<Sp<String>> {
+        match self.get(key).map(|v| v.get_ref()) {
+            Some(DeValue::String(_)) => self.string(sink, key).into_iter().collect(),
+            _ => self.string_array(sink, key, false),
         }
     }
 

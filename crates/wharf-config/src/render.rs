@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use crate::{
     AccessoryConfig, AnalysisSettings, AppConfig, CanaryStep, DeploySettings, DockerSettings,
-    HealthCheck, HttpRoute, ProcessConfig, SecretSource, Strategy, TlsSource,
+    HealthCheck, HttpRoute, ImageBuild, ProcessConfig, ProcessImage, SecretSource, Strategy,
+    TlsSource,
 };
 
 /// First line of the output. Holds nothing that varies (path, time) so that
@@ -29,8 +30,16 @@ pub(crate) fn to_toml(config: &AppConfig) -> String {
     if let (None, Some(build)) = (&config.docker, &config.build) {
         kv(&mut out, "build", &string(build));
     }
-    if let Some(command) = &config.release_command {
-        kv(&mut out, "release_command", &string(command));
+    match config.release_command.as_slice() {
+        [] => {}
+        [one] => kv(&mut out, "release_command", &string(one)),
+        many => kv(&mut out, "release_command", &list(many.to_vec())),
+    }
+    if let Some(path) = &config.asset_path {
+        kv(&mut out, "asset_path", &string(path));
+    }
+    if !config.env_files.is_empty() {
+        kv(&mut out, "env_file", &list(config.env_files.clone()));
     }
     if let Some(docker) = &config.docker
         && (docker.image.is_none() || config.build.is_some())
@@ -39,8 +48,11 @@ pub(crate) fn to_toml(config: &AppConfig) -> String {
     }
     // Always written, even empty, so the reader sees there is no app env.
     env_table(&mut out, "env", &config.env);
-    if !config.secrets.is_empty() {
+    if !config.secrets.is_empty() || !config.secret_env_files.is_empty() {
         secrets_table(&mut out, "secrets", &config.secrets);
+        if !config.secret_env_files.is_empty() {
+            kv(&mut out, "env_file", &list(config.secret_env_files.clone()));
+        }
     }
     for process in config.processes.values() {
         process_tables(&mut out, process);
@@ -82,6 +94,14 @@ fn secrets_table(out: &mut String, table: &str, secrets: &BTreeMap<String, Secre
             SecretSource::File(path) => {
                 format!("{{ file = {} }}", string(&path.to_string_lossy()))
             }
+            // Only a deployed release has these (read from `env_file`).
+            SecretSource::EnvFile { path, .. } => {
+                line(
+                    out,
+                    &format!("# {key} from env_file {} [secret]", path.display()),
+                );
+                continue;
+            }
         };
         line(out, &format!("{} = {from} # [secret]", bare_or_quoted(key)));
     }
@@ -91,33 +111,15 @@ fn accessory_tables(out: &mut String, a: &AccessoryConfig) {
     let table = format!("accessories.{}", bare_or_quoted(&a.name));
     header(out, &table);
     match &a.build {
-        Some(b) => {
-            let mut fields = vec![
-                format!("dockerfile = {}", string(&b.dockerfile)),
-                format!("context = {}", string(&b.context)),
-            ];
-            if let Some(target) = &b.target {
-                fields.push(format!("target = {}", string(target)));
-            }
-            if !b.args.is_empty() {
-                let args: Vec<String> = b
-                    .args
-                    .iter()
-                    .map(|(k, v)| format!("{} = {}", bare_or_quoted(k), string(v)))
-                    .collect();
-                fields.push(format!("args = {{ {} }}", args.join(", ")));
-            }
-            kv(out, "build", &format!("{{ {} }}", fields.join(", ")));
-        }
+        Some(b) => kv(out, "build", &inline_build(b)),
         None => kv(out, "image", &string(&a.image)),
     }
     if let Some(command) = &a.command {
         kv(out, "command", &string(command));
     }
-    let list = |items: Vec<String>| {
-        let items: Vec<String> = items.iter().map(|i| string(i)).collect();
-        format!("[{}]", items.join(", "))
-    };
+    if !a.aliases.is_empty() {
+        kv(out, "aliases", &list(a.aliases.clone()));
+    }
     kv(
         out,
         "ports",
@@ -145,6 +147,26 @@ fn accessory_tables(out: &mut String, a: &AccessoryConfig) {
     }
 }
 
+/// An image build as an inline table (an accessory's or a process's).
+fn inline_build(b: &ImageBuild) -> String {
+    let mut fields = vec![
+        format!("dockerfile = {}", string(&b.dockerfile)),
+        format!("context = {}", string(&b.context)),
+    ];
+    if let Some(target) = &b.target {
+        fields.push(format!("target = {}", string(target)));
+    }
+    if !b.args.is_empty() {
+        let args: Vec<String> = b
+            .args
+            .iter()
+            .map(|(k, v)| format!("{} = {}", bare_or_quoted(k), string(v)))
+            .collect();
+        fields.push(format!("args = {{ {} }}", args.join(", ")));
+    }
+    format!("{{ {} }}", fields.join(", "))
+}
+
 fn limits(out: &mut String, memory: Option<u64>, cpus: Option<f64>) {
     if let Some(memory) = memory {
         kv(out, "memory", &string(&size(memory)));
@@ -168,6 +190,14 @@ fn process_tables(out: &mut String, p: &ProcessConfig) {
     let table = format!("processes.{}", bare_or_quoted(&p.name));
     header(out, &table);
     kv(out, "command", &string(&p.command));
+    match &p.image {
+        Some(ProcessImage::Image(image)) => kv(out, "image", &string(image)),
+        Some(ProcessImage::Build(b)) => kv(out, "build", &inline_build(b)),
+        None => {}
+    }
+    if let Some(entrypoint) = &p.entrypoint {
+        kv(out, "entrypoint", &string(entrypoint));
+    }
     kv(out, "instances", &p.instances.to_string());
     kv(out, "stop_timeout", &duration(p.stop_timeout));
     kv(out, "restart", &string(p.restart.as_str()));
@@ -175,6 +205,23 @@ fn process_tables(out: &mut String, p: &ProcessConfig) {
         kv(out, "port", &port.to_string());
     }
     limits(out, p.memory, p.cpus);
+    if !p.env_files.is_empty() {
+        kv(out, "env_file", &list(p.env_files.clone()));
+    }
+    if !p.volumes.is_empty() {
+        kv(
+            out,
+            "volumes",
+            &list(p.volumes.iter().map(ToString::to_string).collect()),
+        );
+    }
+    if !p.ports.is_empty() {
+        kv(
+            out,
+            "ports",
+            &list(p.ports.iter().map(ToString::to_string).collect()),
+        );
+    }
     if !p.env.is_empty() {
         env_table(out, &format!("{table}.env"), &p.env);
     }
@@ -188,8 +235,10 @@ fn process_tables(out: &mut String, p: &ProcessConfig) {
 
 fn http_table(out: &mut String, process_table: &str, http: &HttpRoute) {
     header(out, &format!("{process_table}.http"));
-    if let Some(host) = &http.host {
-        kv(out, "host", &string(host));
+    match http.hosts.as_slice() {
+        [] => {}
+        [one] => kv(out, "host", &string(one)),
+        many => kv(out, "hosts", &list(many.to_vec())),
     }
     kv(out, "path", &string(&http.path_prefix));
     match &http.tls {
@@ -272,6 +321,12 @@ fn env_table(out: &mut String, table: &str, env: &BTreeMap<String, String>) {
     for (key, value) in env {
         kv(out, &bare_or_quoted(key), &string(value));
     }
+}
+
+/// A TOML array of strings.
+fn list(items: Vec<String>) -> String {
+    let items: Vec<String> = items.iter().map(|i| string(i)).collect();
+    format!("[{}]", items.join(", "))
 }
 
 fn header(out: &mut String, table: &str) {

@@ -21,7 +21,7 @@ use crate::raw::{
 };
 use crate::{
     AnalysisSettings, AppConfig, CanaryStep, DeploySettings, HealthCheck, HttpRoute, ProcessConfig,
-    RuntimeKind, Strategy, TlsSource,
+    ProcessImage, RuntimeKind, Strategy, TlsSource,
 };
 
 pub(crate) const DURATION_HINT: &str = "write a duration such as \"500ms\" or \"30s\"";
@@ -120,18 +120,41 @@ fn resolve(raw: RawConfig, sink: &mut Sink<'_>) -> AppConfig {
     let runtime = resolve_runtime(raw.runtime, sink);
     let processes = resolve_processes(raw.processes, runtime, sink);
     let env = resolve_env(raw.env, "[env]", sink);
+    let env_files = resolve_env_files(&raw.env_file, "`env_file`", sink);
+    let secret_env_files =
+        resolve_env_files(&raw.secret_env_files, "`env_file` in [secrets]", sink);
+    let release_command = raw
+        .release_command
+        .into_iter()
+        .filter(|c| {
+            let empty = c.value.trim().is_empty();
+            if empty {
+                sink.error_hint(
+                    &c.span,
+                    "`release_command` must not be empty",
+                    "give the command that migrates, e.g. release_command = \"bin/rails db:migrate\", or a list of them",
+                );
+            }
+            !empty
+        })
+        .map(|c| c.value)
+        .collect();
     let secrets = docker::resolve_secrets(raw.secrets, "[secrets]", &env, sink);
     let (build, docker) = docker::resolve_build(runtime, raw.image, raw.build, sink);
     let accessories = docker::resolve_accessories(runtime, raw.accessories, &processes, sink);
+    let asset_path = resolve_asset_path(raw.asset_path, runtime, &processes, sink);
     AppConfig {
         name,
         runtime,
         env,
+        env_files,
+        secret_env_files,
         secrets,
         build,
         docker,
         accessories,
-        release_command: raw.release_command.map(|c| c.value),
+        release_command,
+        asset_path,
         processes,
         deploy: resolve_deploy(raw.deploy, sink),
     }
@@ -223,6 +246,27 @@ pub(crate) fn env_key_problem(key: &str) -> Option<&'static str> {
     }
 }
 
+/// `env_file`s: paths relative to the app's directory (or absolute), never
+/// escaping it with `..`.
+fn resolve_env_files(files: &[Sp<String>], what: &str, sink: &mut Sink<'_>) -> Vec<String> {
+    files
+        .iter()
+        .filter(|f| {
+            let v = f.value.trim();
+            let bad = v.is_empty() || v.split('/').any(|c| c == "..");
+            if bad {
+                sink.error_hint(
+                    &f.span,
+                    format!("{what} must name a file in the app's directory, found {:?}", f.value),
+                    "write e.g. env_file = [\".env\", \".env.production\"] (read at deploy, later files win)",
+                );
+            }
+            !bad
+        })
+        .map(|f| f.value.trim().to_owned())
+        .collect()
+}
+
 fn resolve_env(vars: Vec<RawEnvVar>, ctx: &str, sink: &mut Sink<'_>) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     for var in vars {
@@ -267,22 +311,29 @@ fn check_route_clash(
     routes: &mut Routes,
     sink: &mut Sink<'_>,
 ) {
-    let key = (route.host.clone(), route.path_prefix.clone());
-    if let Some(first) = routes.get(&key) {
-        let host = match &route.host {
-            Some(host) => format!("host `{host}`"),
-            None => "any host".to_string(),
-        };
-        sink.error_hint(
-            span,
-            format!(
-                "[processes.{name}] has the same http route as [processes.{first}] ({host}, path `{}`)",
-                route.path_prefix
-            ),
-            "give one of them a different `host` or `path`",
-        );
+    let hosts: Vec<Option<String>> = if route.hosts.is_empty() {
+        vec![None]
     } else {
-        routes.insert(key, name.to_string());
+        route.hosts.iter().cloned().map(Some).collect()
+    };
+    for host in hosts {
+        let key = (host.clone(), route.path_prefix.clone());
+        if let Some(first) = routes.get(&key) {
+            let host = match &host {
+                Some(host) => format!("host `{host}`"),
+                None => "any host".to_string(),
+            };
+            sink.error_hint(
+                span,
+                format!(
+                    "[processes.{name}] has the same http route as [processes.{first}] ({host}, path `{}`)",
+                    route.path_prefix
+                ),
+                "give one of them a different `host` or `path`",
+            );
+        } else {
+            routes.insert(key, name.to_string());
+        }
     }
 }
 
@@ -327,6 +378,26 @@ fn resolve_process(raw: RawProcess, runtime: RuntimeKind, sink: &mut Sink<'_>) -
             "health checks need `http`; add http = { path = \"/\" } or remove health",
         );
     }
+    let env_files = resolve_env_files(&raw.env_file, &raw::subject("env_file", &ctx), sink);
+    let volumes = docker::resolve_volumes(&raw.volumes, &ctx, runtime, sink);
+    let ports = docker::resolve_ports(&raw.ports, &ctx, sink);
+    if let (Some(first), Some(_)) = (raw.ports.first(), &raw.http) {
+        sink.error_hint(
+            &first.span,
+            format!("{ctx} has both `ports` and `http`"),
+            "the proxy reaches an http process itself; `ports` publishes a process without `http` (a database, an SMTP server)",
+        );
+    }
+    if let (Some(first), Some(n)) = (raw.ports.first(), raw.instances.as_ref())
+        && n.value > 1
+    {
+        sink.error_hint(
+            &first.span,
+            format!("{ctx} publishes `ports` with instances = {}", n.value),
+            "a host port takes one instance: set instances = 1",
+        );
+    }
+    let image = resolve_process_image(raw.image, raw.build, &ctx, sink);
     let http = raw.http.map(|h| resolve_http(h, &raw.name.value, sink));
     // Every HTTP process is health-checked; defaults apply when not written.
     let health = if http.is_some() {
@@ -336,6 +407,8 @@ fn resolve_process(raw: RawProcess, runtime: RuntimeKind, sink: &mut Sink<'_>) -
     };
     ProcessConfig {
         command: raw.command.map(|c| c.value).unwrap_or_default(),
+        image,
+        entrypoint: raw.entrypoint.map(|e| e.value),
         instances: int_in(
             raw.instances,
             &ctx,
@@ -349,6 +422,9 @@ fn resolve_process(raw: RawProcess, runtime: RuntimeKind, sink: &mut Sink<'_>) -
             &format!("[processes.{}.env]", raw.name.value),
             sink,
         ),
+        env_files,
+        volumes,
+        ports,
         http,
         health,
         stop_timeout: duration(
@@ -366,18 +442,130 @@ fn resolve_process(raw: RawProcess, runtime: RuntimeKind, sink: &mut Sink<'_>) -
     }
 }
 
+/// A process's own `image` or `build` (docker; the runtime check is done
+/// with the other docker-only keys).
+fn resolve_process_image(
+    image: Option<Sp<String>>,
+    build: Option<raw::RawBuildTable>,
+    ctx: &str,
+    sink: &mut Sink<'_>,
+) -> Option<ProcessImage> {
+    if let (Some(image), Some(build)) = (&image, &build) {
+        sink.error_hint(
+            &build.span,
+            format!("{ctx} has both `image` and `build`"),
+            format!(
+                "keep image = {:?} to run that image, or `build` to build one from the app's directory",
+                image.value
+            ),
+        );
+    }
+    if let Some(image) = image {
+        if image.value.trim().is_empty() || image.value.chars().any(char::is_whitespace) {
+            sink.error_hint(
+                &image.span,
+                format!(
+                    "`image` in {ctx} must be an image reference, found {:?}",
+                    image.value
+                ),
+                "write image = \"registry.example.com/frontend:1.2\", or leave it out to run the app's image",
+            );
+        }
+        return Some(ProcessImage::Image(image.value));
+    }
+    let bctx = format!("{}.build]", ctx.trim_end_matches(']'));
+    build.map(|b| ProcessImage::Build(docker::resolve_image_build(b, &bctx, sink)))
+}
+
+/// `asset_path`: where the http processes keep fingerprinted assets; an
+/// absolute path in the image (docker) or a path in the release directory.
+fn resolve_asset_path(
+    raw: Option<Sp<String>>,
+    runtime: RuntimeKind,
+    processes: &BTreeMap<String, ProcessConfig>,
+    sink: &mut Sink<'_>,
+) -> Option<String> {
+    let path = raw?;
+    let value = path.value.trim_end_matches('/');
+    let bad = match runtime {
+        RuntimeKind::Docker => !value.starts_with('/') || value.split('/').any(|c| c == ".."),
+        RuntimeKind::Process => {
+            value.is_empty()
+                || value.starts_with('/')
+                || value
+                    .split('/')
+                    .any(|c| c.is_empty() || c == "." || c == "..")
+        }
+    };
+    if bad {
+        let hint = match runtime {
+            RuntimeKind::Docker => {
+                "write the absolute path in the image, e.g. asset_path = \"/rails/public/assets\""
+            }
+            RuntimeKind::Process => {
+                "write a path inside the release directory, e.g. asset_path = \"public/assets\""
+            }
+        };
+        sink.error_hint(
+            &path.span,
+            format!("`asset_path` {:?} is not a usable directory", path.value),
+            hint,
+        );
+        return None;
+    }
+    if !processes.values().any(|p| p.http.is_some()) {
+        sink.error_hint(
+            &path.span,
+            "`asset_path` is set but no process has `http`",
+            "assets are bridged for the processes the proxy routes to; add http to one, or remove asset_path",
+        );
+    }
+    Some(value.to_owned())
+}
+
 fn resolve_http(raw: RawHttp, process: &str, sink: &mut Sink<'_>) -> HttpRoute {
     let ctx = format!("[processes.{process}.http]");
-    let host = raw.host.map(|host| {
+    if let (Some(host), Some(_)) = (&raw.host, &raw.hosts_span) {
+        sink.error_hint(
+            &host.span,
+            format!("{ctx} has both `host` and `hosts`"),
+            "keep `hosts` and put this host in it",
+        );
+    }
+    let mut hosts: Vec<String> = Vec::new();
+    for host in raw.host.into_iter().chain(raw.hosts) {
+        let key = if hosts.is_empty() && raw.hosts_span.is_none() {
+            "host"
+        } else {
+            "hosts"
+        };
+        // A bad host is reported and still kept, so it does not also
+        // read as "any host" in the route checks.
         if let Some((why, hint)) = host_problem(&host.value) {
             sink.error_hint(
                 &host.span,
-                format!("`host` in {ctx} {why}, found {:?}", host.value),
+                format!("`{key}` in {ctx} {why}, found {:?}", host.value),
                 hint,
             );
         }
-        host.value
-    });
+        if hosts.contains(&host.value) {
+            sink.error(
+                &host.span,
+                format!("`hosts` in {ctx} names {:?} twice", host.value),
+            );
+        } else {
+            hosts.push(host.value);
+        }
+    }
+    if let Some(span) = &raw.hosts_span
+        && hosts.is_empty()
+    {
+        sink.error_hint(
+            span,
+            format!("`hosts` in {ctx} is empty"),
+            "name at least one host, or leave `hosts` out to match any host",
+        );
+    }
     let path_prefix = match raw.path {
         Some(path) => {
             check_path(&path, &raw::subject("path", &ctx), sink);
@@ -385,7 +573,7 @@ fn resolve_http(raw: RawHttp, process: &str, sink: &mut Sink<'_>) -> HttpRoute {
         }
         None => defaults::HTTP_PATH.to_string(),
     };
-    let tls = resolve_tls(raw.tls, host.is_some(), &ctx, sink);
+    let tls = resolve_tls(raw.tls, !hosts.is_empty(), &ctx, sink);
     let hsts = match raw.hsts {
         Some(hsts) if hsts.value && tls.is_none() => {
             sink.error_hint(
@@ -424,7 +612,7 @@ fn resolve_http(raw: RawHttp, process: &str, sink: &mut Sink<'_>) -> HttpRoute {
         sink,
     );
     HttpRoute {
-        host,
+        hosts,
         path_prefix,
         tls,
         hsts,

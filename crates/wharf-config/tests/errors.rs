@@ -58,9 +58,9 @@ xyzzy = 3
 "#,
         r#"
 wharf.toml:2:1: unknown top-level key `colour`
-  = hint: valid keys at the top level are `name`, `runtime`, `image`, `build`, `release_command`, `env`, `secrets`, `processes`, `accessories`, `deploy`
+  = hint: valid keys at the top level are `name`, `runtime`, `image`, `build`, `release_command`, `asset_path`, `env`, `env_file`, `secrets`, `processes`, `accessories`, `deploy`
 wharf.toml:5:1: unknown key `xyzzy` in [processes.web]
-  = hint: valid keys here are `command`, `instances`, `stop_timeout`, `env`, `http`, `health`, `port`, `memory`, `cpus`, `restart`
+  = hint: valid keys here are `command`, `image`, `build`, `entrypoint`, `instances`, `stop_timeout`, `env`, `env_file`, `volumes`, `ports`, `http`, `health`, `port`, `memory`, `cpus`, `restart`
 2 errors in wharf.toml
 "#,
     ),
@@ -94,7 +94,7 @@ health_timout = "1s"
 "#,
         r#"
 wharf.toml:5:1: unknown key `prot` in [processes.web.http]
-  = hint: valid keys here are `host`, `path`, `tls`, `hsts`, `max_body`, `timeout`
+  = hint: valid keys here are `host`, `hosts`, `path`, `tls`, `hsts`, `max_body`, `timeout`
 wharf.toml:7:1: unknown key `health_timout` in [deploy]
   = hint: did you mean `health_timeout`?
 2 errors in wharf.toml
@@ -630,7 +630,7 @@ runtime = "docker"
 image = "nginx"
 [accessories.db]
 ports = ["5432:x", "localhost:1:1"]
-volumes = ["data", "./data:/data"]
+volumes = ["data", "./data:/data"] # a path in the app dir is fine
 health = { interval = "2s" }
 [accessories.cache]
 image = ""
@@ -646,15 +646,13 @@ wharf.toml:7:10: port "5432:x" in [accessories.db] has `x` where a port (1 to 65
 wharf.toml:7:20: port "localhost:1:1" in [accessories.db] has `localhost` where an IP address belongs
   = hint: write "[HOST_IP:]HOST_PORT:CONTAINER_PORT[/udp]", e.g. "127.0.0.1:5432:5432"
 wharf.toml:8:12: volume "data" in [accessories.db] must be SOURCE:TARGET or SOURCE:TARGET:ro
-  = hint: write "NAME:/path/in/container" (a named volume) or "/host/path:/path/in/container[:ro]"
-wharf.toml:8:20: volume "./data:/data" in [accessories.db] has source `./data`: write a volume name (letters, digits, `_.-`) or an absolute host path
-  = hint: write "NAME:/path/in/container" (a named volume) or "/host/path:/path/in/container[:ro]"
+  = hint: write "NAME:/path/in/container" (a named volume), "/host/path:/path/in/container[:ro]" or "./path/in/app:/path/in/container[:ro]"
 wharf.toml:9:1: missing required key `command` in [accessories.db.health]
   = hint: add command = "...": run in the container, exit 0 means healthy
 wharf.toml:11:9: `image` in [accessories.cache] must not be empty
 wharf.toml:12:11: `command` in [accessories.cache] must not be empty
   = hint: leave it out to run the image's CMD
-9 errors in wharf.toml
+8 errors in wharf.toml
 "#,
     ),
     (
@@ -1148,6 +1146,75 @@ wharf.toml:8:1: unknown key `windw` in [deploy.analysis]
 wharf.toml:9:1: unknown key `latency` in [deploy.analysis]
   = hint: valid keys here are `interval`, `window`, `min_requests`, `min_errors`, `max_error_rate`, `max_error_rate_increase`, `max_p99_ratio`, `p99_floor`, `failures_tolerated`
 4 errors in wharf.toml
+"#,
+    ),
+    (
+        "a real app's keys: images, volumes, ports, hosts, aliases, asset_path",
+        r#"
+name = "shop"
+runtime = "docker"
+asset_path = "public/assets"
+[processes.web]
+image = "shop:1"
+build = { dockerfile = "Dockerfile.web" }
+volumes = ["./../secrets:/secrets", "store:relative"]
+ports = ["5432"]
+http = { host = "a.example", hosts = ["b.example"] }
+[processes.worker]
+image = "a b"
+instances = 2
+ports = ["5432"]
+[accessories.db]
+image = "postgres:16"
+aliases = ["web", "db_main", "-bad"]
+"#,
+        r#"
+wharf.toml:3:14: `asset_path` "public/assets" is not a usable directory
+  = hint: write the absolute path in the image, e.g. asset_path = "/rails/public/assets"
+wharf.toml:6:1: [processes.web] has both `image` and `build`
+  = hint: keep image = "shop:1" to run that image, or `build` to build one from the app's directory
+wharf.toml:7:12: volume "./../secrets:/secrets" in [processes.web] has source `./../secrets`: a relative source is a path inside the app's directory, without `..`
+  = hint: write "NAME:/path/in/container" (a named volume), "/host/path:/path/in/container[:ro]" or "./path/in/app:/path/in/container[:ro]"
+wharf.toml:7:37: volume "store:relative" in [processes.web] has target `relative`: it must be an absolute path
+  = hint: write "NAME:/path/in/container" (a named volume), "/host/path:/path/in/container[:ro]" or "./path/in/app:/path/in/container[:ro]"
+wharf.toml:8:10: [processes.web] has both `ports` and `http`
+  = hint: the proxy reaches an http process itself; `ports` publishes a process without `http` (a database, an SMTP server)
+wharf.toml:9:17: [processes.web.http] has both `host` and `hosts`
+  = hint: keep `hosts` and put this host in it
+wharf.toml:11:9: `image` in [processes.worker] must be an image reference, found "a b"
+  = hint: write image = "registry.example.com/frontend:1.2", or leave it out to run the app's image
+wharf.toml:13:10: [processes.worker] publishes `ports` with instances = 2
+  = hint: a host port takes one instance: set instances = 1
+wharf.toml:16:12: alias "web" in [accessories.db] is already the name of a process
+  = hint: each name on the app's network reaches one thing; remove or rename it
+wharf.toml:16:30: alias "-bad" in [accessories.db] is not a network name
+  = hint: use letters, digits, `_`, `.` and `-` (at most 63), starting with a letter or digit
+10 errors in wharf.toml
+"#,
+    ),
+    (
+        "process runtime: no images, no read-only links, assets inside the release",
+        r#"
+name = "shop"
+asset_path = "/public/assets"
+[processes.web]
+command = "bin/web"
+image = "shop:1"
+entrypoint = "tini"
+volumes = ["storage:storage:ro", "data:/abs"]
+"#,
+        r#"
+wharf.toml:2:14: `asset_path` "/public/assets" is not a usable directory
+  = hint: write a path inside the release directory, e.g. asset_path = "public/assets"
+wharf.toml:5:1: `image` in [processes.web] needs runtime = "docker"
+  = hint: set runtime = "docker" at the top of the file to run containers
+wharf.toml:6:1: `entrypoint` in [processes.web] needs runtime = "docker"
+  = hint: set runtime = "docker" at the top of the file to run containers
+wharf.toml:7:12: volume "storage:storage:ro" in [processes.web] is read-only (`:ro`), which the process runtime cannot enforce on a linked directory; drop `:ro` or use runtime = "docker"
+  = hint: write "NAME:path/in/the/release" (a named volume) or "/host/path:path/in/the/release"
+wharf.toml:7:34: volume "data:/abs" in [processes.web] has target `/abs`: under the process runtime it is a path inside the release directory, such as `storage` or `public/uploads`
+  = hint: write "NAME:path/in/the/release" (a named volume) or "/host/path:path/in/the/release"
+5 errors in wharf.toml
 "#,
     ),
 ];

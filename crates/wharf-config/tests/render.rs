@@ -127,6 +127,41 @@ image = "registry.example.com/shop:1.2"
 command = "serve"
 "#;
 
+/// A real app as it is: env files, volumes, several hosts, a TCP port, a
+/// frontend with its own image, release tasks, asset bridging, aliases.
+const REAL: &str = r#"
+name = "shop"
+runtime = "docker"
+image = "registry.example.com/shop:1.2"
+env_file = [".env", ".env.production"]
+release_command = ["bin/rails db:migrate", "bin/rails db:seed"]
+asset_path = "/rails/public/assets"
+
+[secrets]
+env_file = ".env.secrets"
+
+[processes.web]
+env_file = ".env.web"
+volumes = ["storage:/rails/storage", "./config/extra.yml:/rails/config/extra.yml:ro"]
+http = { hosts = ["shop.example.com", "www.shop.example.com"], tls = true }
+
+[processes.frontend]
+build = { dockerfile = "frontend/Dockerfile", context = "frontend" }
+entrypoint = "node"
+command = "server.js"
+http = { host = "shop.example.com", path = "/app" }
+
+[processes.smtp]
+image = "axllent/mailpit:v1.20"
+entrypoint = ""
+ports = ["127.0.0.1:1025:1025"]
+
+[accessories.db]
+image = "postgres:16"
+aliases = ["shop_db", "shop-db"]
+volumes = ["db-data:/var/lib/postgresql/data"]
+"#;
+
 fn reference() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("wharf.reference.toml");
     std::fs::read_to_string(path).expect("reading wharf.reference.toml")
@@ -158,8 +193,13 @@ fn show_prebuilt_image() {
 }
 
 #[test]
+fn show_real_app() {
+    insta::assert_snapshot!(parse(REAL).to_toml());
+}
+
+#[test]
 fn rendered_toml_parses_back_to_the_same_config() {
-    for source in [MINIMAL, RICH, BAKE, DOCKER, PREBUILT, &reference()] {
+    for source in [MINIMAL, RICH, BAKE, DOCKER, PREBUILT, REAL, &reference()] {
         let config = parse(source);
         let rendered = config.to_toml();
         assert_eq!(parse(&rendered), config, "rendered:\n{rendered}");
@@ -171,7 +211,7 @@ fn rendered_toml_parses_back_to_the_same_config() {
 /// The store keeps each release's config as JSON; a rollback reads it back.
 #[test]
 fn stored_json_reads_back_to_the_same_config() {
-    for source in [MINIMAL, RICH, BAKE, DOCKER, PREBUILT, &reference()] {
+    for source in [MINIMAL, RICH, BAKE, DOCKER, PREBUILT, REAL, &reference()] {
         let config = parse(source);
         let json = serde_json::to_string(&config).unwrap();
         let back: wharf_config::AppConfig = serde_json::from_str(&json).unwrap();

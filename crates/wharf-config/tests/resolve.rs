@@ -20,7 +20,7 @@ fn defaults_are_filled_in() {
     assert_eq!(config.runtime, RuntimeKind::Process);
     assert!(config.env.is_empty());
     assert_eq!(config.build, None);
-    assert_eq!(config.release_command, None);
+    assert!(config.release_command.is_empty());
     let web = &config.processes["web"];
     assert_eq!(web.name, "web");
     assert_eq!(web.instances, 1);
@@ -198,7 +198,7 @@ command = "bin/worker"
     );
     let web = &config.processes["web"];
     let route = HttpRoute {
-        host: None,
+        hosts: Vec::new(),
         path_prefix: "/".into(),
         tls: None,
         hsts: false,
@@ -374,7 +374,7 @@ fn reference_file_parses() {
     assert_eq!(config.processes["web"].instances, 2);
     assert_eq!(config.processes["web"].env["LOG"], "debug");
     let route = config.processes["web"].http.clone().unwrap();
-    assert_eq!(route.host.as_deref(), Some("hello.localhost"));
+    assert_eq!(route.hosts, ["hello.localhost"]);
     assert_eq!(
         config.deploy.notify.as_deref(),
         Some("http://127.0.0.1:9000/hooks/wharf")
@@ -494,4 +494,103 @@ fn hostile_input_never_panics() {
     for input in inputs {
         let _ = AppConfig::parse(Path::new("wharf.toml"), input);
     }
+}
+
+/// Compose's order: the app's files in order (a later one wins), `[env]`
+/// over them; a process's files over the app's env, its `[env]` over all.
+/// Values of `[secrets] env_file` files become secrets, never env.
+#[test]
+fn env_files_layer_in_compose_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write(".env", "A=from-env\nB=from-env\nC=from-env\nHOST=db\n");
+    write(
+        ".env.production",
+        "B=from-production\nURL=postgres://${HOST}/app\n",
+    );
+    write(".env.web", "C=from-web-file\nD=from-web-file\n");
+    write(".env.secrets", "API_KEY=s3cret\nA=secret-a\n");
+    let config = parse(
+        r#"
+name = "shop"
+env_file = [".env", ".env.production"]
+[env]
+C = "from-toml"
+[secrets]
+env_file = ".env.secrets"
+[processes.web]
+command = "bin/web"
+env_file = ".env.web"
+env = { D = "from-process-toml" }
+"#,
+    )
+    .with_env_files(dir.path())
+    .unwrap();
+    assert_eq!(
+        config.env,
+        env(&[
+            ("B", "from-production"),
+            ("C", "from-toml"),
+            ("HOST", "db"),
+            ("URL", "postgres://db/app"),
+        ])
+    );
+    assert_eq!(
+        config.processes["web"].env,
+        env(&[("C", "from-web-file"), ("D", "from-process-toml")])
+    );
+    let secrets: Vec<&String> = config.secrets.keys().collect();
+    assert_eq!(secrets, ["A", "API_KEY"]);
+    assert!(!config.to_toml().contains("s3cret"));
+}
+
+#[test]
+fn env_file_problems_are_reported_together() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "GOOD=1\nnot a line\n").unwrap();
+    let err = parse(
+        r#"
+name = "shop"
+env_file = [".env", ".env.missing"]
+[processes.web]
+command = "bin/web"
+"#,
+    )
+    .with_env_files(dir.path())
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains(".env:2:"), "{err}");
+    assert!(err.contains(".env.missing"), "{err}");
+}
+
+#[test]
+fn relative_volume_sources_become_absolute_at_deploy() {
+    let config = parse(
+        r#"
+name = "shop"
+runtime = "docker"
+[processes.web]
+volumes = ["./config/app.yml:/app/config.yml:ro", "storage:/app/storage"]
+[accessories.db]
+image = "mysql:8"
+volumes = ["./config/my.cnf:/etc/mysql/my.cnf:ro"]
+"#,
+    )
+    .with_volume_paths(Path::new("/srv/shop"));
+    let web: Vec<String> = config.processes["web"]
+        .volumes
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        web,
+        [
+            "/srv/shop/config/app.yml:/app/config.yml:ro",
+            "storage:/app/storage"
+        ]
+    );
+    assert_eq!(
+        config.accessories["db"].volumes[0].source,
+        "/srv/shop/config/my.cnf"
+    );
 }

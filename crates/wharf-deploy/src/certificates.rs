@@ -32,9 +32,11 @@ pub struct Certificates {
 pub(crate) fn tls_hosts(config: &AppConfig) -> Vec<(String, TlsSource)> {
     let mut out: Vec<(String, TlsSource)> = config
         .http_processes()
-        .filter_map(|p| {
-            let http = p.http.as_ref()?;
-            Some((http.host.clone()?, http.tls.clone()?))
+        .filter_map(|p| p.http.as_ref())
+        .flat_map(|http| {
+            http.tls
+                .iter()
+                .flat_map(|tls| http.hosts.iter().map(|h| (h.clone(), tls.clone())))
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));

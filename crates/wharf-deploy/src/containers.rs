@@ -12,11 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use wharf_config::{AccessoryConfig, AppConfig, ImageBuild, RuntimeKind, SecretSource};
+use wharf_config::{
+    AccessoryConfig, AppConfig, ImageBuild, ProcessImage, RuntimeKind, SecretSource,
+};
 use wharf_runtime::dispatch::Kind;
 use wharf_runtime::{
-    AccessoryBuild, AccessoryHealth, AccessorySpec, AccessoryStatus, DockerBuild, Limits, LogLine,
-    PortMapping, PruneReport, Runtime, TaskSpec, VolumeMount, VolumeSource,
+    AccessoryBuild, AccessoryHealth, AccessorySpec, AccessoryStatus, DockerBuild, ImageSource,
+    Limits, LogLine, PortMapping, PruneReport, Runtime, TaskSpec, VolumeMount, VolumeSource,
 };
 use wharf_store::ReleaseStatus;
 
@@ -66,6 +68,39 @@ pub(crate) fn read_secrets(
                 }
                 text
             }
+            SecretSource::EnvFile { path, key: name } => {
+                let secret = |why: String| DeployError::Secret {
+                    app: app.to_owned(),
+                    key: key.clone(),
+                    why,
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    secret(format!(
+                        "could not read the env file {}: {e}; it must stay where it was at deploy, readable by the wharf server",
+                        path.display()
+                    ))
+                })?;
+                let pairs = wharf_config::dotenv::parse(&text, &BTreeMap::new()).map_err(|errors| {
+                    secret(format!(
+                        "the env file {} no longer reads ({}:{}: {})",
+                        path.display(),
+                        path.display(),
+                        errors.first().map_or(0, |e| e.line),
+                        errors.first().map_or("", |e| e.message.as_str())
+                    ))
+                })?;
+                pairs
+                    .into_iter()
+                    .rev()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v)
+                    .ok_or_else(|| {
+                        secret(format!(
+                            "{name} is no longer in the env file {}; put it back, or deploy again",
+                            path.display()
+                        ))
+                    })?
+            }
         };
         out.insert(key.clone(), value);
     }
@@ -109,29 +144,9 @@ pub(crate) fn accessory_spec(
         }),
         command: a.command.clone(),
         env,
-        ports: a
-            .ports
-            .iter()
-            .map(|p| PortMapping {
-                host_ip: p.host_ip.clone(),
-                host_port: p.host_port,
-                container_port: p.container_port,
-                protocol: p.protocol.clone(),
-            })
-            .collect(),
-        volumes: a
-            .volumes
-            .iter()
-            .map(|v| VolumeMount {
-                source: if v.is_bind() {
-                    VolumeSource::Bind(v.source.clone().into())
-                } else {
-                    VolumeSource::Named(v.source.clone())
-                },
-                target: v.target.clone(),
-                read_only: v.read_only,
-            })
-            .collect(),
+        ports: a.ports.iter().map(port_mapping).collect(),
+        volumes: a.volumes.iter().map(volume_mount).collect(),
+        aliases: a.aliases.clone(),
         health: a.health.as_ref().map(|h| AccessoryHealth {
             command: h.command.clone(),
             interval: h.interval,
@@ -141,6 +156,60 @@ pub(crate) fn accessory_spec(
         }),
         limits: limits(a.memory, a.cpus),
     })
+}
+
+/// The volumes a one-off task of the app's image gets (release commands,
+/// `wharf run`): those of every process that runs the app's image, once
+/// per target, so a migration reaches the SQLite database on a volume.
+pub(crate) fn task_volumes(config: &AppConfig) -> Vec<VolumeMount> {
+    let mut out: Vec<VolumeMount> = Vec::new();
+    for p in config.processes.values().filter(|p| p.image.is_none()) {
+        for v in &p.volumes {
+            if !out.iter().any(|o| o.target == v.target) {
+                out.push(volume_mount(v));
+            }
+        }
+    }
+    out
+}
+
+/// The processes of `config` with their own image, as the runtime builds
+/// or pulls them.
+pub(crate) fn process_images(config: &AppConfig) -> BTreeMap<String, ImageSource> {
+    config
+        .processes
+        .values()
+        .filter_map(|p| {
+            let source = match p.image.as_ref()? {
+                ProcessImage::Image(image) => ImageSource::Prebuilt(image.clone()),
+                ProcessImage::Build(b) => ImageSource::Build(docker_build(b)),
+            };
+            Some((p.name.clone(), source))
+        })
+        .collect()
+}
+
+/// The runtime's view of a `ports` entry.
+pub(crate) fn port_mapping(p: &wharf_config::PortSpec) -> PortMapping {
+    PortMapping {
+        host_ip: p.host_ip.clone(),
+        host_port: p.host_port,
+        container_port: p.container_port,
+        protocol: p.protocol.clone(),
+    }
+}
+
+/// The runtime's view of a `volumes` entry.
+pub(crate) fn volume_mount(v: &wharf_config::VolumeSpec) -> VolumeMount {
+    VolumeMount {
+        source: if v.is_bind() {
+            VolumeSource::Bind(v.source.clone().into())
+        } else {
+            VolumeSource::Named(v.source.clone())
+        },
+        target: v.target.clone(),
+        read_only: v.read_only,
+    }
 }
 
 /// The runtime's build settings from a config's (paths relative to the
@@ -337,6 +406,7 @@ impl Engine {
                 command: shell_words::join(&argv),
                 workdir: dir,
                 env,
+                volumes: task_volumes(&config),
                 timeout: RUN_TIMEOUT,
             })
             .await;

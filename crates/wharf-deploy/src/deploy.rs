@@ -328,7 +328,15 @@ impl Engine {
             // A host command, in the source directory, whatever the runtime.
             let host: Arc<dyn Runtime> = self.runtime.process();
             let outcome = self
-                .task(run, &host, "build", build, &source, &env, BUILD_TIMEOUT)
+                .task(
+                    run,
+                    &host,
+                    ("build", build),
+                    &source,
+                    &env,
+                    Vec::new(),
+                    BUILD_TIMEOUT,
+                )
                 .await?;
             if !outcome.success() {
                 return Err(DeployError::Build {
@@ -360,6 +368,8 @@ impl Engine {
             version,
             build,
             image,
+            app_image: config.uses_app_image(),
+            processes: containers::process_images(&config),
         };
         // Image build output streams as progress, like the build command's.
         let forward = self.forward_output(run, &runtime, "build");
@@ -373,19 +383,25 @@ impl Engine {
             Some(&dir.to_string_lossy()),
         )?;
 
+        self.bridge_assets(run, &config, number, &dir).await?;
         self.accessories_step(run, &config, &source).await?;
 
-        if let Some(command) = &config.release_command {
-            run.step(self, Step::Releasing, Some(command.clone()))
-                .await?;
+        let tasks = config.release_command.len();
+        for (n, command) in config.release_command.iter().enumerate() {
+            let detail = if tasks == 1 {
+                command.clone()
+            } else {
+                format!("{} of {tasks}: {command}", n + 1)
+            };
+            run.step(self, Step::Releasing, Some(detail)).await?;
             let outcome = self
                 .task(
                     run,
                     &runtime,
-                    "release",
-                    command,
+                    ("release", command),
                     &dir,
                     &env,
+                    containers::task_volumes(&config),
                     RELEASE_TIMEOUT,
                 )
                 .await?;
@@ -427,6 +443,7 @@ impl Engine {
         // `wharf up` its accessories are stopped, and instances that cannot
         // reach their database would only fail their health checks.
         let source = PathBuf::from(&run.app.source_dir);
+        self.bridge_assets(run, &config, target, &dir).await?;
         self.accessories_step(run, &config, &source).await?;
         self.certificates_step(run, &config, &source, false).await?;
         let live = self.start_release(run, target, config, &dir).await?;
@@ -542,16 +559,17 @@ impl Engine {
         forward_progress(run, runtime, Some(release), process)
     }
 
-    /// Runs the build or release command, streaming its output as progress.
+    /// Runs the build or release command (`(name, command)`), streaming
+    /// its output as progress.
     #[allow(clippy::too_many_arguments)]
     async fn task(
         &self,
         run: &Run,
         runtime: &Arc<dyn Runtime>,
-        name: &str,
-        command: &str,
+        (name, command): (&str, &str),
         workdir: &Path,
         env: &std::collections::BTreeMap<String, String>,
+        volumes: Vec<wharf_runtime::VolumeMount>,
         timeout: Duration,
     ) -> Result<wharf_runtime::TaskOutcome, DeployError> {
         let release = run.release.unwrap_or_default() as u64;
@@ -566,6 +584,7 @@ impl Engine {
                 command: command.to_owned(),
                 workdir: workdir.to_path_buf(),
                 env,
+                volumes,
                 timeout,
             })
             .await;
@@ -661,12 +680,17 @@ impl Engine {
     }
 }
 
-/// The config a deploy of `dir` with `env` overrides makes a release of.
+/// The config a deploy of `dir` with `env` overrides makes a release of:
+/// its `env_file`s read now (their values are the release's), the
+/// overrides on top, `./relative` volume sources made absolute.
 fn request_config(
     dir: &Path,
     env: &std::collections::BTreeMap<String, String>,
 ) -> Result<AppConfig, DeployError> {
-    let config = AppConfig::load(dir)?;
+    let config = AppConfig::load(dir)?
+        .with_env_files(dir)
+        .map_err(DeployError::EnvFiles)?
+        .with_volume_paths(dir);
     if env.is_empty() {
         return Ok(config);
     }

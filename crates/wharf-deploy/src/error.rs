@@ -6,6 +6,8 @@ pub enum DeployError {
     Config(#[from] wharf_config::LoadError),
     #[error("{0}")]
     EnvOverride(wharf_config::ConfigErrors),
+    #[error("{0}")]
+    EnvFiles(wharf_config::EnvFileErrors),
     #[error(
         "a {kind} of {app} is already running (deploy {deploy}, now {state}); wait for it to finish or pass --wait"
     )]
@@ -90,6 +92,23 @@ pub enum DeployError {
         /// What the proxy serves for the app right now.
         serving: Option<i64>,
     },
+    #[error("could not bridge the assets of {app} in {}: {source}; check the disk's space and permissions, then deploy again", .path.display())]
+    Assets {
+        app: String,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "volume {name} of {app} is mounted by {} in the release it runs; take it out of wharf.toml and deploy first, or remove the whole app with `wharf apps remove {app} --volumes`",
+        .users.join(", ")
+    )]
+    VolumeInUse {
+        app: String,
+        name: String,
+        users: Vec<String>,
+    },
+    #[error("{app} has no volume {name:?}; `wharf volumes {app}` lists them")]
+    NoVolume { app: String, name: String },
     #[error("no free port on 127.0.0.1 for an instance: {0}")]
     Port(std::io::Error),
     #[error(transparent)]

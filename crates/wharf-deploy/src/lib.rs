@@ -28,6 +28,7 @@ use wharf_runtime::dispatch::Runtimes;
 use wharf_store::Store;
 
 pub mod analysis;
+mod assets;
 mod certificates;
 mod containers;
 mod deploy;
@@ -43,6 +44,7 @@ mod source;
 mod start;
 mod status;
 mod step;
+mod volumes;
 
 pub use certificates::Certificates;
 pub use containers::AccessoryAction;
@@ -53,6 +55,7 @@ pub use recover::{RecoveryPlan, RecoveryReport, RecoveryTx};
 pub use source::source_hash;
 pub use status::{AppStatus, DeploySummary, InstanceStatus, RouteStatus};
 pub use step::Step;
+pub use volumes::VolumeView;
 
 /// Where progress of a deploy goes (the API streams it to the CLI).
 pub type ProgressTx = mpsc::UnboundedSender<Progress>;

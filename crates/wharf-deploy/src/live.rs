@@ -301,15 +301,19 @@ fn build_table(state: &State) -> RoutingTable {
             if let Some((canary, weight)) = &s.canary {
                 groups.push(group(canary, &process.name, *weight));
             }
-            routes.push(Route {
-                app: app.clone(),
-                process: process.name.clone(),
-                host: http.host.clone(),
-                path_prefix: http.path_prefix.clone(),
-                backends: BackendSet { groups },
-                unavailable: state.maintenance.get(app).cloned(),
-                options: route_options(http),
-            });
+            for host in route_hosts(http) {
+                routes.push(Route {
+                    app: app.clone(),
+                    process: process.name.clone(),
+                    host,
+                    path_prefix: http.path_prefix.clone(),
+                    backends: BackendSet {
+                        groups: groups.clone(),
+                    },
+                    unavailable: state.maintenance.get(app).cloned(),
+                    options: route_options(http),
+                });
+            }
         }
     }
     for (app, down) in &state.down {
@@ -323,18 +327,29 @@ fn build_table(state: &State) -> RoutingTable {
             .unwrap_or_else(|| down.unavailable());
         for process in down.config.http_processes() {
             let Some(http) = &process.http else { continue };
-            routes.push(Route {
-                app: app.clone(),
-                process: process.name.clone(),
-                host: http.host.clone(),
-                path_prefix: http.path_prefix.clone(),
-                backends: BackendSet::default(),
-                unavailable: Some(unavailable.clone()),
-                options: route_options(http),
-            });
+            for host in route_hosts(http) {
+                routes.push(Route {
+                    app: app.clone(),
+                    process: process.name.clone(),
+                    host,
+                    path_prefix: http.path_prefix.clone(),
+                    backends: BackendSet::default(),
+                    unavailable: Some(unavailable.clone()),
+                    options: route_options(http),
+                });
+            }
         }
     }
     RoutingTable::new(routes)
+}
+
+/// The hosts a route answers for: each of its hosts, or any host.
+fn route_hosts(http: &wharf_config::HttpRoute) -> Vec<Option<String>> {
+    if http.hosts.is_empty() {
+        vec![None]
+    } else {
+        http.hosts.iter().cloned().map(Some).collect()
+    }
 }
 
 /// The edge's view of a route's settings.

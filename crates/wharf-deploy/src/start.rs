@@ -17,6 +17,7 @@ use wharf_proxy::health::{self, HealthSpec};
 use wharf_runtime::{InstanceSpec, RestartPolicy, Runtime, RuntimeEvent};
 use wharf_store::{AppRow, InstanceState, NewInstance};
 
+use crate::assets;
 use crate::containers::{self, app_env};
 use crate::deploy::{Run, humantime_fmt};
 use crate::live::{LiveInstance, LiveRelease};
@@ -176,11 +177,19 @@ impl Engine {
                     process: process.name.clone(),
                     index,
                     command: process.command.clone(),
+                    entrypoint: process.entrypoint.clone(),
                     workdir: dir.to_path_buf(),
                     env,
                     port,
                     container_port: process.port,
                     publish: process.http.is_some(),
+                    volumes: process
+                        .volumes
+                        .iter()
+                        .map(containers::volume_mount)
+                        .chain(assets::mount_for(config, process, dir))
+                        .collect(),
+                    ports: process.ports.iter().map(containers::port_mapping).collect(),
                     stop_timeout: process.stop_timeout,
                     limits: containers::limits(process.memory, process.cpus),
                     restart: match process.restart {

@@ -12,6 +12,9 @@ pub enum Step {
     /// Snapshotting the source into the release directory (process), or
     /// building the release's image (docker).
     Preparing,
+    /// Copying out the release's assets (`asset_path`) and sharing them
+    /// with the serving release's.
+    Assets,
     /// Booting the app's accessories that are not running (docker).
     Accessories,
     /// Running the release command (migrations).
@@ -44,6 +47,7 @@ impl Step {
         match self {
             Step::Building => "building",
             Step::Preparing => "preparing",
+            Step::Assets => "assets",
             Step::Accessories => "accessories",
             Step::Releasing => "releasing",
             Step::Certificates => "certificates",
@@ -63,6 +67,7 @@ impl Step {
         match self {
             Step::Building => "build",
             Step::Preparing => "prepare release",
+            Step::Assets => "bridge assets",
             Step::Accessories => "boot accessories",
             Step::Releasing => "release command",
             Step::Certificates => "certificates",

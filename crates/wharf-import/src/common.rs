@@ -39,6 +39,19 @@ impl Warnings {
         ));
     }
 
+    /// A warning about another file (`.env`), listed before those of this
+    /// one.
+    pub fn add_in(&mut self, file: &str, line: usize, key: &str, message: impl Into<String>) {
+        self.list.push((
+            Pos { line: 0, col: line },
+            Warning {
+                location: format!("{file}:{line}:1"),
+                key: key.to_owned(),
+                message: message.into(),
+            },
+        ));
+    }
+
     /// A mapping's entries; anything else but nothing is warned about and
     /// read as empty.
     pub fn map<'a>(&mut self, node: &'a Node, key: &str) -> &'a [Entry] {
@@ -82,7 +95,7 @@ impl Warnings {
             self.add(
                 pos,
                 key,
-                "wharf takes env keys made of letters, digits and `_`, not starting with a digit; not carried over",
+                "wharf takes env keys made of letters, digits and `_`, not starting with a digit; not carried over, so the app runs without this variable",
             );
         }
         ok
@@ -133,7 +146,7 @@ pub trait Values {
                 self.warnings().add(
                     node.pos,
                     key,
-                    format!("`{text}` is not a whole number from {min} to {max}; not carried over"),
+                    format!("`{text}` is not a whole number from {min} to {max}; not carried over, so wharf's default applies: write a number in that range"),
                 );
                 None
             }
@@ -149,7 +162,10 @@ pub trait Values {
                 self.warnings().add(
                     node.pos,
                     key,
-                    format!("`{text}` is not {}; not carried over", Self::DURATION),
+                    format!(
+                        "`{text}` is not {}; not carried over, so wharf's default applies",
+                        Self::DURATION
+                    ),
                 );
                 None
             }
@@ -162,8 +178,11 @@ pub trait Values {
         match parse_memory(&text) {
             Ok(m) => Some(m),
             Err(why) => {
-                self.warnings()
-                    .add(node.pos, key, format!("{why}; not carried over"));
+                self.warnings().add(
+                    node.pos,
+                    key,
+                    format!("{why}; not carried over, so no memory limit applies"),
+                );
                 None
             }
         }
@@ -176,7 +195,7 @@ pub trait Values {
             self.warnings().add(
                 node.pos,
                 key,
-                format!("`{text}` is not a positive number of CPUs; not carried over"),
+                format!("`{text}` is not a positive number of CPUs; not carried over, so no CPU limit applies"),
             );
         }
         cpus
@@ -243,6 +262,14 @@ pub fn unique_name(raw: &str, fallback: &str, taken: impl Fn(&str) -> bool) -> S
         n += 1;
     }
     name
+}
+
+/// A network alias wharf takes: letters, digits, `_`, `.`, `-`.
+pub fn is_alias(a: &str) -> bool {
+    a.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && a.len() <= 253
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`, as wharf.toml requires for env keys.
@@ -509,6 +536,12 @@ pub fn abs_dir(path: &Path) -> PathBuf {
 /// Name of a directory, as an app name source.
 pub fn dir_name(dir: &Path) -> Option<String> {
     dir.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+/// The command that copies an existing docker volume's data into the one
+/// wharf mounts.
+pub fn volume_copy(from: &str, to: &str) -> String {
+    format!("docker run --rm -v {from}:/from -v {to}:/to alpine cp -a /from/. /to")
 }
 
 /// What a scalar is, for messages: its text quoted, or what it is instead.

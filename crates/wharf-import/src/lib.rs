@@ -6,17 +6,19 @@
 //! into the [`model`](crate::model) of a docker-runtime `wharf.toml` or add a
 //! [`Warning`] saying where it was, why it was not carried over and what to
 //! do instead. Nothing is dropped silently: a key neither mapped nor warned
-//! about is a bug. Only what makes an import impossible (broken YAML, no
-//! service to build) is an [`ImportError`].
+//! about is a bug, and every warning says what changes because of it. Only
+//! what makes an import impossible (broken YAML, no app to deploy, a host
+//! that is still a placeholder) is an [`ImportError`].
 //!
 //! The result is text, not a config value: it is meant to be read and edited
 //! by the person who ran the import, so it keeps their order and adds a
 //! header saying where it came from.
 //!
 //! This crate reads strings and nothing else; the CLI reads and writes the
-//! files. The one place it looks at the environment is to turn a relative
-//! host path (a compose bind mount, a secret file) into an absolute one,
-//! from the current directory, as `docker compose` would.
+//! files (the compose file's `.env` too, passed in [`ComposeOptions`]). The
+//! one place it looks at the environment is to turn a host path outside the
+//! app directory (a compose bind mount, a secret file) into an absolute
+//! one, from the current directory, as `docker compose` would.
 
 use std::path::Path;
 
@@ -82,13 +84,30 @@ pub enum ImportError {
     #[error("{file} has no `services`; is this a compose file?")]
     NoServices { file: String },
     #[error(
-        "no service in {file} has `build:`, so there is nothing for wharf to build and deploy{images}; add `build: .` (the directory with your Dockerfile) to your app's service and import again — image-only services become accessories"
+        "no service in {file} looks like the app to deploy: none publishes HTTP (`ports`, `expose`, traefik labels) or is built from this directory, and the others look like databases, caches or proxies (services: {services}); pass `--service NAME` to choose it"
     )]
-    NoBuildService { file: String, images: String },
+    NoApp { file: String, services: String },
+    #[error(
+        "{file} has no service `{name}` (services: {services}); pass one of them to `--service`"
+    )]
+    UnknownService {
+        file: String,
+        name: String,
+        services: String,
+    },
     #[error(
         "no service in {file} can be built by wharf: {reasons}; fix the `build:` and import again"
     )]
     Unbuildable { file: String, reasons: String },
+    #[error(
+        "{location}: `{key}` is `{host}`, {why}; write the real one and import again, as the imported app would otherwise be routed at a host nobody reaches"
+    )]
+    Placeholder {
+        location: String,
+        key: String,
+        host: String,
+        why: &'static str,
+    },
     #[error("`{name}` is not a valid app name: {reason}; try `--name {suggestion}`")]
     InvalidName {
         name: String,
@@ -99,14 +118,43 @@ pub enum ImportError {
     NoName { file: String },
 }
 
+/// What `wharf import compose` may be told besides the file.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ComposeOptions<'a> {
+    /// The app name; must already be a valid one.
+    pub name: Option<&'a str>,
+    /// The service that is the app (`--service`), instead of the one that
+    /// publishes HTTP.
+    pub service: Option<&'a str>,
+    /// The text of the `.env` file next to the compose file, which compose
+    /// reads values from for `${VAR}` when its shell does not set them.
+    pub dotenv: Option<&'a str>,
+}
+
 /// Imports a compose file (`docker-compose.yml`, `compose.yaml`…).
 ///
 /// `path` is used for locations in warnings and errors (as given), for the
 /// default app name (the file's directory, as compose names its project),
-/// and to resolve relative bind mounts and secret files. `app_name`, when
+/// and to resolve host paths outside the app directory. `app_name`, when
 /// given, must already be a valid app name.
 pub fn compose(path: &Path, source: &str, app_name: Option<&str>) -> Result<Import, ImportError> {
-    compose::import(path, source, app_name)
+    compose_with(
+        path,
+        source,
+        &ComposeOptions {
+            name: app_name,
+            ..ComposeOptions::default()
+        },
+    )
+}
+
+/// [`compose`], with the `.env` file and the app's service.
+pub fn compose_with(
+    path: &Path,
+    source: &str,
+    options: &ComposeOptions<'_>,
+) -> Result<Import, ImportError> {
+    compose::import(path, source, options)
 }
 
 /// Imports a Kamal `config/deploy.yml`. `app_name` defaults to its

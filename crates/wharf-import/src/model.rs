@@ -10,8 +10,14 @@ use std::fmt::Write as _;
 #[derive(Debug, Default)]
 pub struct App {
     pub name: String,
-    pub release_command: Option<String>,
-    pub build: Build,
+    /// A prebuilt image for every process without its own.
+    pub image: Option<String>,
+    /// `[build]`; `None` with `image`, or when every process has its own.
+    pub build: Option<Build>,
+    /// Run in order before each release.
+    pub release_command: Vec<String>,
+    pub env_file: Vec<String>,
+    pub asset_path: Option<String>,
     pub env: Vec<(String, String)>,
     pub secrets: Vec<(String, Secret)>,
     pub processes: Vec<Process>,
@@ -38,9 +44,17 @@ pub struct Process {
     pub name: String,
     /// Where it came from, when the name had to change.
     pub renamed_from: Option<String>,
+    /// Its own prebuilt image, or its own build (not the app's).
+    pub image: Option<String>,
+    pub build: Option<Build>,
+    pub entrypoint: Option<String>,
     pub command: Option<String>,
     pub instances: Option<u32>,
     pub port: Option<u16>,
+    /// Published TCP/UDP ports (a process without `http`).
+    pub ports: Vec<String>,
+    pub volumes: Vec<String>,
+    pub env_file: Vec<String>,
     pub stop_timeout: Option<String>,
     pub memory: Option<String>,
     pub cpus: Option<f64>,
@@ -52,8 +66,18 @@ pub struct Process {
 
 #[derive(Debug, Default)]
 pub struct Http {
-    pub host: Option<String>,
+    /// Empty: any host.
+    pub hosts: Vec<String>,
     pub path: String,
+    pub tls: Option<Tls>,
+    pub max_body: Option<String>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// A certificate by ACME.
+    Acme,
 }
 
 #[derive(Debug, Default)]
@@ -68,7 +92,11 @@ pub struct Health {
 pub struct Accessory {
     pub name: String,
     pub renamed_from: Option<String>,
+    /// Extra names on the app's network (the ones the app uses).
+    pub aliases: Vec<String>,
+    /// Empty when it is built (`build`).
     pub image: String,
+    pub build: Option<Build>,
     pub command: Option<String>,
     pub env: Vec<(String, String)>,
     pub secrets: Vec<(String, Secret)>,
@@ -242,6 +270,53 @@ impl Section {
     }
 }
 
+fn build_pairs(b: &Build) -> Vec<(String, String)> {
+    let mut pairs = vec![
+        (
+            "dockerfile".to_owned(),
+            string(b.dockerfile.as_deref().unwrap_or("Dockerfile")),
+        ),
+        (
+            "context".to_owned(),
+            string(b.context.as_deref().unwrap_or(".")),
+        ),
+    ];
+    if let Some(t) = &b.target {
+        pairs.push(("target".into(), string(t)));
+    }
+    if !b.args.is_empty() {
+        let refs: Vec<(&str, String)> = b
+            .args
+            .iter()
+            .map(|(k, v)| (k.as_str(), string(v)))
+            .collect();
+        pairs.push(("args".into(), inline(&refs)));
+    }
+    pairs
+}
+
+impl Http {
+    fn pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = Vec::new();
+        match self.hosts.as_slice() {
+            [] => {}
+            [one] => pairs.push(("host".to_owned(), string(one))),
+            many => pairs.push(("hosts".to_owned(), array(many))),
+        }
+        pairs.push(("path".to_owned(), string(&self.path)));
+        if let Some(Tls::Acme) = self.tls {
+            pairs.push(("tls".into(), "true".into()));
+        }
+        if let Some(m) = &self.max_body {
+            pairs.push(("max_body".into(), string(m)));
+        }
+        if let Some(t) = &self.timeout {
+            pairs.push(("timeout".into(), string(t)));
+        }
+        pairs
+    }
+}
+
 impl App {
     /// The `wharf.toml` text, `header` first as comment lines.
     pub fn render(&self, header: &[String]) -> String {
@@ -257,19 +332,29 @@ impl App {
         let mut top = Section::new("");
         top.kv("name", string(&self.name));
         top.kv("runtime", string("docker"));
-        top.opt_str("release_command", &self.release_command);
+        top.opt_str("image", &self.image);
+        match self.release_command.as_slice() {
+            [] => {}
+            [one] => top.kv("release_command", string(one)),
+            many => top.kv("release_command", array(many)),
+        }
+        if !self.env_file.is_empty() {
+            top.kv("env_file", array(&self.env_file));
+        }
+        top.opt_str("asset_path", &self.asset_path);
         top.write(&mut out);
 
-        let b = &self.build;
-        let mut build = Section::new("build");
-        build.kv(
-            "dockerfile",
-            string(b.dockerfile.as_deref().unwrap_or("Dockerfile")),
-        );
-        build.kv("context", string(b.context.as_deref().unwrap_or(".")));
-        build.opt_str("target", &b.target);
-        build.table("args", string_table(&b.args));
-        build.write(&mut out);
+        if let Some(b) = &self.build {
+            let mut build = Section::new("build");
+            for (k, v) in build_pairs(b) {
+                if k == "args" {
+                    build.table("args", string_table(&b.args));
+                } else {
+                    build.kv(&k, v);
+                }
+            }
+            build.write(&mut out);
+        }
 
         if !self.env.is_empty() {
             let mut env = Section::new("env");
@@ -290,12 +375,26 @@ impl App {
             if let Some(from) = &p.renamed_from {
                 s.comment(&format!("from `{from}`"));
             }
+            s.opt_str("image", &p.image);
+            if let Some(b) = &p.build {
+                s.table("build", build_pairs(b));
+            }
+            s.opt_str("entrypoint", &p.entrypoint);
             s.opt_str("command", &p.command);
             if let Some(n) = p.instances {
                 s.kv("instances", n.to_string());
             }
             if let Some(port) = p.port {
                 s.kv("port", port.to_string());
+            }
+            if !p.ports.is_empty() {
+                s.kv("ports", array(&p.ports));
+            }
+            if !p.volumes.is_empty() {
+                s.kv("volumes", array(&p.volumes));
+            }
+            if !p.env_file.is_empty() {
+                s.kv("env_file", array(&p.env_file));
             }
             s.opt_str("stop_timeout", &p.stop_timeout);
             s.opt_str("memory", &p.memory);
@@ -307,12 +406,7 @@ impl App {
             }
             s.table("env", string_table(&p.env));
             if let Some(h) = &p.http {
-                let mut pairs = Vec::new();
-                if let Some(host) = &h.host {
-                    pairs.push(("host".to_owned(), string(host)));
-                }
-                pairs.push(("path".to_owned(), string(&h.path)));
-                s.table("http", pairs);
+                s.table("http", h.pairs());
             }
             if let Some(h) = &p.health {
                 let mut pairs = vec![("path".to_owned(), string(&h.path))];
@@ -334,7 +428,15 @@ impl App {
             if let Some(from) = &a.renamed_from {
                 s.comment(&format!("from `{from}`"));
             }
-            s.kv("image", string(&a.image));
+            if !a.image.is_empty() {
+                s.kv("image", string(&a.image));
+            }
+            if let Some(b) = &a.build {
+                s.table("build", build_pairs(b));
+            }
+            if !a.aliases.is_empty() {
+                s.kv("aliases", array(&a.aliases));
+            }
             s.opt_str("command", &a.command);
             if !a.ports.is_empty() {
                 s.kv("ports", array(&a.ports));

@@ -5,9 +5,17 @@
 //! float 3.1) and whether it was quoted. Aliases are expanded by saphyr (with
 //! its node budget against "billion laughs" documents); merge keys
 //! (`<<: *defaults`), which saphyr leaves alone, are resolved here.
+//!
+//! What docker compose's reader accepts and saphyr does not (indentation
+//! inside flow collections, mostly) is read through [`lenient`], only when
+//! the file as written fails.
 
 use saphyr::{MarkedYaml, ScalarStyle, YamlData, YamlLoader};
 use saphyr_parser::Parser;
+
+mod lenient;
+
+use lenient::Shifts;
 
 /// A 1-based line and column in the source file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -17,12 +25,13 @@ pub struct Pos {
 }
 
 impl Pos {
-    fn of(marker: &saphyr::Marker) -> Pos {
+    fn of(marker: &saphyr::Marker, shifts: &Shifts) -> Pos {
         // saphyr counts lines from 1 and columns from 0; editors count both
         // from 1.
+        let line = marker.line();
         Pos {
-            line: marker.line(),
-            col: marker.col() + 1,
+            line,
+            col: shifts.col(line, marker.col() + 1),
         }
     }
 }
@@ -64,26 +73,42 @@ pub struct SyntaxError {
 /// Parses the first document of `source`. `None` for an empty file (or one
 /// holding only comments).
 pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
+    let shifts = Shifts::default();
+    let first = match load(source, &shifts) {
+        Ok(node) => return Ok(node),
+        Err(e) => e,
+    };
+    // What go-yaml reads and saphyr does not. When that fails too, the
+    // error further in the file: the first one was only saphyr's.
+    match lenient::relax(source) {
+        Some((relaxed, shifts)) => {
+            load(&relaxed, &shifts).map_err(|e| if e.pos > first.pos { e } else { first })
+        }
+        None => Err(first),
+    }
+}
+
+fn load(source: &str, shifts: &Shifts) -> Result<Option<Node>, SyntaxError> {
     let mut parser = Parser::new_from_str(source);
     let mut loader: YamlLoader<'_, MarkedYaml<'_>> = YamlLoader::default();
     loader.early_parse(false);
     let scanned = parser.load(&mut loader, false);
     if let Some(e) = loader.error() {
         return Err(SyntaxError {
-            pos: Pos::of(e.marker()),
+            pos: Pos::of(e.marker(), shifts),
             message: e.info().to_owned(),
         });
     }
     if let Err(e) = scanned {
         return Err(SyntaxError {
-            pos: Pos::of(e.marker()),
+            pos: Pos::of(e.marker(), shifts),
             message: e.info().to_owned(),
         });
     }
     let Some(doc) = loader.into_documents().into_iter().next() else {
         return Ok(None);
     };
-    let node = convert(&doc, 0)?;
+    let node = convert(&doc, 0, shifts)?;
     Ok(match node.kind {
         Kind::Null => None,
         _ => Some(node),
@@ -94,8 +119,8 @@ pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
 /// stack while merge keys are resolved.
 const MAX_DEPTH: usize = 200;
 
-fn convert(node: &MarkedYaml<'_>, depth: usize) -> Result<Node, SyntaxError> {
-    let pos = Pos::of(&node.span.start);
+fn convert(node: &MarkedYaml<'_>, depth: usize, shifts: &Shifts) -> Result<Node, SyntaxError> {
+    let pos = Pos::of(&node.span.start, shifts);
     if depth > MAX_DEPTH {
         return Err(SyntaxError {
             pos,
@@ -129,18 +154,18 @@ fn convert(node: &MarkedYaml<'_>, depth: usize) -> Result<Node, SyntaxError> {
         YamlData::Sequence(items) => Kind::Seq(
             items
                 .iter()
-                .map(|i| convert(i, depth + 1))
+                .map(|i| convert(i, depth + 1, shifts))
                 .collect::<Result<_, _>>()?,
         ),
         YamlData::Mapping(map) => {
             let mut entries = Vec::with_capacity(map.len());
             let mut merges = Vec::new();
             for (k, v) in map {
-                let key_pos = Pos::of(&k.span.start);
-                let key = match convert(k, depth + 1)?.kind {
+                let key_pos = Pos::of(&k.span.start, shifts);
+                let key = match convert(k, depth + 1, shifts)?.kind {
                     Kind::Scalar { text, quoted } => {
                         if text == "<<" && !quoted {
-                            merges.push(convert(v, depth + 1)?);
+                            merges.push(convert(v, depth + 1, shifts)?);
                             continue;
                         }
                         text
@@ -157,7 +182,7 @@ fn convert(node: &MarkedYaml<'_>, depth: usize) -> Result<Node, SyntaxError> {
                 entries.push(Entry {
                     key,
                     key_pos,
-                    value: convert(v, depth + 1)?,
+                    value: convert(v, depth + 1, shifts)?,
                 });
             }
             for merge in merges {
@@ -167,7 +192,7 @@ fn convert(node: &MarkedYaml<'_>, depth: usize) -> Result<Node, SyntaxError> {
         }
         // Compose's `!reset` and `!override` only matter when several files
         // are merged; a single file reads as if they were not there.
-        YamlData::Tagged(_, inner) => return convert(inner, depth + 1),
+        YamlData::Tagged(_, inner) => return convert(inner, depth + 1, shifts),
         YamlData::Alias(_) | YamlData::BadValue => {
             return Err(SyntaxError {
                 pos,
@@ -315,6 +340,32 @@ mod tests {
         assert!(e.pos.line >= 1, "{e:?}");
         let e = parse("a: 1\na: 2\n").unwrap_err();
         assert_eq!(e.pos.line, 2, "{e:?}");
+    }
+
+    #[test]
+    fn reads_what_docker_compose_reads() {
+        let src = "services:\n  web:\n    command: [\n      \"a\", \"b\"\n    ]\n    image: x\n";
+        let doc = parse(src).unwrap().unwrap();
+        let web = doc.get("services").unwrap().get("web").unwrap();
+        let command = web.get("command").unwrap().as_seq().unwrap();
+        assert_eq!(command[1].as_str(), Some("b"));
+        assert_eq!(command[1].pos, Pos { line: 4, col: 12 });
+        assert_eq!(web.as_map().unwrap()[1].key_pos, Pos { line: 6, col: 5 });
+        // The closing bracket on a less indented line, and items too.
+        let src = "a:\n  b: {\n  c: 1,\n d: [x,\ny]}\n";
+        let doc = parse(src).unwrap().unwrap();
+        let b = doc.get("a").unwrap().get("b").unwrap();
+        assert_eq!(b.get("d").unwrap().as_seq().unwrap().len(), 2);
+        assert_eq!(b.as_map().unwrap()[1].key_pos, Pos { line: 4, col: 2 });
+    }
+
+    #[test]
+    fn what_docker_compose_refuses_keeps_its_position() {
+        // A tab as indentation, a duplicate key: go-yaml refuses them too.
+        let e = parse("a:\n\tb: 1\n").unwrap_err();
+        assert_eq!(e.pos.line, 2, "{e:?}");
+        let e = parse("a: [\n  1\n]\na: 2\n").unwrap_err();
+        assert_eq!(e.pos.line, 4, "{e:?}");
     }
 
     #[test]

@@ -1,15 +1,31 @@
 //! Table-driven import tests: every fixture under `tests/fixtures/compose/`
 //! and `tests/fixtures/kamal/` is imported, and the produced `wharf.toml`
 //! and the warnings (or the error) are compared with one snapshot per case.
-//! Every produced file must be valid TOML and a valid `wharf.toml`.
+//! Every produced file must be valid TOML and a valid `wharf.toml`. A
+//! compose fixture's `.env` is passed in as the CLI does.
 
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 
-use wharf_import::{Import, ImportError};
+use wharf_import::{ComposeOptions, Import, ImportError};
 
 type Importer = fn(&Path, &str, Option<&str>) -> Result<Import, ImportError>;
+
+/// A compose file with the `.env` next to it, as `wharf import compose`
+/// reads them.
+fn compose_fixture(path: &Path, source: &str, name: Option<&str>) -> Result<Import, ImportError> {
+    let dotenv = std::fs::read_to_string(path.with_file_name(".env")).ok();
+    wharf_import::compose_with(
+        path,
+        source,
+        &ComposeOptions {
+            name,
+            dotenv: dotenv.as_deref(),
+            ..ComposeOptions::default()
+        },
+    )
+}
 
 /// Fixture paths are relative to the crate, as `cargo test` runs there; that
 /// is also how they appear in locations.
@@ -77,7 +93,7 @@ macro_rules! cases {
 mod compose {
     use super::*;
 
-    cases!("compose", wharf_import::compose,
+    cases!("compose", compose_fixture,
         web_postgres_worker => "web-postgres-worker",
         build_string => "build-string",
         build_map => "build-map",
@@ -90,6 +106,13 @@ mod compose {
         two_http => "two-http",
         literal_secrets => "literal-secrets",
         restart_policies => "restart-policies",
+        image_only => "image-only",
+        first_build_not_web => "first-build-not-web",
+        env_files => "env-files",
+        init_job => "init-job",
+        profiles_extends => "profiles-extends",
+        yaml_compose_accepts => "yaml-compose-accepts",
+        yaml_duplicate_key => "yaml-duplicate-key",
     );
 }
 
@@ -102,6 +125,8 @@ mod kamal {
         accessories => "accessories",
         builder => "builder",
         erb_unsupported => "erb-unsupported",
+        rails_sqlite => "rails-sqlite",
+        placeholder => "placeholder",
     );
 }
 
@@ -126,7 +151,7 @@ fn every_fixture_is_a_case() {
 fn every_import_is_a_valid_wharf_toml() {
     let mut failures = Vec::new();
     for (kind, import) in [
-        ("compose", wharf_import::compose as Importer),
+        ("compose", compose_fixture as Importer),
         ("kamal", wharf_import::kamal as Importer),
     ] {
         for entry in std::fs::read_dir(Path::new("tests/fixtures").join(kind)).unwrap() {

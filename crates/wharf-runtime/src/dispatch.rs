@@ -23,7 +23,7 @@ use tokio::sync::{OnceCell, broadcast, mpsc};
 use crate::{
     AccessorySpec, AccessoryStatus, FoundProcess, InstanceId, InstanceSpec, InstanceState, LogLine,
     PruneReport, ReleaseSource, RemovedApp, Runtime, RuntimeError, RuntimeEvent, TaskOutcome,
-    TaskSpec,
+    TaskSpec, VolumeInfo,
 };
 
 const EVENT_CAPACITY: usize = 1024;
@@ -305,6 +305,27 @@ impl Runtime for Runtimes {
             removed.merge(runtime.remove_app(app, volumes).await?);
         }
         Ok(removed)
+    }
+
+    async fn volumes(&self, app: &str) -> Result<Vec<VolumeInfo>, RuntimeError> {
+        self.for_app(app).volumes(app).await
+    }
+
+    async fn remove_volume(&self, app: &str, name: &str) -> Result<bool, RuntimeError> {
+        self.for_app(app).remove_volume(app, name).await
+    }
+
+    async fn copy_out(
+        &self,
+        app: &str,
+        workdir: &std::path::Path,
+        process: &str,
+        path: &str,
+        dest: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        self.for_app(app)
+            .copy_out(app, workdir, process, path, dest)
+            .await
     }
 
     async fn prune(&self, keep: &[(String, u64)]) -> Result<PruneReport, RuntimeError> {

@@ -24,6 +24,7 @@ pub mod process;
 mod procfs;
 mod release;
 mod supervise;
+pub mod volumes;
 
 pub use error::RuntimeError;
 pub use logs::{LogLine, LogStream};
@@ -43,6 +44,9 @@ pub struct InstanceSpec {
     /// compound). `docker`: split into argv with shell-words and run without
     /// a shell (images `FROM scratch` have none); empty keeps the image's CMD.
     pub command: String,
+    /// Docker: replaces the image's ENTRYPOINT (split like `command`);
+    /// `Some("")` clears it, `None` keeps it. Ignored by the process runtime.
+    pub entrypoint: Option<String>,
     /// The release directory the command runs in.
     pub workdir: PathBuf,
     /// Full environment for the instance (the runtime adds `PORT` and the
@@ -62,6 +66,14 @@ pub struct InstanceSpec {
     /// the proxy and its health checks. Only `http` processes need it; a
     /// worker's container publishes nothing.
     pub publish: bool,
+    /// Volumes kept across releases. Docker: named volumes
+    /// `wharf-<app>-<name>` (or host paths) mounted at their targets. The
+    /// process runtime links `<workdir>/<target>` to
+    /// `<data>/apps/<app>/volumes/<name>` (or the host path).
+    pub volumes: Vec<VolumeMount>,
+    /// Docker: ports published on the host besides `port` (a process
+    /// without `http` serving TCP).
+    pub ports: Vec<PortMapping>,
     /// Time between SIGTERM and SIGKILL.
     pub stop_timeout: Duration,
     /// Memory and CPU limits (docker only; the process runtime is given none).
@@ -108,6 +120,21 @@ pub struct ReleaseSource {
     /// Docker only: a prebuilt image to deploy instead of building one
     /// (`wharf deploy --image`); it must exist in the engine.
     pub image: Option<String>,
+    /// Docker only: whether the release needs the app's image (`build` or
+    /// `image`) at all: false when every process has its own.
+    pub app_image: bool,
+    /// Docker only: processes with their own image, by process name. The
+    /// release keeps every image; a rollback brings them back together.
+    pub processes: BTreeMap<String, ImageSource>,
+}
+
+/// Where an image of a release comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    /// A prebuilt image, pulled when missing.
+    Prebuilt(String),
+    /// Built from the app's source directory.
+    Build(DockerBuild),
 }
 
 /// How the docker runtime builds a release's image through the engine's
@@ -152,6 +179,8 @@ pub struct AccessorySpec {
     pub env: BTreeMap<String, String>,
     pub ports: Vec<PortMapping>,
     pub volumes: Vec<VolumeMount>,
+    /// Names it is reached by on the app's network besides `name`.
+    pub aliases: Vec<String>,
     pub health: Option<AccessoryHealth>,
     pub limits: Limits,
 }
@@ -183,7 +212,7 @@ pub struct PortMapping {
     pub protocol: String,
 }
 
-/// A volume mounted into an accessory.
+/// A volume mounted into an instance or an accessory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeMount {
     pub source: VolumeSource,
@@ -223,6 +252,17 @@ pub struct AccessoryStatus {
     pub state: String,
     /// "healthy", "unhealthy", "starting", or `None` without a health check.
     pub health: Option<String>,
+}
+
+/// A volume of an app, as `wharf volumes` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VolumeInfo {
+    /// The name in `wharf.toml`.
+    pub name: String,
+    /// Where it is: the engine's volume name, or a directory.
+    pub location: String,
+    /// Bytes used, when the runtime can tell.
+    pub size_bytes: Option<u64>,
 }
 
 /// What [`Runtime::remove_app`] removed, and the volumes it kept.
@@ -269,6 +309,9 @@ pub struct TaskSpec {
     pub command: String,
     pub workdir: PathBuf,
     pub env: BTreeMap<String, String>,
+    /// Mounted (docker) or linked (process) as for instances, so a
+    /// migration reaches the database on a volume.
+    pub volumes: Vec<VolumeMount>,
     /// Killed (SIGTERM, then SIGKILL after 5 s) when it runs longer.
     pub timeout: Duration,
 }
@@ -482,6 +525,28 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     /// `<data>/apps/<app>`; its named volumes too when `volumes`, else they
     /// are kept and listed. The caller stops the app's instances first.
     async fn remove_app(&self, app: &str, volumes: bool) -> Result<RemovedApp, RuntimeError>;
+
+    /// The named volumes of `app` this runtime keeps (process and accessory
+    /// volumes), with their sizes.
+    async fn volumes(&self, app: &str) -> Result<Vec<VolumeInfo>, RuntimeError>;
+
+    /// Removes named volume `name` of `app` and its data (`wharf volumes
+    /// remove`); an error while a container uses it. `Ok(false)` when there
+    /// was none.
+    async fn remove_volume(&self, app: &str, name: &str) -> Result<bool, RuntimeError>;
+
+    /// Copies directory `path` of prepared release `workdir` (of
+    /// `process`'s image under docker; a path in the release directory
+    /// under the process runtime) into `dest` on the host, which is made
+    /// anew. A missing `path` gives an empty `dest`. (Asset bridging.)
+    async fn copy_out(
+        &self,
+        app: &str,
+        workdir: &std::path::Path,
+        process: &str,
+        path: &str,
+        dest: &std::path::Path,
+    ) -> Result<(), RuntimeError>;
 
     /// Removes what the runtime keeps for releases not in `keep` (images of
     /// pruned releases, exited containers of this data dir).

@@ -27,7 +27,8 @@ use crate::logs::{Capture, LogFile, LogSource, SharedLogFile, SharedTail};
 use crate::supervise::{Exit, Launcher, Supervisors};
 use crate::{
     FoundProcess, InstanceId, InstanceSpec, InstanceState, LogLine, ReleaseSource, RemovedApp,
-    Runtime, RuntimeError, RuntimeEvent, TaskOutcome, TaskSpec, procfs, release,
+    Runtime, RuntimeError, RuntimeEvent, TaskOutcome, TaskSpec, VolumeInfo, procfs, release,
+    volumes,
 };
 
 /// Time between SIGTERM and SIGKILL for a task that ran past its timeout.
@@ -68,6 +69,8 @@ struct Inner {
     /// Process groups (= pids) of the children running right now, instances
     /// and tasks: never "leftovers".
     live_groups: Mutex<HashSet<u32>>,
+    /// Held while volumes are linked into a release directory.
+    linking: Mutex<()>,
     logs: broadcast::Sender<LogLine>,
 }
 
@@ -227,6 +230,7 @@ impl ProcessRuntime {
                 log_max_bytes: options.log_max_bytes,
                 sups: Supervisors::new(),
                 live_groups: Mutex::new(HashSet::new()),
+                linking: Mutex::new(()),
                 logs,
             }),
         })
@@ -342,6 +346,7 @@ impl Inner {
             ("WHARF_PROCESS", spec.process.clone()),
             ("WHARF_INSTANCE", spec.id.clone()),
         ];
+        self.link_volumes(&spec.app, &spec.workdir, &spec.volumes)?;
         let cmd = self.command(&spec.command, &spec.workdir, &spec.env, &identity);
         let source = LogSource {
             app: spec.app.clone(),
@@ -356,6 +361,21 @@ impl Inner {
                 workdir: spec.workdir.clone(),
                 source,
             })
+    }
+
+    /// Links `volumes` into the release directory `workdir` (see
+    /// [`crate::volumes`]); one release's instances never race on it.
+    fn link_volumes(
+        &self,
+        app: &str,
+        workdir: &Path,
+        volumes: &[crate::VolumeMount],
+    ) -> Result<(), RuntimeError> {
+        if volumes.is_empty() {
+            return Ok(());
+        }
+        let _guard = lock(&self.linking);
+        volumes::link_all(&self.app_dir(app), workdir, volumes)
     }
 
     /// Reaps what an exited child leaves: its group, its output.
@@ -399,15 +419,78 @@ impl Runtime for ProcessRuntime {
         Ok(dest)
     }
 
-    async fn remove_app(&self, app: &str, _volumes: bool) -> Result<RemovedApp, RuntimeError> {
+    async fn remove_app(&self, app: &str, volumes: bool) -> Result<RemovedApp, RuntimeError> {
         check_name("app name", app)?;
         let dir = self.inner.app_dir(app);
         let target = dir.clone();
-        blocking("remove the files of", &dir, move || {
-            release::remove(&target)
+        let named = blocking("remove the files of", &dir, move || {
+            volumes::remove_app_dir(&target, !volumes)
         })
         .await?;
-        Ok(RemovedApp::default())
+        let mut removed = RemovedApp::default();
+        let paths = named
+            .into_iter()
+            .map(|n| volumes::volumes_dir(&dir).join(n).display().to_string());
+        if volumes {
+            removed.volumes.extend(paths);
+        } else {
+            removed.kept_volumes.extend(paths);
+        }
+        Ok(removed)
+    }
+
+    async fn volumes(&self, app: &str) -> Result<Vec<VolumeInfo>, RuntimeError> {
+        check_name("app name", app)?;
+        let dir = self.inner.app_dir(app);
+        let base = dir.clone();
+        blocking("read the volumes of", &dir, move || {
+            Ok(volumes::list_named(&base)
+                .into_iter()
+                .map(|name| {
+                    let path = volumes::volumes_dir(&base).join(&name);
+                    VolumeInfo {
+                        location: path.display().to_string(),
+                        size_bytes: Some(volumes::dir_size(&path)),
+                        name,
+                    }
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn remove_volume(&self, app: &str, name: &str) -> Result<bool, RuntimeError> {
+        check_name("app name", app)?;
+        check_name("volume name", name)?;
+        let dir = self.inner.app_dir(app);
+        let (base, name) = (dir.clone(), name.to_owned());
+        blocking("remove a volume of", &dir, move || {
+            volumes::remove_named(&base, &name)
+        })
+        .await
+    }
+
+    async fn copy_out(
+        &self,
+        app: &str,
+        workdir: &Path,
+        _process: &str,
+        path: &str,
+        dest: &Path,
+    ) -> Result<(), RuntimeError> {
+        check_name("app name", app)?;
+        let (from, to) = (workdir.join(path.trim_start_matches('/')), dest.to_owned());
+        blocking("copy out of", &from.clone(), move || {
+            release::remove(&to)?;
+            std::fs::create_dir_all(&to)
+                .map_err(|err| RuntimeError::io("create directory", &to, err))?;
+            if from.is_dir() {
+                volumes::merge_missing(&from, &to)
+                    .map_err(|err| RuntimeError::io("copy out of", &from, err))?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn remove_release(&self, app: &str, release: u64) -> Result<(), RuntimeError> {
@@ -433,6 +516,7 @@ impl Runtime for ProcessRuntime {
             ("WHARF_PROCESS", spec.name.clone()),
             ("WHARF_INSTANCE", instance.clone()),
         ];
+        inner.link_volumes(&spec.app, &spec.workdir, &spec.volumes)?;
         let cmd = inner.command(&spec.command, &spec.workdir, &spec.env, &identity);
         let source = LogSource {
             app: spec.app.clone(),

@@ -31,9 +31,9 @@ use bollard::query_parameters::{
 use common::{WAIT, next_event, wait_line};
 use wharf_runtime::docker::{DockerNetwork, DockerRuntime, DockerRuntimeOptions};
 use wharf_runtime::{
-    AccessoryBuild, AccessoryHealth, AccessorySpec, DockerBuild, InstanceSpec, InstanceState,
-    Limits, LogLine, PortMapping, ReleaseSource, RestartPolicy, Runtime, RuntimeEvent, TaskSpec,
-    VolumeMount, VolumeSource,
+    AccessoryBuild, AccessoryHealth, AccessorySpec, DockerBuild, ImageSource, InstanceSpec,
+    InstanceState, Limits, LogLine, PortMapping, ReleaseSource, RestartPolicy, Runtime,
+    RuntimeEvent, TaskSpec, VolumeMount, VolumeSource,
 };
 
 const HELLO_DOCKERFILE: &str = "FROM scratch\nCOPY hello /hello\nCMD [\"/hello\"]\n";
@@ -157,11 +157,14 @@ impl Env {
             process: process.to_owned(),
             index: 0,
             command: command.to_owned(),
+            entrypoint: None,
             workdir: workdir.to_owned(),
             env: BTreeMap::new(),
             port: free_port(),
             container_port: None,
             publish: true,
+            volumes: Vec::new(),
+            ports: Vec::new(),
             stop_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             restart: RestartPolicy::default(),
@@ -179,6 +182,7 @@ impl Env {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            volumes: Vec::new(),
             timeout: Duration::from_secs(30),
         }
     }
@@ -393,6 +397,92 @@ async fn prepare_release_builds_tags_and_removes_images() {
     env.rt.remove_release(&env.app, 1).await.unwrap();
 }
 
+/// A release whose processes have images of their own: each is built (or
+/// tagged) with the release, an instance runs its process's image, a
+/// directory is copied out of it (asset bridging), and removing the
+/// release removes them all.
+#[tokio::test]
+async fn a_release_of_several_images_is_made_and_removed_together() {
+    let env = Env::new("images", DockerNetwork::AppBridge).await;
+    let src = env.source("src", hello_binary(), HELLO_DOCKERFILE);
+    std::fs::create_dir_all(src.join("assets/css")).unwrap();
+    std::fs::write(src.join("assets/css/app-1.css"), "one").unwrap();
+    std::fs::write(
+        src.join("api.Dockerfile"),
+        "FROM scratch\nCOPY hello /hello\nCOPY assets /srv/assets\nCMD [\"/hello\"]\n",
+    )
+    .unwrap();
+    // A "prebuilt" image: release 1's app image, made by an earlier release.
+    let base = env.release(9, hello_binary(), HELLO_DOCKERFILE).await;
+    let prebuilt = std::fs::read_to_string(base.join("image")).unwrap();
+    let mut source = common::source(&env.app, 1, &src);
+    source.app_image = false;
+    source.processes = BTreeMap::from([
+        (
+            "api".to_owned(),
+            ImageSource::Build(DockerBuild {
+                dockerfile: "api.Dockerfile".into(),
+                ..DockerBuild::default()
+            }),
+        ),
+        (
+            "proxy".to_owned(),
+            ImageSource::Prebuilt(prebuilt.trim().to_owned()),
+        ),
+    ]);
+    let dir = env.rt.prepare_release(&source).await.unwrap();
+    assert!(
+        !dir.join("image").exists(),
+        "no process runs the app's image"
+    );
+    let tags = [
+        format!("wharf/{}:r1-api", env.app),
+        format!("wharf/{}:r1-proxy", env.app),
+    ];
+    for tag in &tags {
+        assert!(docker().await.inspect_image(tag).await.is_ok(), "{tag}");
+    }
+
+    let assets = env.dir.path().join("assets-out");
+    env.rt
+        .copy_out(&env.app, &dir, "api", "/srv/assets", &assets)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(assets.join("css/app-1.css")).unwrap(),
+        "one"
+    );
+    // A path the image does not have gives an empty directory.
+    let none = env.dir.path().join("none");
+    env.rt
+        .copy_out(&env.app, &dir, "proxy", "/nothing", &none)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_dir(&none).unwrap().count(), 0);
+
+    let spec = env.spec(&dir, "api", "");
+    let name = format!("wharf-{}", spec.id);
+    env.rt.start(spec).await.unwrap();
+    let api_image = std::fs::read_to_string(dir.join("processes/api/image")).unwrap();
+    assert_eq!(
+        inspect(&name).await.image.as_deref(),
+        Some(api_image.trim())
+    );
+    env.rt.shutdown().await;
+
+    env.rt.remove_release(&env.app, 1).await.unwrap();
+    assert!(!dir.exists());
+    for tag in &tags {
+        assert!(
+            docker().await.inspect_image(tag).await.is_err(),
+            "{tag} is left"
+        );
+    }
+    // The prebuilt image is release 9's too: it stays.
+    assert!(docker().await.inspect_image(prebuilt.trim()).await.is_ok());
+    env.rt.remove_network(&env.app).await.unwrap();
+}
+
 #[tokio::test]
 async fn host_network_instance_serves_http_and_stops_gracefully() {
     let env = Env::new("host", DockerNetwork::Host).await;
@@ -538,6 +628,63 @@ async fn bridge_instance_is_published_on_loopback_with_an_alias() {
     env.rt.shutdown().await;
     assert!(!container_exists(&name).await);
     assert!(env.rt.instances().is_empty());
+    env.rt.remove_network(&env.app).await.unwrap();
+}
+
+/// A process without `http` (a database, an SMTP server) publishes its
+/// `ports`; its named volume is created with wharf's labels, listed, and
+/// removable only once no container uses it.
+#[tokio::test]
+async fn a_tcp_process_publishes_its_ports_and_mounts_its_volume() {
+    let env = Env::new("tcp", DockerNetwork::AppBridge).await;
+    let workdir = env.release(1, tiny_binary(), TINY_DOCKERFILE).await;
+    let mut spec = env.spec(&workdir, "smtp", "");
+    spec.publish = false;
+    spec.container_port = Some(7000);
+    let host_port = free_port();
+    spec.ports = vec![PortMapping {
+        host_ip: "127.0.0.1".to_owned(),
+        host_port,
+        container_port: 7000,
+        protocol: "tcp".to_owned(),
+    }];
+    spec.volumes = vec![VolumeMount {
+        source: VolumeSource::Named("spool".to_owned()),
+        target: "/var/spool".to_owned(),
+        read_only: false,
+    }];
+    env.rt.start(spec).await.unwrap();
+    let (status, _, _) = tokio::task::spawn_blocking(move || http_get(host_port, "/up"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "the published port does not answer");
+
+    let volume = format!("wharf-{}-spool", env.app);
+    let labels = docker().await.inspect_volume(&volume).await.unwrap().labels;
+    assert_eq!(
+        labels.get("wharf.volume").map(String::as_str),
+        Some("spool")
+    );
+    assert_eq!(labels.get("wharf.app"), Some(&env.app));
+    let listed = env.rt.volumes(&env.app).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0].name.as_str(), listed[0].location.as_str()),
+        ("spool", volume.as_str())
+    );
+    assert!(
+        listed[0].size_bytes.is_some(),
+        "run as root, the size is known"
+    );
+
+    let err = env.rt.remove_volume(&env.app, "spool").await.unwrap_err();
+    assert!(
+        err.to_string().contains("another container uses it"),
+        "{err}"
+    );
+    env.rt.shutdown().await;
+    assert!(env.rt.remove_volume(&env.app, "spool").await.unwrap());
+    assert!(!env.rt.remove_volume(&env.app, "spool").await.unwrap());
     env.rt.remove_network(&env.app).await.unwrap();
 }
 
@@ -1229,6 +1376,7 @@ async fn accessory_built_from_the_app_source() {
         env: BTreeMap::new(),
         ports: Vec::new(),
         volumes: Vec::new(),
+        aliases: Vec::new(),
         health: None,
         limits: Limits::default(),
     };
@@ -1314,6 +1462,7 @@ async fn accessory_with_a_named_volume_keeps_its_data() {
             target: "/data".to_owned(),
             read_only: false,
         }],
+        aliases: Vec::new(),
         health: Some(AccessoryHealth {
             command: "wget -q -O /dev/null http://127.0.0.1:8080/index.html".to_owned(),
             interval: Duration::from_millis(200),

@@ -629,6 +629,7 @@ fn task(env: &Env, name: &str, command: &str, timeout: Duration) -> TaskSpec {
         command: command.into(),
         workdir: env.workdir(&[]),
         env: BTreeMap::from([("GREETING".to_owned(), "hi".to_owned())]),
+        volumes: Vec::new(),
         timeout,
     }
 }

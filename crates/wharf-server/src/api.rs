@@ -21,6 +21,8 @@
 //! | `GET /v1/certs` | | `[`[`CertView`]`]` |
 //! | `POST /v1/apps/{app}/maintenance` | [`MaintenanceBody`] | 204 |
 //! | `DELETE /v1/apps/{app}?volumes=B` | | [`RemovedApp`]; 409 while a deploy of it runs |
+//! | `GET /v1/apps/{app}/volumes` | | `[`[`VolumeView`]`]` |
+//! | `DELETE /v1/apps/{app}/volumes/{name}` | | 204; 409 while the running config mounts it |
 //!
 //! Accessory endpoints read the app's `wharf.toml` from `source_dir` when
 //! given (so accessories can boot before the first deploy, or with an
@@ -36,7 +38,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 pub use wharf_deploy::{
     AppStatus, Control, DeployReport, InstanceStatus, Progress, ProgressiveStatus, ReleaseTraffic,
-    RouteStatus, Step,
+    RouteStatus, Step, VolumeView,
 };
 pub use wharf_runtime::{AccessoryStatus, PruneReport, RemovedApp};
 

@@ -266,6 +266,19 @@ impl Client {
         Ok(())
     }
 
+    /// `wharf volumes`: the named volumes of `app`.
+    pub async fn volumes(&self, app: &str) -> Result<Vec<VolumeView>, ClientError> {
+        self.get_json(&format!("/v1/apps/{}/volumes", encode(app)))
+            .await
+    }
+
+    /// `wharf volumes remove`: deletes a volume and its data.
+    pub async fn remove_volume(&self, app: &str, name: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/apps/{}/volumes/{}", encode(app), encode(name));
+        self.send(Method::DELETE, &path, None).await?;
+        Ok(())
+    }
+
     /// `wharf apps remove`: the app and everything of it (its named
     /// volumes too with `volumes`).
     pub async fn remove_app(&self, app: &str, volumes: bool) -> Result<RemovedApp, ClientError> {

@@ -58,6 +58,11 @@ pub(crate) fn api_router(state: AppState) -> axum::Router {
         .route("/v1/prune", post(prune))
         .route("/v1/certs", get(certs))
         .route("/v1/apps/{app}", axum::routing::delete(remove_app))
+        .route("/v1/apps/{app}/volumes", get(volumes))
+        .route(
+            "/v1/apps/{app}/volumes/{name}",
+            axum::routing::delete(remove_volume),
+        )
         .with_state(state)
 }
 
@@ -300,7 +305,9 @@ fn engine_failure(e: DeployError) -> Failure {
     let status = match &e {
         DeployError::NoAccessory { .. }
         | DeployError::NoProcess { .. }
+        | DeployError::NoVolume { .. }
         | DeployError::NotServing { .. } => StatusCode::NOT_FOUND,
+        DeployError::VolumeInUse { .. } => StatusCode::CONFLICT,
         DeployError::Config(_) | DeployError::Secret { .. } => StatusCode::BAD_REQUEST,
         DeployError::InProgress { .. } => StatusCode::CONFLICT,
         DeployError::Store(StoreError::NoSuchApp(_)) => StatusCode::NOT_FOUND,
@@ -332,8 +339,9 @@ fn app_source(
         Some(dir) => dir.to_path_buf(),
         None => return s.engine.app_config(app).map_err(engine_failure),
     };
-    let config =
-        AppConfig::load(&dir).map_err(|e| Failure(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let config = AppConfig::load(&dir)
+        .map_err(|e| Failure(StatusCode::BAD_REQUEST, e.to_string()))?
+        .with_volume_paths(&dir);
     if config.name != app {
         return Err(Failure(
             StatusCode::BAD_REQUEST,
@@ -524,6 +532,26 @@ async fn remove_app(
             .await
             .map_err(engine_failure)?,
     ))
+}
+
+async fn volumes(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<VolumeView>>, Failure> {
+    s.engine.store().app(&app)?;
+    Ok(Json(s.engine.volumes(&app).await.map_err(engine_failure)?))
+}
+
+async fn remove_volume(
+    State(s): State<AppState>,
+    Path((app, name)): Path<(String, String)>,
+) -> Result<StatusCode, Failure> {
+    s.engine.store().app(&app)?;
+    s.engine
+        .remove_volume(&app, &name)
+        .await
+        .map_err(engine_failure)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn maintenance(

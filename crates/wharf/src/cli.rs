@@ -66,6 +66,9 @@ pub enum Command {
     /// The apps of the server; remove one with everything of it.
     #[command(subcommand)]
     Apps(AppsCommand),
+    /// The named volumes apps keep across releases: size, who mounts them.
+    /// `wharf volumes remove APP NAME` deletes one (never done by prune).
+    Volumes(VolumesArgs),
     /// Run a one-off command in a new instance of the live release
     /// (a container of its image under docker), removed afterwards.
     Run(RunArgs),
@@ -190,6 +193,37 @@ pub enum AppsCommand {
         /// Print what was removed as JSON on stdout.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct VolumesArgs {
+    #[command(subcommand)]
+    pub command: Option<VolumesCommand>,
+    /// Only this app's (default: every app's).
+    pub app: Option<String>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumesCommand {
+    /// The same as `wharf volumes [APP]` (for an app named `remove`).
+    List {
+        app: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete volume NAME of APP and the data in it. Refused while the
+    /// release APP runs mounts it.
+    Remove {
+        app: String,
+        name: String,
+        /// Do not ask; needed when there is no terminal to ask on.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 
@@ -393,8 +427,10 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
-    /// From a compose file: services with `build:` become processes,
-    /// image-only services accessories.
+    /// From a compose file: the service that publishes HTTP (or
+    /// `--service`) is the app, the services sharing its image or build its
+    /// processes, the others accessories. Values for `${VAR}` come from the
+    /// `.env` next to the file.
     Compose(ImportArgs),
     /// From a Kamal config: roles become processes; proxy, env, builder and
     /// accessories carried over.
@@ -411,6 +447,10 @@ pub struct ImportArgs {
     /// app directory's name.
     #[arg(long)]
     pub name: Option<String>,
+    /// Compose only: the service that is the app, instead of the one that
+    /// publishes HTTP.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
     /// Where to write the wharf.toml (a directory gets a wharf.toml in it).
     #[arg(long, value_name = "PATH", default_value = "wharf.toml")]
     pub out: PathBuf,
@@ -420,8 +460,8 @@ pub struct ImportArgs {
     /// Print the wharf.toml on stdout instead of writing a file.
     #[arg(long)]
     pub stdout: bool,
-    /// Print {"toml", "warnings", "written"} as JSON on stdout instead of
-    /// warnings on stderr.
+    /// Print {"ok", "error", "toml", "warnings", "written", "check"} as
+    /// JSON on stdout instead of warnings on stderr, on failure too.
     #[arg(long)]
     pub json: bool,
 }

@@ -54,7 +54,7 @@ fn import_compose_writes_wharf_toml_and_warns_on_stderr() {
         .filter(|l| l.starts_with("warning: "))
         .collect();
     assert!(
-        warnings.contains(&"warning: docker-compose.yml:15:5: services.web.depends_on: not needed: wharf boots accessories before the app, runs the release command, then starts the processes of a release together"),
+        warnings.contains(&"warning: docker-compose.yml:15:5: services.web.depends_on: nothing to change: wharf boots accessories before the app, runs the release command, then starts the processes of a release together"),
         "{stderr}"
     );
     assert_eq!(
@@ -168,12 +168,14 @@ fn import_kamal_from_its_default_path() {
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("warning: config/deploy.yml:32:3: proxy.ssl: "),
+        stderr.contains("warning: config/deploy.yml:28:7: servers.admin.proxy.ssl: "),
         "{stderr}"
     );
     let written = std::fs::read_to_string(app.path().join("wharf.toml")).unwrap();
     assert!(
-        written.contains("http = { host = \"shop.example.com\", path = \"/\" }"),
+        written.contains(
+            "hosts = [\"shop.acme.test\", \"www.shop.acme.test\"]\npath = \"/\"\ntls = true\n"
+        ),
         "{written}"
     );
 }
@@ -207,4 +209,72 @@ fn missing_or_broken_files_exit_2() {
     assert!(stderr.starts_with("error: compose.yaml:4:"), "{stderr}");
     assert!(stderr.contains("invalid YAML"), "{stderr}");
     assert!(!empty.path().join("wharf.toml").exists());
+}
+
+/// `--json` prints its result on stdout when the import fails too, with
+/// the error, and keeps the exit code.
+#[test]
+fn import_json_reports_a_failure_on_stdout() {
+    let app = tempfile::tempdir().unwrap();
+    std::fs::create_dir(app.path().join("config")).unwrap();
+    std::fs::copy(
+        fixture("kamal/placeholder/config/deploy.yml"),
+        app.path().join("config/deploy.yml"),
+    )
+    .unwrap();
+    let out = wharf(app.path(), &["import", "kamal", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], false);
+    let error = json["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("config/deploy.yml:10:7: `servers.web[0]` is `192.168.0.1`"),
+        "{error}"
+    );
+    assert!(json["toml"].is_null());
+    assert!(text(&out.stderr).contains("error: config/deploy.yml:10:7:"));
+    assert!(!app.path().join("wharf.toml").exists());
+}
+
+/// `--service` picks the app, the `.env` next to the compose file gives
+/// `${VAR}` their values, and the result says it passes `config check`.
+#[test]
+fn import_compose_reads_dotenv_and_takes_service() {
+    let app = tempfile::tempdir().unwrap();
+    for f in ["docker-compose.yml", ".env", "docker.env", "redis.conf"] {
+        std::fs::copy(
+            fixture(&format!("compose/env-files/{f}")),
+            app.path().join(f),
+        )
+        .unwrap();
+    }
+    let out = wharf(app.path(), &["import", "compose", "--json", "--stdout"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], true);
+    assert!(json["check"].is_null(), "{}", json["check"]);
+    let toml = json["toml"].as_str().unwrap();
+    assert!(
+        toml.contains("image = \"docker.io/wikiteam/wiki:0.81.1\""),
+        "{toml}"
+    );
+
+    let out = wharf(
+        app.path(),
+        &["import", "compose", "--stdout", "--service", "worker"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let toml = text(&out.stdout);
+    assert!(
+        toml.contains("# The app is the service `worker` (named with `--service`)"),
+        "{toml}"
+    );
+
+    let out = wharf(app.path(), &["import", "compose", "--service", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("has no service `nope`"),
+        "{}",
+        text(&out.stderr)
+    );
 }

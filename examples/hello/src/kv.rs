@@ -26,8 +26,9 @@ pub const MAX_VALUE: usize = 1024 * 1024;
 /// be read as a key nor collide with one.
 const TEMP_MARK: char = '~';
 
+/// The files of a store; the web mode keeps one too with `HELLO_KV_DIR`.
 #[derive(Debug)]
-struct Store {
+pub struct Store {
     dir: PathBuf,
     writes: AtomicU64,
     /// Makes temporary file names unique between concurrent writes.
@@ -57,12 +58,29 @@ pub fn too_large(err: &axum::Error) -> bool {
     false
 }
 
+impl Store {
+    pub fn new(dir: PathBuf) -> Store {
+        Store {
+            dir,
+            writes: AtomicU64::new(0),
+            temp_counter: AtomicU64::new(0),
+        }
+    }
+
+    /// Creates the directory and clears what a killed writer left.
+    pub async fn open(dir: PathBuf) -> Result<Store, String> {
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|err| format!("could not create {}: {err}", dir.display()))?;
+        remove_leftovers(&dir).await;
+        Ok(Store::new(dir))
+    }
+}
+
 /// Serves the store on `addr` until SIGTERM or SIGINT.
 pub async fn run(addr: SocketAddr, dir: PathBuf) -> Result<(), String> {
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|err| format!("could not create {}: {err}", dir.display()))?;
-    remove_leftovers(&dir).await;
+    let store = Store::open(dir).await?;
+    let dir = store.dir.clone();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|err| format!("could not listen on {addr}: {err}"))?;
@@ -71,11 +89,7 @@ pub async fn run(addr: SocketAddr, dir: PathBuf) -> Result<(), String> {
         dir.display(),
         std::process::id()
     );
-    let store = Arc::new(Store {
-        dir,
-        writes: AtomicU64::new(0),
-        temp_counter: AtomicU64::new(0),
-    });
+    let store = Arc::new(store);
     let router = Router::new().fallback(handle).with_state(store.clone());
     axum::serve(listener, router)
         .with_graceful_shutdown(crate::shutdown_signal())
@@ -109,6 +123,12 @@ async fn handle(State(store): State<Arc<Store>>, req: Request) -> Response {
     let Some(key) = path.strip_prefix("/kv/") else {
         return (StatusCode::NOT_FOUND, "not found; use /kv/{key}\n").into_response();
     };
+    let key = key.to_owned();
+    serve_key(&store, &key, req).await
+}
+
+/// `GET` or `PUT /kv/{key}` on `store`.
+pub async fn serve_key(store: &Store, key: &str, req: Request) -> Response {
     if !valid_key(key) {
         return (
             StatusCode::BAD_REQUEST,
@@ -116,10 +136,9 @@ async fn handle(State(store): State<Arc<Store>>, req: Request) -> Response {
         )
             .into_response();
     }
-    let key = key.to_owned();
     match *req.method() {
-        Method::GET => get(&store, &key).await,
-        Method::PUT => put(&store, &key, req.into_body()).await,
+        Method::GET => get(store, key).await,
+        Method::PUT => put(store, key, req.into_body()).await,
         _ => (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET, PUT")],

@@ -13,7 +13,11 @@
 //! `$HELLO_KV_URL/kv/{key}` and the store's status and body returned (502
 //! when the store cannot be reached); with `HELLO_UP_NEEDS_KV=1` as well,
 //! `/up` passes only while the store's own `/up` does, as a real app's
-//! health check fails while its database is down. Every response has an
+//! health check fails while its database is down. With `HELLO_KV_DIR`
+//! instead, the app keeps `/kv/{key}` itself, one file per key in that
+//! directory (an app writing to its own volume). With `HELLO_STATIC_DIR`,
+//! `GET /static/{file}` sends that directory's files, and the page at `/`
+//! links every `.css` file found there at start (fingerprinted assets). Every response has an
 //! `X-Hello-Release` header. Bad releases are simulated from the
 //! environment: `HELLO_FAILURE_RATE`, `HELLO_DELAY`, `HELLO_UP_STATUS`,
 //! `HELLO_STARTUP_DELAY` (see [`Config`]); the first two apply to every
@@ -77,6 +81,10 @@ struct Config {
     kv_url: Option<String>,
     /// `HELLO_UP_NEEDS_KV=1`: `/up` also checks `$HELLO_KV_URL/up`.
     up_needs_kv: bool,
+    /// `HELLO_KV_DIR`: serve `/kv/*` from files in this directory.
+    kv_dir: Option<PathBuf>,
+    /// `HELLO_STATIC_DIR`: serve `/static/*` from this directory.
+    static_dir: Option<PathBuf>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -159,6 +167,14 @@ impl Config {
                 Some(v) => return Err(format!("HELLO_UP_NEEDS_KV={v:?} must be 1 or 0")),
             },
             kv_url: kv_url_var()?,
+            kv_dir: var("HELLO_KV_DIR").map(PathBuf::from),
+            static_dir: var("HELLO_STATIC_DIR").map(PathBuf::from),
+        })
+        .and_then(|c| {
+            if c.kv_url.is_some() && c.kv_dir.is_some() {
+                return Err("set HELLO_KV_URL or HELLO_KV_DIR, not both".to_owned());
+            }
+            Ok(c)
         })
     }
 }
@@ -170,6 +186,10 @@ struct App {
     requests: AtomicU64,
     /// For forwarding to `HELLO_KV_URL`.
     client: client::HttpClient,
+    /// `HELLO_KV_DIR`'s store.
+    store: Option<kv::Store>,
+    /// The `.css` files in `HELLO_STATIC_DIR` at start, sorted.
+    stylesheets: Vec<String>,
 }
 
 fn escape_html(s: &str) -> String {
@@ -187,7 +207,16 @@ fn escape_html(s: &str) -> String {
     out
 }
 
-fn page(config: &Config) -> String {
+fn page(config: &Config, stylesheets: &[String]) -> String {
+    let links: String = stylesheets
+        .iter()
+        .map(|name| {
+            format!(
+                "<link rel=\"stylesheet\" href=\"/static/{}\">",
+                escape_html(name)
+            )
+        })
+        .collect();
     let release = escape_html(&config.release);
     let instance = escape_html(&config.instance);
     let message = config
@@ -196,7 +225,7 @@ fn page(config: &Config) -> String {
         .map(|m| format!("    <p class=\"message\">{}</p>\n", escape_html(m)))
         .unwrap_or_default();
     format!(
-        "<!doctype html>\n<html>\n  <head><meta charset=\"utf-8\"><title>hello</title></head>\n  <body>\n    \
+        "<!doctype html>\n<html>\n  <head><meta charset=\"utf-8\"><title>hello</title>{links}</head>\n  <body>\n    \
          <h1>hello from release {release}</h1>\n{message}    <p>release: <code>{release}</code></p>\n    \
          <p>instance: <code>{instance}</code></p>\n  </body>\n</html>\n"
     )
@@ -312,9 +341,18 @@ async fn respond(app: &App, req: Request) -> Response {
     if path == "/" && method == Method::GET {
         return (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            page(config),
+            page(config, &app.stylesheets),
         )
             .into_response();
+    }
+    if method == Method::GET
+        && let (Some(dir), Some(name)) = (&config.static_dir, path.strip_prefix("/static/"))
+    {
+        return static_file(dir, name).await;
+    }
+    if let (Some(store), Some(key)) = (&app.store, path.strip_prefix("/kv/")) {
+        let key = key.to_owned();
+        return kv::serve_key(store, &key, req).await;
     }
     if method == Method::GET
         && let Some(name) = path.strip_prefix("/has-env/")
@@ -332,6 +370,43 @@ async fn respond(app: &App, req: Request) -> Response {
         config.release, config.instance
     )
     .into_response()
+}
+
+/// `GET /static/{name}`: a file of `HELLO_STATIC_DIR` (names as kv keys:
+/// one plain file name, never a path).
+async fn static_file(dir: &std::path::Path, name: &str) -> Response {
+    if !kv::valid_key(name) {
+        return (StatusCode::NOT_FOUND, "no such file\n").into_response();
+    }
+    let kind = if name.ends_with(".css") {
+        "text/css"
+    } else if name.ends_with(".js") {
+        "text/javascript"
+    } else {
+        "application/octet-stream"
+    };
+    match tokio::fs::read(dir.join(name)).await {
+        Ok(body) => ([(header::CONTENT_TYPE, kind)], body).into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "no such file\n").into_response(),
+    }
+}
+
+/// The `.css` files of `dir`, sorted; none when it cannot be read.
+async fn stylesheets(dir: Option<&std::path::Path>) -> Vec<String> {
+    let Some(dir) = dir else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".css") && kv::valid_key(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names.sort();
+    names
 }
 
 /// `GET /has-env/{NAME}`: whether a variable reached the app, without
@@ -433,10 +508,16 @@ async fn run(config: Config) -> Result<(), String> {
         config.instance,
         std::process::id()
     );
+    let store = match &config.kv_dir {
+        Some(dir) => Some(kv::Store::open(dir.clone()).await?),
+        None => None,
+    };
     let app = Arc::new(App {
+        stylesheets: stylesheets(config.static_dir.as_deref()).await,
         config,
         requests: AtomicU64::new(0),
         client: client::new(),
+        store,
     });
     let router = Router::new()
         .route("/ws", axum::routing::get(websocket))

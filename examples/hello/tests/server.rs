@@ -501,6 +501,42 @@ fn web_without_kv_url_serves_kv_paths_itself() {
 }
 
 #[test]
+fn web_with_kv_dir_keeps_values_in_its_own_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("storage");
+    let web = start(&[("HELLO_KV_DIR", data.to_str().unwrap())]);
+    assert_eq!(get(web.port, "/kv/visits").status, 404);
+    assert_eq!(put(web.port, "/kv/visits", "41").status, 204);
+    assert_eq!(get(web.port, "/kv/visits").body, "41");
+    assert_eq!(std::fs::read_to_string(data.join("visits")).unwrap(), "41");
+    assert_eq!(get(web.port, "/kv/..").status, 400);
+}
+
+#[test]
+fn static_files_are_served_and_linked_from_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app-3f2a.css"), "body { color: teal }").unwrap();
+    std::fs::write(dir.path().join("app-3f2a.js"), "1").unwrap();
+    let web = start(&[("HELLO_STATIC_DIR", dir.path().to_str().unwrap())]);
+    let page = get(web.port, "/");
+    assert!(
+        page.body
+            .contains(r#"<link rel="stylesheet" href="/static/app-3f2a.css">"#),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("app-3f2a.js"), "{}", page.body);
+    let css = get(web.port, "/static/app-3f2a.css");
+    assert_eq!(
+        (css.status, css.body.as_str()),
+        (200, "body { color: teal }")
+    );
+    assert_eq!(css.header("content-type"), Some("text/css"));
+    assert_eq!(get(web.port, "/static/missing.css").status, 404);
+    assert_eq!(get(web.port, "/static/..%2fetc").status, 404);
+}
+
+#[test]
 fn bad_kv_url_is_a_bad_setting() {
     for bad in ["https://kv:7000", "kv:7000", "http://kv:7000/?x=1"] {
         let output = Command::new(env!("CARGO_BIN_EXE_hello"))

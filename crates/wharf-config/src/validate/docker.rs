@@ -113,7 +113,11 @@ pub(super) fn resolve_build(
 }
 
 /// The image keys of a build table (`ctx`: `[build]` or an accessory's).
-fn resolve_image_build(t: raw::RawBuildTable, ctx: &str, sink: &mut Sink<'_>) -> ImageBuild {
+pub(super) fn resolve_image_build(
+    t: raw::RawBuildTable,
+    ctx: &str,
+    sink: &mut Sink<'_>,
+) -> ImageBuild {
     let mut image = ImageBuild::default();
     for (key, field) in [("dockerfile", &t.dockerfile), ("context", &t.context)] {
         if let Some(f) = field {
@@ -318,6 +322,12 @@ pub(super) fn resolve_accessories(
     sink: &mut Sink<'_>,
 ) -> BTreeMap<String, AccessoryConfig> {
     let mut out = BTreeMap::new();
+    // Every name on the app's network: processes, accessories, aliases.
+    let mut names: std::collections::BTreeSet<String> = processes
+        .keys()
+        .chain(raw.iter().map(|a| &a.name.value))
+        .cloned()
+        .collect();
     for a in raw {
         let ctx = format!("[accessories.{}]", a.name.value);
         if runtime == RuntimeKind::Process {
@@ -354,36 +364,9 @@ pub(super) fn resolve_accessories(
         });
         let env = super::resolve_env(a.env, &format!("[accessories.{}.env]", a.name.value), sink);
         let secrets = resolve_secrets(a.secrets, &ctx, &env, sink);
-        let ports = a
-            .ports
-            .iter()
-            .filter_map(|p| match parse_port(&p.value) {
-                Ok(port) => Some(port),
-                Err(why) => {
-                    sink.error_hint(
-                        &p.span,
-                        format!("port {:?} in {ctx} {why}", p.value),
-                        "write \"[HOST_IP:]HOST_PORT:CONTAINER_PORT[/udp]\", e.g. \"127.0.0.1:5432:5432\"",
-                    );
-                    None
-                }
-            })
-            .collect();
-        let volumes = a
-            .volumes
-            .iter()
-            .filter_map(|v| match parse_volume(&v.value) {
-                Ok(volume) => Some(volume),
-                Err(why) => {
-                    sink.error_hint(
-                        &v.span,
-                        format!("volume {:?} in {ctx} {why}", v.value),
-                        "write \"NAME:/path/in/container\" (a named volume) or \"/host/path:/path/in/container[:ro]\"",
-                    );
-                    None
-                }
-            })
-            .collect();
+        let ports = resolve_ports(&a.ports, &ctx, sink);
+        let volumes = resolve_volumes(&a.volumes, &ctx, RuntimeKind::Docker, sink);
+        let aliases = resolve_aliases(&a.aliases, &ctx, processes, &mut names, sink);
         let (memory, cpus) = resolve_limits(a.memory, a.cpus, &ctx, sink);
         let health = a
             .health
@@ -408,11 +391,52 @@ pub(super) fn resolve_accessories(
                 secrets,
                 ports,
                 volumes,
+                aliases,
                 memory,
                 cpus,
                 health,
             },
         );
+    }
+    out
+}
+
+/// An accessory's `aliases`: DNS names (letters, digits, `_.-`), none
+/// taken by a process, an accessory or another alias.
+fn resolve_aliases(
+    aliases: &[Sp<String>],
+    ctx: &str,
+    processes: &BTreeMap<String, ProcessConfig>,
+    names: &mut std::collections::BTreeSet<String>,
+    sink: &mut Sink<'_>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for alias in aliases {
+        let name = &alias.value;
+        let mut chars = name.chars();
+        let valid = name.len() <= 63
+            && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !valid {
+            sink.error_hint(
+                &alias.span,
+                format!("alias {name:?} in {ctx} is not a network name"),
+                "use letters, digits, `_`, `.` and `-` (at most 63), starting with a letter or digit",
+            );
+        } else if !names.insert(name.clone()) {
+            let what = if processes.contains_key(name) {
+                "a process"
+            } else {
+                "another accessory or alias"
+            };
+            sink.error_hint(
+                &alias.span,
+                format!("alias {name:?} in {ctx} is already the name of {what}"),
+                "each name on the app's network reaches one thing; remove or rename it",
+            );
+        } else {
+            out.push(name.clone());
+        }
     }
     out
 }
@@ -468,6 +492,88 @@ fn resolve_accessory_health(
 
 /// `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]`, or a bare port used on
 /// both sides. IPv6 host addresses go in brackets.
+/// `ports` of an accessory or a process.
+pub(super) fn resolve_ports(ports: &[Sp<String>], ctx: &str, sink: &mut Sink<'_>) -> Vec<PortSpec> {
+    ports
+        .iter()
+        .filter_map(|p| match parse_port(&p.value) {
+            Ok(port) => Some(port),
+            Err(why) => {
+                sink.error_hint(
+                    &p.span,
+                    format!("port {:?} in {ctx} {why}", p.value),
+                    "write \"[HOST_IP:]HOST_PORT:CONTAINER_PORT[/udp]\", e.g. \"127.0.0.1:5432:5432\"",
+                );
+                None
+            }
+        })
+        .collect()
+}
+
+/// `volumes` of an accessory or a process. Under the process runtime a
+/// target is a path inside the release directory (relative, no `..`).
+pub(super) fn resolve_volumes(
+    volumes: &[Sp<String>],
+    ctx: &str,
+    runtime: RuntimeKind,
+    sink: &mut Sink<'_>,
+) -> Vec<VolumeSpec> {
+    volumes
+        .iter()
+        .filter_map(|v| {
+            let parsed = match runtime {
+                RuntimeKind::Docker => parse_volume(&v.value),
+                RuntimeKind::Process => parse_release_volume(&v.value),
+            };
+            match parsed {
+                Ok(volume) => Some(volume),
+                Err(why) => {
+                    let hint = match runtime {
+                        RuntimeKind::Docker => "write \"NAME:/path/in/container\" (a named volume), \"/host/path:/path/in/container[:ro]\" or \"./path/in/app:/path/in/container[:ro]\"",
+                        RuntimeKind::Process => "write \"NAME:path/in/the/release\" (a named volume) or \"/host/path:path/in/the/release\"",
+                    };
+                    sink.error_hint(&v.span, format!("volume {:?} in {ctx} {why}", v.value), hint);
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// A process-runtime volume: like [`parse_volume`], its target a path
+/// relative to the release directory.
+pub(crate) fn parse_release_volume(text: &str) -> Result<VolumeSpec, String> {
+    let (first, rest) = text
+        .split_once(':')
+        .ok_or("must be SOURCE:TARGET or SOURCE:TARGET:ro")?;
+    let (target, mode) = match rest.split_once(':') {
+        Some((t, m)) => (t, Some(m)),
+        None => (rest, None),
+    };
+    let target = target.trim_end_matches('/');
+    let bad = target.is_empty()
+        || target.starts_with('/')
+        || target
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..");
+    if bad {
+        return Err(format!(
+            "has target `{target}`: under the process runtime it is a path inside the release directory, such as `storage` or `public/uploads`"
+        ));
+    }
+    if mode == Some("ro") {
+        return Err(
+            "is read-only (`:ro`), which the process runtime cannot enforce on a linked directory; drop `:ro` or use runtime = \"docker\"".to_string(),
+        );
+    }
+    let mut spec = parse_volume(&format!(
+        "{first}:/{target}{}",
+        mode.map(|m| format!(":{m}")).unwrap_or_default()
+    ))?;
+    spec.target = target.to_owned();
+    Ok(spec)
+}
+
 pub(crate) fn parse_port(text: &str) -> Result<PortSpec, String> {
     let (rest, protocol) = match text.rsplit_once('/') {
         Some((rest, proto)) if proto == "tcp" || proto == "udp" => (rest, proto),
@@ -536,9 +642,15 @@ pub(crate) fn parse_volume(text: &str) -> Result<VolumeSpec, String> {
         chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
             && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
     };
-    if !source.starts_with('/') && !named(source) {
+    if let Some(rest) = source.strip_prefix("./") {
+        if rest.is_empty() || rest.split('/').any(|c| c == "..") {
+            return Err(format!(
+                "has source `{source}`: a relative source is a path inside the app's directory, without `..`"
+            ));
+        }
+    } else if !source.starts_with('/') && !named(source) {
         return Err(format!(
-            "has source `{source}`: write a volume name (letters, digits, `_.-`) or an absolute host path"
+            "has source `{source}`: write a volume name (letters, digits, `_.-`), an absolute host path, or ./path in the app's directory"
         ));
     }
     Ok(VolumeSpec {
@@ -608,12 +720,42 @@ mod tests {
             "data:relative",
             Err("has target `relative`: it must be an absolute path"),
         );
+        check("./data:/data", Ok("./data:/data"));
         check(
-            "./data:/data",
+            "./../data:/data",
             Err(
-                "has source `./data`: write a volume name (letters, digits, `_.-`) or an absolute host path",
+                "has source `./../data`: a relative source is a path inside the app's directory, without `..`",
+            ),
+        );
+        check(
+            "data/x:/data",
+            Err(
+                "has source `data/x`: write a volume name (letters, digits, `_.-`), an absolute host path, or ./path in the app's directory",
             ),
         );
         check("data:/data:z", Err("has mode `z`: only ro and rw exist"));
+    }
+
+    #[test]
+    fn release_volumes() {
+        let check = |text: &str, expect: Result<&str, &str>| {
+            let got = parse_release_volume(text).map(|v| v.to_string());
+            assert_eq!(got.as_deref().map_err(String::as_str), expect, "{text}");
+        };
+        check("storage:storage", Ok("storage:storage"));
+        check("uploads:public/uploads/", Ok("uploads:public/uploads"));
+        check("/srv/media:media", Ok("/srv/media:media"));
+        check(
+            "storage:../up",
+            Err(
+                "has target `../up`: under the process runtime it is a path inside the release directory, such as `storage` or `public/uploads`",
+            ),
+        );
+        check(
+            "storage:storage:ro",
+            Err(
+                "is read-only (`:ro`), which the process runtime cannot enforce on a linked directory; drop `:ro` or use runtime = \"docker\"",
+            ),
+        );
     }
 }

@@ -32,8 +32,7 @@ use std::time::{Duration, SystemTime};
 
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HealthConfig,
-    HealthStatusEnum, HostConfig, Mount, MountType, NetworkingConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    HealthStatusEnum, HostConfig, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     EventsOptionsBuilder, InspectContainerOptions, LogsOptionsBuilder,
@@ -43,6 +42,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::build::BuildFor;
+use super::volumes::{port_bindings, volume_name};
 use super::{
     DockerError, Inner, LABEL_ACCESSORY, LABEL_APP, LABEL_DATA_DIR, LABEL_SPEC, apply_limits, argv,
     check_app, check_name, env_list, forward_lines, is_not_found, network_name,
@@ -69,11 +69,6 @@ pub fn accessory_container(app: &str, name: &str) -> String {
 /// The tag of an accessory's image built from the app's source.
 pub fn accessory_image_tag(app: &str, name: &str) -> String {
     format!("wharf/{app}:accessory-{name}")
-}
-
-/// The engine's name of named volume `volume` of `app`.
-pub fn volume_name(app: &str, volume: &str) -> String {
-    format!("wharf-{app}-{volume}")
 }
 
 /// FNV-1a (64 bit): stable across Rust versions and runs (unlike std's
@@ -133,6 +128,10 @@ fn spec_hash(spec: &AccessorySpec) -> String {
         h.field(&v.target);
         h.field(if v.read_only { "ro" } else { "rw" });
     }
+    // Added after v1: only hashed when set, so existing containers stay.
+    if !spec.aliases.is_empty() {
+        h.field(&format!("aliases {}", spec.aliases.join(" ")));
+    }
     match &spec.health {
         Some(health) => h.field(&format!(
             "{:?} {:?} {:?} {} {:?}",
@@ -191,39 +190,10 @@ impl Inner {
         let network = network_name(&spec.app);
         let mut labels = self.accessory_labels(&spec.app, &spec.name);
         labels.insert(LABEL_SPEC.to_owned(), hash.to_owned());
-        let mut exposed = Vec::new();
-        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-        for port in &spec.ports {
-            let key = format!("{}/{}", port.container_port, port.protocol);
-            exposed.push(key.clone());
-            bindings
-                .entry(key)
-                .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new)
-                .push(PortBinding {
-                    host_ip: Some(port.host_ip.clone()),
-                    host_port: Some(port.host_port.to_string()),
-                });
-        }
-        let mut mounts = Vec::new();
-        for volume in &spec.volumes {
-            let (typ, source) = match &volume.source {
-                VolumeSource::Named(name) => {
-                    check_name("volume name", name)?;
-                    let full = volume_name(&spec.app, name);
-                    self.ensure_volume(&full, &spec.app, &spec.name).await?;
-                    (MountType::VOLUME, full)
-                }
-                VolumeSource::Bind(path) => (MountType::BIND, path.to_string_lossy().into_owned()),
-            };
-            mounts.push(Mount {
-                target: Some(volume.target.clone()),
-                source: Some(source),
-                typ: Some(typ),
-                read_only: Some(volume.read_only),
-                ..Default::default()
-            });
-        }
+        let (exposed, bindings) = port_bindings(&spec.ports);
+        let mounts = self
+            .mounts(&spec.app, &spec.volumes, Some(&spec.name))
+            .await?;
         let healthcheck = match &spec.health {
             Some(health) => {
                 let words =
@@ -253,8 +223,10 @@ impl Inner {
             ..Default::default()
         };
         apply_limits(&mut host_config, &spec.limits);
+        let mut aliases = vec![spec.name.clone()];
+        aliases.extend(spec.aliases.iter().cloned());
         let endpoint = EndpointSettings {
-            aliases: Some(vec![spec.name.clone()]),
+            aliases: Some(aliases),
             ..Default::default()
         };
         Ok(ContainerCreateBody {
@@ -278,30 +250,6 @@ impl Inner {
             (LABEL_APP.to_owned(), app.to_owned()),
             (LABEL_ACCESSORY.to_owned(), name.to_owned()),
         ])
-    }
-
-    /// Creates named volume `full` unless it exists.
-    async fn ensure_volume(
-        &self,
-        full: &str,
-        app: &str,
-        accessory: &str,
-    ) -> Result<(), DockerError> {
-        match self.docker.inspect_volume(full).await {
-            Ok(volume) => return self.check_owner("volume", full, app, Some(&volume.labels)),
-            Err(err) if is_not_found(&err) => {}
-            Err(err) => return Err(DockerError::api(format!("inspect volume {full}"), err)),
-        }
-        let request = VolumeCreateRequest {
-            name: Some(full.to_owned()),
-            labels: Some(self.accessory_labels(app, accessory)),
-            ..Default::default()
-        };
-        self.docker
-            .create_volume(request)
-            .await
-            .map(|_| ())
-            .map_err(|err| DockerError::api(format!("create volume {full}"), err))
     }
 
     /// The accessory's container, if it exists (and is ours).
@@ -750,6 +698,7 @@ mod tests {
                 target: "/var/lib/postgresql/data".into(),
                 read_only: false,
             }],
+            aliases: Vec::new(),
             health: None,
             limits: Limits::default(),
         }
@@ -771,6 +720,9 @@ mod tests {
         assert_ne!(a, spec_hash(&changed));
         let mut changed = spec();
         changed.volumes[0].read_only = true;
+        assert_ne!(a, spec_hash(&changed));
+        let mut changed = spec();
+        changed.aliases.push("shop_db".into());
         assert_ne!(a, spec_hash(&changed));
     }
 

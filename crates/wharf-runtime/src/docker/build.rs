@@ -43,12 +43,13 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
+use super::check_name;
 use super::{
     DockerError, Inner, LABEL_ACCESSORY, LABEL_APP, LABEL_DATA_DIR, Lines, OUTPUT_DRAIN, blocking,
     check_app, context, is_conflict, is_not_found, lock,
 };
 use crate::logs::{Capture, LogSource, SharedTail};
-use crate::{DockerBuild, ReleaseSource, RuntimeError, release};
+use crate::{DockerBuild, ImageSource, ReleaseSource, RuntimeError, release};
 
 /// Build output lines kept for the error of a failed build.
 const BUILD_TAIL_LINES: usize = 20;
@@ -249,9 +250,14 @@ fn pull_reference(image: &str) -> (&str, &str) {
     }
 }
 
-/// Reads the image id a release directory maps to.
-pub(super) fn read_image(workdir: &Path) -> Result<String, RuntimeError> {
-    let path = workdir.join("image");
+/// Reads the image id a release directory maps to for `process`: its own
+/// (`processes/<process>/image`) if it has one, else the app's (`image`).
+pub(super) fn read_image(workdir: &Path, process: Option<&str>) -> Result<String, RuntimeError> {
+    let own = process.map(|p| workdir.join("processes").join(p).join("image"));
+    let path = match own {
+        Some(own) if own.exists() => own,
+        _ => workdir.join("image"),
+    };
     match std::fs::read_to_string(&path) {
         Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
         Ok(_) => Err(DockerError::NoImage { path }.into()),
@@ -262,18 +268,38 @@ pub(super) fn read_image(workdir: &Path) -> Result<String, RuntimeError> {
     }
 }
 
-/// A release directory's `image` and `tag`, if readable.
-pub(super) fn read_release(dir: &Path) -> (Option<String>, Option<String>) {
-    let read = |name: &str| {
+/// Every image id and tag a release directory holds: the app's, then
+/// each process's own.
+#[derive(Debug, Default)]
+pub(super) struct ReleaseImages {
+    pub images: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+/// A release directory's images and tags, as far as readable.
+pub(super) fn read_release(dir: &Path) -> ReleaseImages {
+    let read = |dir: &Path, name: &str| {
         std::fs::read_to_string(dir.join(name))
             .ok()
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
     };
-    (read("image"), read("tag"))
+    let mut out = ReleaseImages::default();
+    let mut dirs = vec![dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(dir.join("processes")) {
+        let mut own: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        own.sort();
+        dirs.extend(own);
+    }
+    for d in dirs {
+        out.images.extend(read(&d, "image"));
+        out.tags.extend(read(&d, "tag"));
+    }
+    out
 }
 
-/// Writes the `image` and `tag` files of a release directory, each atomically.
+/// Writes the `image` and `tag` files of a release directory (or of a
+/// process's directory in it), each atomically.
 fn write_release(dir: &Path, image: &str, tag: &str) -> Result<(), RuntimeError> {
     std::fs::create_dir_all(dir)
         .map_err(|err| RuntimeError::io("create release directory", dir, err))?;
@@ -288,7 +314,7 @@ fn write_release(dir: &Path, image: &str, tag: &str) -> Result<(), RuntimeError>
     Ok(())
 }
 
-/// The `image` and `tag` of every release dir of an app but `except`.
+/// The images and tags of every release dir of an app but `except`.
 fn other_releases(releases: &Path, except: u64) -> (HashSet<String>, HashSet<String>) {
     let (mut images, mut tags) = (HashSet::new(), HashSet::new());
     let Ok(entries) = std::fs::read_dir(releases) else {
@@ -302,9 +328,9 @@ fn other_releases(releases: &Path, except: u64) -> (HashSet<String>, HashSet<Str
         if n == except {
             continue;
         }
-        let (image, tag) = read_release(&entry.path());
-        images.extend(image);
-        tags.extend(tag);
+        let read = read_release(&entry.path());
+        images.extend(read.images);
+        tags.extend(read.tags);
     }
     (images, tags)
 }
@@ -322,19 +348,38 @@ impl Inner {
         if self.network == super::DockerNetwork::AppBridge {
             self.ensure_network(app).await?;
         }
-        let tag = image_tag(app, release, &source.version);
-        let image = match &source.image {
-            Some(image) => self.prebuilt(source, image, &tag).await?,
-            None => {
-                let of = BuildFor::Release { app, release };
-                self.build_image(&source.dir, &source.build, &tag, of)
-                    .await?
-            }
-        };
         let dest = self.release_dir(app, release);
+        let of = BuildFor::Release { app, release };
+        // The app's image, unless every process has its own.
+        let mut made = Vec::new();
+        if source.app_image {
+            let tag = image_tag(app, release, &source.version);
+            let image = match &source.image {
+                Some(image) => self.prebuilt(source, image, &tag).await?,
+                None => {
+                    self.build_image(&source.dir, &source.build, &tag, of)
+                        .await?
+                }
+            };
+            made.push((dest.clone(), image, tag));
+        }
+        for (process, from) in &source.processes {
+            check_name("process name", process)?;
+            let tag = format!("{}-{process}", image_tag(app, release, &source.version));
+            let image = match from {
+                ImageSource::Prebuilt(image) => self.prebuilt(source, image, &tag).await?,
+                ImageSource::Build(build) => self.build_image(&source.dir, build, &tag, of).await?,
+            };
+            made.push((dest.join("processes").join(process), image, tag));
+        }
         let dir = dest.clone();
         blocking("write release", &dest, move || {
-            write_release(&dir, &image, &tag)
+            std::fs::create_dir_all(&dir)
+                .map_err(|err| RuntimeError::io("create release directory", &dir, err))?;
+            for (dir, image, tag) in &made {
+                write_release(dir, image, tag)?;
+            }
+            Ok(())
         })
         .await?;
         Ok(dest)
@@ -565,23 +610,26 @@ impl Inner {
         check_app(app)?;
         let dest = self.release_dir(app, release);
         let (dir, releases) = (dest.clone(), self.app_dir(app).join("releases"));
-        let ((image, tag), (other_images, other_tags)) =
+        let (own, (other_images, other_tags)) =
             blocking("read releases in", &releases.clone(), move || {
                 Ok((read_release(&dir), other_releases(&releases, release)))
             })
             .await?;
-        // Releases prepared before the `tag` file existed were tagged so.
-        let tag = tag.unwrap_or_else(|| image_tag(app, release, ""));
-        if !other_tags.contains(&tag) {
-            self.remove_image(&tag).await?;
+        let mut tags = own.tags;
+        if tags.is_empty() {
+            // Releases prepared before the `tag` file existed were tagged so.
+            tags.push(image_tag(app, release, ""));
         }
-        if let Some(image) = image.filter(|i| !other_images.contains(i)) {
-            let ours = match self.docker.inspect_image(&image).await {
+        for tag in tags.iter().filter(|t| !other_tags.contains(*t)) {
+            self.remove_image(tag).await?;
+        }
+        for image in own.images.iter().filter(|i| !other_images.contains(*i)) {
+            let ours = match self.docker.inspect_image(image).await {
                 Ok(info) => self.is_ours(info.config.as_ref().and_then(|c| c.labels.as_ref())),
                 Err(_) => false,
             };
             if ours {
-                self.remove_image(&image).await?;
+                self.remove_image(image).await?;
             }
         }
         let target = dest.clone();

@@ -25,6 +25,7 @@ use bollard::query_parameters::InspectContainerOptions;
 use tokio::sync::mpsc;
 
 use super::build::read_image;
+use super::volumes::port_bindings;
 use super::{
     DockerError, DockerNetwork, Inner, LABEL_INSTANCE, LABEL_PROCESS, LABEL_RELEASE, OUTPUT_DRAIN,
     Output, TASK_KILL_AFTER, apply_limits, argv, check_app, check_name, container_name, env_list,
@@ -98,7 +99,7 @@ fn source_of(spec: &InstanceSpec) -> LogSource {
 /// Starts an instance and supervises it.
 pub(super) async fn start(inner: &Arc<Inner>, spec: InstanceSpec) -> Result<u32, RuntimeError> {
     check_spec(&spec)?;
-    let image = read_image(&spec.workdir)?;
+    let image = read_image(&spec.workdir, Some(&spec.process))?;
     let reservation = inner.sups.reserve(&spec.id)?;
     let log = inner.log_file(&spec.app, format!("{}.log", spec.id));
     let first = inner.launch(&spec, &image, &log).await?;
@@ -139,7 +140,7 @@ pub(super) async fn adopt(
         tracing::info!(instance = %spec.id, container = %name, "container does not match the instance; not adopting it");
         return Ok(None);
     };
-    let image = read_image(&spec.workdir)?;
+    let image = read_image(&spec.workdir, Some(&spec.process))?;
     let reservation = inner.sups.reserve(&spec.id)?;
     let log = inner.log_file(&spec.app, format!("{}.log", spec.id));
     lock(&inner.live).insert(name.clone());
@@ -228,19 +229,22 @@ impl Inner {
             DockerNetwork::AppBridge => {
                 self.ensure_network(&spec.app).await?;
                 let network = network_name(&spec.app);
-                // Only what the proxy reaches is published, on loopback.
-                let bindings = spec.publish.then(|| {
-                    HashMap::from([(
+                // What the proxy reaches is published on loopback; `ports`
+                // (a process without http) where they say.
+                let (mut exposed, mut bindings) = port_bindings(&spec.ports);
+                if spec.publish {
+                    exposed.push(port_key.clone());
+                    bindings.insert(
                         port_key.clone(),
                         Some(vec![PortBinding {
                             host_ip: Some("127.0.0.1".to_owned()),
                             host_port: Some(spec.port.to_string()),
                         }]),
-                    )])
-                });
+                    );
+                }
                 let host_config = HostConfig {
                     network_mode: Some(network.clone()),
-                    port_bindings: bindings,
+                    port_bindings: (!bindings.is_empty()).then_some(bindings),
                     ..Default::default()
                 };
                 let endpoint = EndpointSettings {
@@ -250,8 +254,11 @@ impl Inner {
                 let networking = NetworkingConfig {
                     endpoints_config: Some(HashMap::from([(network, endpoint)])),
                 };
-                let exposed = spec.publish.then(|| vec![port_key]);
-                (host_config, Some(networking), exposed)
+                (
+                    host_config,
+                    Some(networking),
+                    Some(exposed).filter(|e| !e.is_empty()),
+                )
             }
             DockerNetwork::Host => (
                 HostConfig {
@@ -263,8 +270,15 @@ impl Inner {
             ),
         };
         apply_limits(&mut host_config, &spec.limits);
+        host_config.mounts = Some(self.mounts(&spec.app, &spec.volumes, None).await?);
+        let entrypoint = match &spec.entrypoint {
+            // An empty ENTRYPOINT list clears the image's.
+            Some(e) => Some(argv(&format!("entrypoint of {}", spec.id), e)?.unwrap_or_default()),
+            None => None,
+        };
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
+            entrypoint,
             cmd,
             env: Some(env_list(&spec.env, &identity)),
             labels: Some(labels),
@@ -398,7 +412,7 @@ impl Inner {
     ) -> Result<TaskOutcome, RuntimeError> {
         check_app(&spec.app)?;
         check_name("task name", &spec.name)?;
-        let image = read_image(&spec.workdir)?;
+        let image = read_image(&spec.workdir, None)?;
         let instance = format!("{}-r{}-{}", spec.app, spec.release, spec.name);
         let name = format!("wharf-{instance}-{}", unique_suffix());
         let cmd = argv(&format!("task {instance}"), &spec.command)?;
@@ -408,7 +422,7 @@ impl Inner {
             ("WHARF_PROCESS", spec.name.clone()),
             ("WHARF_INSTANCE", instance.clone()),
         ];
-        let host_config = match self.network {
+        let mut host_config = match self.network {
             DockerNetwork::AppBridge => {
                 self.ensure_network(&spec.app).await?;
                 HostConfig {
@@ -421,6 +435,7 @@ impl Inner {
                 ..Default::default()
             },
         };
+        host_config.mounts = Some(self.mounts(&spec.app, &spec.volumes, None).await?);
         let body = ContainerCreateBody {
             image: Some(image),
             cmd,
@@ -478,7 +493,7 @@ fn err_is_not_running(err: &bollard::errors::Error) -> bool {
     )
 }
 
-fn unique_suffix() -> String {
+pub(super) fn unique_suffix() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

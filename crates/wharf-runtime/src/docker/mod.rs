@@ -50,6 +50,7 @@ mod error;
 mod instance;
 mod prune;
 mod remove;
+mod volumes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -71,16 +72,17 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-pub use accessory::{accessory_container, accessory_image_tag, volume_name};
+pub use accessory::{accessory_container, accessory_image_tag};
 pub use build::image_tag;
 pub use error::DockerError;
+pub use volumes::{LABEL_VOLUME, volume_name};
 
 use crate::logs::{Capture, LogFile, LogSource, SharedLogFile, SharedTail};
 use crate::supervise::Supervisors;
 use crate::{
     AccessorySpec, AccessoryStatus, FoundProcess, InstanceId, InstanceSpec, InstanceState, Limits,
     LogLine, PruneReport, ReleaseSource, RemovedApp, Runtime, RuntimeError, RuntimeEvent,
-    TaskOutcome, TaskSpec,
+    TaskOutcome, TaskSpec, VolumeInfo,
 };
 
 /// Time between SIGTERM and SIGKILL for a task that ran past its timeout.
@@ -686,40 +688,6 @@ impl Inner {
             .map_err(|err| DockerError::api("list images", err))
     }
 
-    /// The names of the volumes carrying every one of `labels`.
-    async fn volumes_labelled(&self, labels: Vec<String>) -> Result<Vec<String>, DockerError> {
-        let filters = HashMap::from([("label", labels)]);
-        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        let listed = self
-            .docker
-            .list_volumes(Some(options))
-            .await
-            .map_err(|err| DockerError::api("list volumes", err))?;
-        Ok(listed
-            .volumes
-            .into_iter()
-            .flatten()
-            .map(|v| v.name)
-            .collect())
-    }
-
-    /// Removes a named volume; a missing one is fine, one in use is an
-    /// error that says so. Whether it was there.
-    async fn remove_volume(&self, volume: &str) -> Result<bool, DockerError> {
-        let options = bollard::query_parameters::RemoveVolumeOptionsBuilder::default().build();
-        match self.docker.remove_volume(volume, Some(options)).await {
-            Ok(()) => Ok(true),
-            Err(err) if is_not_found(&err) => Ok(false),
-            Err(err) if is_conflict(&err) => Err(DockerError::api(
-                format!("remove volume {volume} (another container uses it)"),
-                err,
-            )),
-            Err(err) => Err(DockerError::api(format!("remove volume {volume}"), err)),
-        }
-    }
-
     /// The containers labelled with this data dir (and `extra` labels).
     async fn our_containers(
         &self,
@@ -1003,6 +971,27 @@ impl Runtime for DockerRuntime {
         self.inner
             .accessory_logs(app, name, tail, follow, output)
             .await
+    }
+
+    async fn volumes(&self, app: &str) -> Result<Vec<VolumeInfo>, RuntimeError> {
+        self.inner.app_volumes(app).await
+    }
+
+    async fn remove_volume(&self, app: &str, name: &str) -> Result<bool, RuntimeError> {
+        self.inner.remove_app_volume(app, name).await
+    }
+
+    async fn copy_out(
+        &self,
+        app: &str,
+        workdir: &Path,
+        process: &str,
+        path: &str,
+        dest: &Path,
+    ) -> Result<(), RuntimeError> {
+        check_app(app)?;
+        let image = build::read_image(workdir, Some(process))?;
+        self.inner.copy_out_of_image(app, &image, path, dest).await
     }
 
     async fn prune(&self, keep: &[(String, u64)]) -> Result<PruneReport, RuntimeError> {

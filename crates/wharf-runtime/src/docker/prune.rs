@@ -33,11 +33,12 @@ impl Inner {
         let data_dir = self.data_dir.clone();
         let (kept_ids, kept_tags): (HashSet<String>, HashSet<String>) =
             blocking("read kept releases in", &data_dir, move || {
-                let read: Vec<_> = dirs.iter().map(|d| read_release(d)).collect();
-                Ok((
-                    read.iter().filter_map(|(image, _)| image.clone()).collect(),
-                    read.into_iter().filter_map(|(_, tag)| tag).collect(),
-                ))
+                let (mut ids, mut tags) = (HashSet::new(), HashSet::new());
+                for read in dirs.iter().map(|d| read_release(d)) {
+                    ids.extend(read.images);
+                    tags.extend(read.tags);
+                }
+                Ok((ids, tags))
             })
             .await?;
         let kept: HashSet<(&str, String)> = keep

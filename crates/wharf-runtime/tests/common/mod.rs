@@ -61,11 +61,14 @@ impl Env {
             process: process.to_owned(),
             index,
             command: command.to_owned(),
+            entrypoint: None,
             workdir: workdir.to_owned(),
             env: BTreeMap::new(),
             port: 40000 + index as u16,
             container_port: None,
             publish: true,
+            volumes: Vec::new(),
+            ports: Vec::new(),
             stop_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             restart: RestartPolicy::default(),
@@ -91,6 +94,8 @@ pub fn source(app: &str, release: u64, dir: &Path) -> ReleaseSource {
         version: format!("r{release}"),
         build: DockerBuild::default(),
         image: None,
+        app_image: true,
+        processes: BTreeMap::new(),
     }
 }
 

@@ -65,7 +65,19 @@ async fn remove(client: &Client, app: &str, volumes: bool, yes: bool, json: bool
         .into());
     }
     if !yes {
-        confirm(app, volumes)?;
+        let data = if volumes {
+            " and its volumes (the data in them)"
+        } else {
+            " (its named volumes are kept)"
+        };
+        confirm(
+            &format!("removing {app}"),
+            &format!(
+                "This stops {app} and removes its instances, accessories, releases, images, logs and history{data}."
+            ),
+            app,
+            &format!("{app} was left as it is"),
+        )?;
     }
     let removed = client.remove_app(app, volumes).await?;
     if json {
@@ -91,31 +103,24 @@ async fn remove(client: &Client, app: &str, volumes: bool, yes: bool, json: bool
     Ok(())
 }
 
-/// Asks on the terminal for the app's name; refuses without a terminal.
-fn confirm(app: &str, volumes: bool) -> Result<()> {
+/// Says what `doing` will do (`what`) and asks on the terminal to type
+/// `expected`; refuses without a terminal. `left` says what stays as it was.
+pub(crate) fn confirm(doing: &str, what: &str, expected: &str, left: &str) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(Exit::Usage(format!(
-            "removing {app} cannot be undone and there is no terminal to confirm on; pass --yes"
+            "{doing} cannot be undone and there is no terminal to confirm on; pass --yes"
         ))
         .into());
     }
-    let data = if volumes {
-        " and its volumes (the data in them)"
-    } else {
-        " (its named volumes are kept)"
-    };
     {
         let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "This stops {app} and removes its instances, accessories, releases, images, logs and history{data}.\nType the app's name to confirm: "
-        );
+        let _ = write!(err, "{what}\nType {expected} to confirm: ");
         let _ = err.flush();
     }
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() != app {
-        return Err(Exit::Failed(format!("not confirmed; {app} was left as it is")).into());
+    if answer.trim() != expected {
+        return Err(Exit::Failed(format!("not confirmed; {left}")).into());
     }
     Ok(())
 }

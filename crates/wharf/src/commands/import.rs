@@ -1,13 +1,14 @@
 //! `wharf import compose|kamal`: write a `wharf.toml` from a
 //! `docker-compose.yml` or a Kamal `config/deploy.yml` (the mapping itself
 //! is `wharf-import`'s). Warnings go to stderr, the file to `--out` (or the
-//! TOML to stdout with `--stdout`), `--json` puts both on stdout.
+//! TOML to stdout with `--stdout`), `--json` puts both on stdout, and the
+//! error too when the import fails.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use wharf_import::{Import, ImportError};
+use wharf_import::{ComposeOptions, Import, ImportError};
 
 use crate::Exit;
 use crate::cli::{ImportArgs, ImportCommand};
@@ -22,13 +23,42 @@ const COMPOSE_FILES: [&str; 4] = [
 ];
 const KAMAL_FILE: &str = "config/deploy.yml";
 
-type Importer = fn(&Path, &str, Option<&str>) -> Result<Import, ImportError>;
-
 pub fn run(command: ImportCommand) -> Result<()> {
-    let (kind, args, import): (&str, ImportArgs, Importer) = match command {
-        ImportCommand::Compose(args) => ("compose", args, wharf_import::compose),
-        ImportCommand::Kamal(args) => ("kamal", args, wharf_import::kamal),
+    let (kind, args) = match command {
+        ImportCommand::Compose(args) => ("compose", args),
+        ImportCommand::Kamal(args) => ("kamal", args),
     };
+    let json = args.json;
+    match import(kind, &args) {
+        Ok(done) => report(kind, &args, &done),
+        Err(err) => {
+            if json {
+                // A script reads the outcome on stdout whatever it is; the
+                // error is also said on stderr, and the exit code is kept.
+                output::json(&serde_json::json!({
+                    "ok": false,
+                    "error": crate::render_error(&err),
+                    "toml": null,
+                    "warnings": [],
+                    "written": null,
+                    "check": null,
+                }));
+            }
+            Err(err)
+        }
+    }
+}
+
+/// What an import made: the result, the file it read, where it wrote it,
+/// and what `wharf config check` says of it.
+struct Done {
+    file: PathBuf,
+    imported: Import,
+    written: Option<PathBuf>,
+    check: Option<String>,
+}
+
+fn import(kind: &str, args: &ImportArgs) -> Result<Done> {
     let file = match &args.file {
         Some(f) => f.clone(),
         None => default_file(kind)?,
@@ -39,21 +69,74 @@ pub fn run(command: ImportCommand) -> Result<()> {
             file.display()
         ))
     })?;
-    let imported =
-        import(&file, &source, args.name.as_deref()).map_err(|e| Exit::Usage(e.to_string()))?;
+    let imported = match kind {
+        "compose" => {
+            // Compose reads `.env` next to the file for `${VAR}`.
+            let dotenv_path = file.with_file_name(".env");
+            let dotenv = match std::fs::read_to_string(&dotenv_path) {
+                Ok(text) => Some(text),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(Exit::Usage(format!(
+                        "could not read {}: {e}; compose reads it for `${{VAR}}` values, so the import does too: make it readable",
+                        dotenv_path.display()
+                    ))
+                    .into());
+                }
+            };
+            wharf_import::compose_with(
+                &file,
+                &source,
+                &ComposeOptions {
+                    name: args.name.as_deref(),
+                    service: args.service.as_deref(),
+                    dotenv: dotenv.as_deref(),
+                },
+            )
+        }
+        _ => {
+            if args.service.is_some() {
+                return Err(Exit::Usage(
+                    "`--service` chooses a compose service; a Kamal import takes its roles as processes: drop `--service`".into(),
+                )
+                .into());
+            }
+            wharf_import::kamal(&file, &source, args.name.as_deref())
+        }
+    }
+    .map_err(|e: ImportError| Exit::Usage(e.to_string()))?;
 
     let out = if args.out.is_dir() {
         args.out.join(wharf_config::FILE_NAME)
     } else {
         args.out.clone()
     };
+    // The import is meant to produce a valid file; if it did not, say so
+    // now rather than at the first deploy.
+    let check = wharf_config::AppConfig::parse(&out, &imported.toml)
+        .err()
+        .map(|e| e.to_string());
     let written = if args.stdout {
         None
     } else {
         write(&out, &imported.toml, args.force)?;
         Some(out)
     };
+    Ok(Done {
+        file,
+        imported,
+        written,
+        check,
+    })
+}
 
+fn report(kind: &str, args: &ImportArgs, done: &Done) -> Result<()> {
+    let Done {
+        file,
+        imported,
+        written,
+        check,
+    } = done;
     if args.json {
         let warnings: Vec<serde_json::Value> = imported
             .warnings
@@ -67,9 +150,12 @@ pub fn run(command: ImportCommand) -> Result<()> {
             })
             .collect();
         output::json(&serde_json::json!({
+            "ok": true,
+            "error": null,
             "toml": imported.toml,
             "warnings": warnings,
             "written": written.as_ref().map(|p| p.display().to_string()),
+            "check": check,
         }));
         return Ok(());
     }
@@ -82,7 +168,7 @@ pub fn run(command: ImportCommand) -> Result<()> {
             let _ = writeln!(err, "warning: {w}");
         }
     }
-    match &written {
+    match written {
         None => output::data(imported.toml.trim_end()),
         Some(out) => {
             let n = imported.warnings.len();
@@ -97,18 +183,15 @@ pub fn run(command: ImportCommand) -> Result<()> {
                 out.display(),
                 file.display()
             ));
-            if let Some(note) = relative_paths_note(kind, &file, out) {
+            if let Some(note) = relative_paths_note(kind, file, out) {
                 output::note(&note);
             }
-            // The import is meant to produce a valid file; if it did not,
-            // say so now rather than at the first deploy.
-            if let Err(e) = wharf_config::AppConfig::parse(out, &imported.toml) {
-                output::note(&format!(
-                    "warning: {} does not pass `wharf config check` yet; fix these before deploying:\n{e}",
-                    out.display()
-                ));
-            }
         }
+    }
+    if let Some(e) = check {
+        output::note(&format!(
+            "warning: the imported file does not pass `wharf config check` yet; fix these before deploying:\n{e}"
+        ));
     }
     Ok(())
 }
@@ -160,7 +243,7 @@ fn write(out: &Path, toml: &str, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Paths in [build] (and the app name's directory) are relative to where
+/// Relative paths ([build], `env_file`, `./` volumes) are relative to where
 /// the imported file's app lives; when wharf.toml goes elsewhere, say so.
 fn relative_paths_note(kind: &str, file: &Path, out: &Path) -> Option<String> {
     let dir_of = |p: &Path| -> Option<PathBuf> {
@@ -177,7 +260,7 @@ fn relative_paths_note(kind: &str, file: &Path, out: &Path) -> Option<String> {
     let out_dir = dir_of(out)?;
     (app_dir != out_dir).then(|| {
         format!(
-            "note: the paths in [build] are relative to {}, where {} is, but wharf reads them relative to {}: move wharf.toml to {} or adjust them",
+            "note: the relative paths in it ([build], `env_file`, `./` volumes) are relative to {}, where {} is, but wharf reads them relative to {}: move wharf.toml to {} or adjust them",
             app_dir.display(),
             file.display(),
             out_dir.display(),

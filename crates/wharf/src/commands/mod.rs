@@ -23,6 +23,7 @@ mod rollback;
 mod server;
 mod status;
 mod up;
+mod volumes;
 
 pub async fn run(cli: Cli) -> Result<()> {
     let data = cli.data.as_deref();
@@ -63,6 +64,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Apps(command) => apps::run(&client, command).await,
                 Command::Maintenance(args) => apps::maintenance(&client, args).await,
                 Command::Certs(args) => certs::run(&client, args).await,
+                Command::Volumes(args) => volumes::run(&client, args).await,
                 Command::Run(args) => exec::run(&client, args).await,
                 Command::Exec(args) => exec::exec(&client, args).await,
                 Command::Prune(args) => prune::run(&client, args).await,

@@ -28,22 +28,7 @@ pub async fn run(client: &Client, args: PruneArgs) -> Result<()> {
         } else {
             "s"
         },
-        human_bytes(report.reclaimed_bytes)
+        output::human_bytes(report.reclaimed_bytes)
     ));
     Ok(())
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

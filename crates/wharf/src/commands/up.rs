@@ -230,7 +230,7 @@ fn url(config: &AppConfig, proxy: std::net::SocketAddr) -> String {
     let route = config.http_processes().next().and_then(|p| p.http.clone());
     let host = route
         .as_ref()
-        .and_then(|r| r.host.clone())
+        .and_then(|r| r.hosts.first().cloned())
         .unwrap_or_else(|| {
             if proxy.ip().is_unspecified() {
                 "127.0.0.1".to_owned()

@@ -135,6 +135,31 @@ impl Engine {
             .collect()
     }
 
+    /// Builds the directory `context` (its `Dockerfile`) as `tag`: the
+    /// local stand-in for an image a real deployment would pull.
+    pub fn build_image(&self, context: &Path, tag: &str) {
+        use futures_util::StreamExt as _;
+        let mut archive = tar::Builder::new(Vec::new());
+        archive.append_dir_all(".", context).unwrap();
+        let archive = archive.into_inner().unwrap();
+        let options = bollard::query_parameters::BuildImageOptionsBuilder::default()
+            .t(tag)
+            .rm(true)
+            .build();
+        self.rt.block_on(async {
+            let mut stream =
+                self.docker
+                    .build_image(options, None, Some(bollard::body_full(archive.into())));
+            while let Some(item) = stream.next().await {
+                let info = item.unwrap_or_else(|e| panic!("building {tag}: {e}"));
+                if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                    panic!("building {tag}: {error}");
+                }
+            }
+        });
+        assert!(self.image_exists(tag), "{tag} was not built");
+    }
+
     pub fn image_exists(&self, reference: &str) -> bool {
         self.rt
             .block_on(self.docker.inspect_image(reference))
