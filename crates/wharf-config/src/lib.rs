@@ -45,6 +45,7 @@ mod render;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors, LoadError};
+pub use validate::validate_app_name;
 
 /// File name of the app description at an app's root.
 pub const FILE_NAME: &str = "wharf.toml";
@@ -97,6 +98,9 @@ pub struct AppConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asset_path: Option<String>,
     pub processes: BTreeMap<String, ProcessConfig>,
+    /// Commands run on a schedule (`[cron.NAME]`), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cron: BTreeMap<String, CronEntry>,
     pub deploy: DeploySettings,
 }
 
@@ -349,6 +353,27 @@ pub struct ProcessConfig {
     pub cpus: Option<f64>,
     #[serde(default)]
     pub restart: Restart,
+}
+
+/// A command run on a schedule (`[cron.NAME]`), as a one-off run of a
+/// process: with its env, volumes, limits and image, not its `http`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronEntry {
+    pub name: String,
+    /// When it runs, in its time zone (UTC unless `time_zone` is given).
+    pub schedule: wharf_jobs::Schedule,
+    /// Run like a process's `command`: by `/bin/sh -c` under the process
+    /// runtime, as an argv (split with shell quoting rules) under docker.
+    /// Never empty.
+    pub command: String,
+    /// The process it runs as; default the first one in the file.
+    pub process: String,
+    /// After downtime, run the latest missed time once (true, the default),
+    /// or record it as skipped.
+    pub catch_up: bool,
+    /// A run still going after this long is stopped and failed. Default 1h.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 /// Where a process's own image comes from.

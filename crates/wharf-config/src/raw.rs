@@ -16,6 +16,9 @@ use toml::de::{DeTable, DeValue};
 
 use crate::error::Sink;
 
+mod cron;
+pub(crate) use cron::{CRON_EXAMPLE, RawCron};
+
 /// A byte range in the source.
 pub(crate) type Span = Range<usize>;
 
@@ -48,6 +51,8 @@ pub(crate) struct RawConfig {
     pub accessories: Vec<RawAccessory>,
     /// In source order (the TOML map itself is sorted by name).
     pub processes: Vec<RawProcess>,
+    /// `[cron.NAME]` entries, in source order.
+    pub cron: Vec<RawCron>,
     pub deploy: RawDeploy,
 }
 
@@ -258,6 +263,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "secrets",
     "processes",
     "accessories",
+    "cron",
     "deploy",
 ];
 pub(crate) const PROCESS_KEYS: &[&str] = &[
@@ -363,6 +369,7 @@ pub(crate) fn read(root: &DeTable<'_>, sink: &mut Sink<'_>) -> RawConfig {
             .unwrap_or_default(),
         processes: read_processes(&top, sink),
         accessories: read_accessories(&top, sink),
+        cron: cron::read_cron(&top, sink),
         deploy: top
             .table(sink, "deploy")
             .map(|t| read_deploy(t, sink))
@@ -1139,6 +1146,9 @@ fn describe(value: &DeValue<'_>) -> &'static str {
 
 /// How to write the tables people most often get wrong.
 fn table_hint(key: &str, found: &DeValue<'_>) -> Option<String> {
+    if key == "cron" {
+        return Some(format!("write {CRON_EXAMPLE}"));
+    }
     let hint = match (key, found) {
         ("processes", DeValue::Array(_)) => {
             "write [processes.NAME] (one table per process), not [[processes]]"

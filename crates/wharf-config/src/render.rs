@@ -10,9 +10,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::{
-    AccessoryConfig, AnalysisSettings, AppConfig, CanaryStep, DeploySettings, DockerSettings,
-    HealthCheck, HttpRoute, ImageBuild, ProcessConfig, ProcessImage, SecretSource, Strategy,
-    TlsSource,
+    AccessoryConfig, AnalysisSettings, AppConfig, CanaryStep, CronEntry, DeploySettings,
+    DockerSettings, HealthCheck, HttpRoute, ImageBuild, ProcessConfig, ProcessImage, SecretSource,
+    Strategy, TlsSource,
 };
 
 /// First line of the output. Holds nothing that varies (path, time) so that
@@ -56,6 +56,9 @@ pub(crate) fn to_toml(config: &AppConfig) -> String {
     }
     for process in config.processes.values() {
         process_tables(&mut out, process);
+    }
+    for entry in config.cron.values() {
+        cron_table(&mut out, entry);
     }
     for accessory in config.accessories.values() {
         accessory_tables(&mut out, accessory);
@@ -263,6 +266,16 @@ fn health_table(out: &mut String, process_table: &str, health: &HealthCheck) {
     kv(out, "interval", &duration(health.interval));
     kv(out, "timeout", &duration(health.timeout));
     kv(out, "threshold", &health.threshold.to_string());
+}
+
+fn cron_table(out: &mut String, c: &CronEntry) {
+    header(out, &format!("cron.{}", bare_or_quoted(&c.name)));
+    kv(out, "schedule", &string(c.schedule.expr()));
+    kv(out, "time_zone", &string(c.schedule.time_zone().name()));
+    kv(out, "command", &string(&c.command));
+    kv(out, "process", &string(&c.process));
+    kv(out, "catch_up", &c.catch_up.to_string());
+    kv(out, "timeout", &duration(c.timeout));
 }
 
 fn deploy_table(out: &mut String, deploy: &DeploySettings) {

@@ -14,6 +14,7 @@ use toml::de::DeTable;
 
 use crate::error::{ConfigErrors, Sink};
 
+mod cron;
 mod docker;
 use crate::raw::{
     self, RawAnalysis, RawConfig, RawDeploy, RawEnvVar, RawHealth, RawHttp, RawProcess, RawSteps,
@@ -51,6 +52,11 @@ pub mod defaults {
     /// Ordinary file uploads fit.
     pub const MAX_BODY: u64 = 100 * 1024 * 1024;
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+    /// How long a cron run may take before it is stopped: runs of an app
+    /// queue behind one another (and its deploys behind them), so a hung
+    /// run must not hold the queue for ever.
+    pub const CRON_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+    pub const CRON_CATCH_UP: bool = true;
 
     /// For serde: releases stored before these keys existed.
     pub fn max_body() -> u64 {
@@ -118,7 +124,10 @@ pub(crate) fn with_env_overrides(
 fn resolve(raw: RawConfig, sink: &mut Sink<'_>) -> AppConfig {
     let name = resolve_name(raw.name, sink);
     let runtime = resolve_runtime(raw.runtime, sink);
+    // `raw.processes` is in file order: a cron entry's default process.
+    let first_process = raw.processes.first().map(|p| p.name.value.clone());
     let processes = resolve_processes(raw.processes, runtime, sink);
+    let cron = cron::resolve_cron(raw.cron, first_process.as_deref(), &processes, sink);
     let env = resolve_env(raw.env, "[env]", sink);
     let env_files = resolve_env_files(&raw.env_file, "`env_file`", sink);
     let secret_env_files =
@@ -156,6 +165,7 @@ fn resolve(raw: RawConfig, sink: &mut Sink<'_>) -> AppConfig {
         release_command,
         asset_path,
         processes,
+        cron,
         deploy: resolve_deploy(raw.deploy, sink),
     }
 }
@@ -208,6 +218,17 @@ pub(crate) fn check_name(name: &Sp<String>, what: &str, sink: &mut Sink<'_>) {
             None => sink.error(&name.span, message),
         }
     }
+}
+
+/// Checks an app name given outside a `wharf.toml` (a CLI flag, an API
+/// body): `Err` says what is wrong.
+pub fn validate_app_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !is_valid_name(name) {
+        return Err(format!(
+            "`{name}` is not an app name: use lowercase letters, digits and `-`, not starting with `-`, at most {MAX_NAME_LEN} characters"
+        ));
+    }
+    Ok(())
 }
 
 fn is_valid_name(name: &str) -> bool {

@@ -58,7 +58,7 @@ xyzzy = 3
 "#,
         r#"
 wharf.toml:2:1: unknown top-level key `colour`
-  = hint: valid keys at the top level are `name`, `runtime`, `image`, `build`, `release_command`, `asset_path`, `env`, `env_file`, `secrets`, `processes`, `accessories`, `deploy`
+  = hint: valid keys at the top level are `name`, `runtime`, `image`, `build`, `release_command`, `asset_path`, `env`, `env_file`, `secrets`, `processes`, `accessories`, `cron`, `deploy`
 wharf.toml:5:1: unknown key `xyzzy` in [processes.web]
   = hint: valid keys here are `command`, `image`, `build`, `entrypoint`, `instances`, `stop_timeout`, `env`, `env_file`, `volumes`, `ports`, `http`, `health`, `port`, `memory`, `cpus`, `restart`
 2 errors in wharf.toml
@@ -1215,6 +1215,111 @@ wharf.toml:7:12: volume "storage:storage:ro" in [processes.web] is read-only (`:
 wharf.toml:7:34: volume "data:/abs" in [processes.web] has target `/abs`: under the process runtime it is a path inside the release directory, such as `storage` or `public/uploads`
   = hint: write "NAME:path/in/the/release" (a named volume) or "/host/path:path/in/the/release"
 5 errors in wharf.toml
+"#,
+    ),
+    (
+        "cron: bad schedule, bad time zone, unknown process, empty command, unknown key, all at once",
+        r#"
+name = "shop"
+[processes.web]
+command = "bin/web"
+[processes.worker]
+command = "bin/worker"
+
+[cron.cleanup]
+schedule = "61 * * * *"
+time_zone = "Europe/Pari"
+command = ""
+process = "wrker"
+timout = "1h"
+
+[cron.report]
+schedule = "0 3 * *"
+command = "bin/report"
+process = "db"
+"#,
+        r#"
+wharf.toml:8:12: `schedule` in [cron.cleanup]: invalid cron schedule `61 * * * *`: the minute field `61` is invalid (number out of bounds)
+  = hint: the minute field takes 0-59, lists (`,`), ranges (`-`) and steps (`*/n`)
+wharf.toml:9:13: `time_zone` in [cron.cleanup]: unknown time zone `Europe/Pari`
+  = hint: did you mean `Europe/Paris`?
+wharf.toml:10:11: `command` in [cron.cleanup] must not be empty
+  = hint: give the command to run, e.g. command = "bin/rails cleanup"
+wharf.toml:11:11: `process` in [cron.cleanup] must name a process of this app, found "wrker"
+  = hint: did you mean `worker`?
+wharf.toml:12:1: unknown key `timout` in [cron.cleanup]
+  = hint: did you mean `timeout`?
+wharf.toml:15:12: `schedule` in [cron.report]: the cron schedule `0 3 * *` has 4 fields
+  = hint: write five fields (minute hour day-of-month month day-of-week), e.g. `0 3 * * *` for 03:00 every day, six with seconds first, or `@daily`
+wharf.toml:17:11: `process` in [cron.report] must name a process of this app, found "db"
+  = hint: the processes of this app are `web`, `worker`
+7 errors in wharf.toml
+"#,
+    ),
+    (
+        "cron shapes: missing keys, wrong types, bad names, nicknames, zones and timeouts",
+        r#"
+name = "shop"
+[processes.web]
+command = "bin/web"
+
+[cron.Nightly]
+schedule = "@dayly"
+time_zone = "europe/paris"
+timeout = "0s"
+catch_up = "yes"
+
+[cron.leap]
+schedule = "0 0 30 2 *"
+command = "bin/leap"
+time_zone = "Mars/Olympus"
+
+[cron.tick]
+command = 5
+
+[cron.broken]
+"#,
+        r#"
+wharf.toml:5:1: missing required key `command` in [cron.Nightly]
+  = hint: add command = "...": what to run, e.g. command = "bin/rails cleanup"
+wharf.toml:5:7: cron entry name must be lowercase letters, digits and `-`, not starting with `-`; found "Nightly"
+  = hint: try "nightly"
+wharf.toml:6:12: `schedule` in [cron.Nightly]: `@dayly` is not a schedule wharf knows
+  = hint: use `@hourly`, `@daily`, `@weekly`, `@monthly` or `@yearly`, or five fields such as `0 3 * * *`
+wharf.toml:7:13: `time_zone` in [cron.Nightly]: unknown time zone `europe/paris`
+  = hint: did you mean `Europe/Paris`?
+wharf.toml:8:11: `timeout` in [cron.Nightly] must be greater than 0
+  = hint: write a duration such as "500ms" or "30s"
+wharf.toml:9:12: `catch_up` in [cron.Nightly] must be true or false, found a string
+wharf.toml:12:12: `schedule` in [cron.leap]: the cron schedule `0 0 30 2 *` never fires: no date matches it
+  = hint: check the day-of-month and month fields (e.g. 30 February does not exist)
+wharf.toml:14:13: `time_zone` in [cron.leap]: unknown time zone `Mars/Olympus`
+  = hint: use an IANA time zone name such as `Europe/Berlin`, `America/New_York` or `UTC`
+wharf.toml:16:1: missing required key `schedule` in [cron.tick]
+  = hint: add schedule = "0 3 * * *" (five cron fields) or a nickname such as "@daily"
+wharf.toml:17:11: `command` in [cron.tick] must be a string, found an integer
+wharf.toml:19:1: missing required key `schedule` in [cron.broken]
+  = hint: add schedule = "0 3 * * *" (five cron fields) or a nickname such as "@daily"
+wharf.toml:19:1: missing required key `command` in [cron.broken]
+  = hint: add command = "...": what to run, e.g. command = "bin/rails cleanup"
+12 errors in wharf.toml
+"#,
+    ),
+    (
+        "cron written as something other than tables",
+        r#"
+name = "shop"
+cron = { nightly = "0 3 * * *" }
+crons = 1
+[processes.web]
+command = "bin/web"
+"#,
+        r#"
+wharf.toml:2:20: cron entry `nightly` must be a table, found a string
+  = hint: write [cron.nightly] followed by schedule = "0 3 * * *" and command = "..."
+wharf.toml:3:1: unknown top-level key `crons`
+  = hint: did you mean `cron`?
+2 errors in wharf.toml
 "#,
     ),
 ];

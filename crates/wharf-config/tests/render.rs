@@ -162,6 +162,33 @@ aliases = ["shop_db", "shop-db"]
 volumes = ["db-data:/var/lib/postgresql/data"]
 "#;
 
+/// Cron entries: defaults (the first process in the file, UTC, catch_up,
+/// 1h), and every key written; rendered in name order.
+const CRON: &str = r#"
+name = "shop"
+[processes.worker]
+command = "bin/worker"
+[processes.web]
+command = "bin/web"
+http = {}
+
+[cron.vacuum]
+schedule = "@daily"
+command = "bin/vacuum"
+
+[cron.report]
+schedule = "0 7 * * MON-FRI"
+time_zone = "Europe/Paris"
+command = "bin/report --email 'ops team'"
+process = "web"
+catch_up = false
+timeout = "15m"
+
+[cron.tick]
+schedule = "*/30 * * * * *"
+command = "bin/tick"
+"#;
+
 fn reference() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("wharf.reference.toml");
     std::fs::read_to_string(path).expect("reading wharf.reference.toml")
@@ -198,8 +225,22 @@ fn show_real_app() {
 }
 
 #[test]
+fn show_cron() {
+    insta::assert_snapshot!(parse(CRON).to_toml());
+}
+
+#[test]
 fn rendered_toml_parses_back_to_the_same_config() {
-    for source in [MINIMAL, RICH, BAKE, DOCKER, PREBUILT, REAL, &reference()] {
+    for source in [
+        MINIMAL,
+        RICH,
+        BAKE,
+        DOCKER,
+        PREBUILT,
+        REAL,
+        CRON,
+        &reference(),
+    ] {
         let config = parse(source);
         let rendered = config.to_toml();
         assert_eq!(parse(&rendered), config, "rendered:\n{rendered}");
@@ -211,7 +252,16 @@ fn rendered_toml_parses_back_to_the_same_config() {
 /// The store keeps each release's config as JSON; a rollback reads it back.
 #[test]
 fn stored_json_reads_back_to_the_same_config() {
-    for source in [MINIMAL, RICH, BAKE, DOCKER, PREBUILT, REAL, &reference()] {
+    for source in [
+        MINIMAL,
+        RICH,
+        BAKE,
+        DOCKER,
+        PREBUILT,
+        REAL,
+        CRON,
+        &reference(),
+    ] {
         let config = parse(source);
         let json = serde_json::to_string(&config).unwrap();
         let back: wharf_config::AppConfig = serde_json::from_str(&json).unwrap();

@@ -379,7 +379,13 @@ fn reference_file_parses() {
         config.deploy.notify.as_deref(),
         Some("http://127.0.0.1:9000/hooks/wharf")
     );
+    let cleanup = &config.cron["cleanup"];
+    assert_eq!(cleanup.schedule.expr(), "0 3 * * *");
+    assert_eq!(cleanup.schedule.time_zone().name(), "Europe/Paris");
+    assert_eq!(cleanup.process, "worker");
     // Everything else in it is a default, spelled out.
+    assert!(cleanup.catch_up);
+    assert_eq!(cleanup.timeout, Duration::from_secs(3600));
     assert_eq!(config.deploy.retain, 5);
     assert_eq!(config.deploy.strategy, Strategy::default());
     assert_eq!(config.deploy.analysis, AnalysisSettings::default());
@@ -593,4 +599,141 @@ volumes = ["./config/my.cnf:/etc/mysql/my.cnf:ro"]
         config.accessories["db"].volumes[0].source,
         "/srv/shop/config/my.cnf"
     );
+}
+
+/// `[cron.NAME]` with only the required keys: every default filled in.
+#[test]
+fn cron_defaults_are_filled_in() {
+    let config = parse(
+        r#"
+name = "shop"
+[processes.worker]
+command = "bin/worker"
+[processes.web]
+command = "bin/web"
+[cron.cleanup]
+schedule = "0 3 * * *"
+command = "bin/rails cleanup"
+"#,
+    );
+    let names: Vec<&String> = config.cron.keys().collect();
+    assert_eq!(names, ["cleanup"]);
+    let entry = &config.cron["cleanup"];
+    assert_eq!(entry.name, "cleanup");
+    assert_eq!(entry.schedule.expr(), "0 3 * * *");
+    assert_eq!(entry.schedule.time_zone().name(), "UTC");
+    assert_eq!(entry.command, "bin/rails cleanup");
+    // The first process in the file, not the first by name.
+    assert_eq!(entry.process, "worker");
+    assert!(entry.catch_up);
+    assert_eq!(entry.timeout, Duration::from_secs(3600));
+    // No cron at all is an empty map.
+    assert!(parse(MINIMAL).cron.is_empty());
+}
+
+#[test]
+fn cron_keys_are_resolved() {
+    let config = parse(&format!(
+        r#"{MINIMAL}[processes.worker]
+command = "bin/worker"
+[cron.report]
+schedule = "*/15 9-17 * * MON-FRI"
+time_zone = "America/New_York"
+command = "bin/report --all"
+process = "worker"
+catch_up = false
+timeout = "1h 30m"
+"#
+    ));
+    let entry = &config.cron["report"];
+    assert_eq!(entry.schedule.expr(), "*/15 9-17 * * MON-FRI");
+    assert_eq!(entry.schedule.time_zone().name(), "America/New_York");
+    assert_eq!(entry.command, "bin/report --all");
+    assert_eq!(entry.process, "worker");
+    assert!(!entry.catch_up);
+    assert_eq!(entry.timeout, Duration::from_secs(5400));
+}
+
+/// 2024-01-01T00:00:00Z, a Monday, in milliseconds.
+const NEW_YEAR_2024: i64 = 1_704_067_200_000;
+const HOUR_MS: i64 = 3_600_000;
+
+#[test]
+fn cron_schedule_forms() {
+    let next = |schedule: &str| {
+        let config = parse(&format!(
+            "{MINIMAL}[cron.job]\nschedule = \"{schedule}\"\ncommand = \"bin/job\"\n"
+        ));
+        let s = &config.cron["job"].schedule;
+        (s.has_seconds(), s.next_after(NEW_YEAR_2024))
+    };
+    let at = |ms: i64| (false, Some(NEW_YEAR_2024 + ms));
+    // Five fields.
+    assert_eq!(next("0 3 * * *"), at(3 * HOUR_MS));
+    assert_eq!(next("30 * * * *"), at(HOUR_MS / 2));
+    // Nicknames.
+    assert_eq!(next("@hourly"), at(HOUR_MS));
+    assert_eq!(next("@daily"), at(24 * HOUR_MS));
+    assert_eq!(next("@midnight"), at(24 * HOUR_MS));
+    assert_eq!(next("@weekly"), at(6 * 24 * HOUR_MS));
+    assert_eq!(next("@monthly"), at(31 * 24 * HOUR_MS));
+    assert_eq!(next("@yearly"), at(366 * 24 * HOUR_MS));
+    assert_eq!(next("@annually"), next("@yearly"));
+    // Six fields: seconds first.
+    assert_eq!(next("*/10 * * * * *"), (true, Some(NEW_YEAR_2024 + 10_000)));
+    assert_eq!(
+        next("15 0 3 * * *"),
+        (true, Some(NEW_YEAR_2024 + 3 * HOUR_MS + 15_000))
+    );
+}
+
+#[test]
+fn cron_time_zone_is_applied() {
+    let entry = |tz: &str| {
+        let config = parse(&format!(
+            "{MINIMAL}[cron.job]\nschedule = \"0 3 * * *\"\n{tz}command = \"bin/job\"\n"
+        ));
+        config.cron["job"].schedule.clone()
+    };
+    let utc = entry("");
+    let paris = entry("time_zone = \"Europe/Paris\"\n");
+    assert_eq!(paris.time_zone().name(), "Europe/Paris");
+    assert_eq!(entry("time_zone = \"UTC\"\n"), utc);
+    // 03:00 in Paris is 02:00 UTC in winter (CET) and 01:00 UTC in summer.
+    assert_eq!(
+        utc.next_after(NEW_YEAR_2024),
+        Some(NEW_YEAR_2024 + 3 * HOUR_MS)
+    );
+    assert_eq!(
+        paris.next_after(NEW_YEAR_2024),
+        Some(NEW_YEAR_2024 + 2 * HOUR_MS)
+    );
+    let july_first = 1_719_792_000_000; // 2024-07-01T00:00:00Z
+    assert_eq!(paris.next_after(july_first), Some(july_first + HOUR_MS));
+}
+
+#[test]
+fn cron_entries_survive_json() {
+    let config = parse(&format!(
+        "{MINIMAL}[cron.cleanup]\nschedule = \"@daily\"\ntime_zone = \"Europe/Paris\"\ncommand = \"bin/cleanup\"\ntimeout = \"10m\"\n"
+    ));
+    let json = serde_json::to_value(&config).unwrap();
+    assert_eq!(
+        json["cron"]["cleanup"],
+        serde_json::json!({
+            "name": "cleanup",
+            "schedule": { "expr": "@daily", "time_zone": "Europe/Paris" },
+            "command": "bin/cleanup",
+            "process": "web",
+            "catch_up": true,
+            "timeout": "10m"
+        })
+    );
+    let back: AppConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(back, config);
+    // Configs without cron entries store none, and read back without any.
+    let json = serde_json::to_value(parse(MINIMAL)).unwrap();
+    assert!(json.get("cron").is_none());
+    let back: AppConfig = serde_json::from_value(json).unwrap();
+    assert!(back.cron.is_empty());
 }

@@ -368,7 +368,7 @@ impl Engine {
     }
 
     /// The serving release of `app`: its number, config and directory.
-    fn serving_release(
+    pub(crate) fn serving_release(
         &self,
         app: &str,
     ) -> Result<(i64, AppConfig, std::path::PathBuf), DeployError> {

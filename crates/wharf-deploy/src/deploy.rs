@@ -32,6 +32,8 @@ pub(crate) struct Run {
     pub(crate) pause: bool,
     /// Where to POST a notice of an automatic rollback.
     pub(crate) notify: Option<String>,
+    /// Set when the job running this asks it to stop.
+    pub(crate) cancel: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Run {
@@ -50,12 +52,28 @@ impl Run {
         step: Step,
         detail: Option<String>,
     ) -> Result<(), DeployError> {
+        self.check_cancel()?;
         engine
             .store
             .transition(self.deploy, step.as_str(), detail.as_deref())?;
         tracing::info!(app = %self.app.name, deploy = self.deploy, step = step.as_str(), detail = detail.as_deref().unwrap_or(""), "deploy step");
         self.send(Progress::Step { step, detail });
         failpoint(step, self.release).await;
+        Ok(())
+    }
+
+    /// A cancel stops the run at a step boundary (and just before the
+    /// switch), before the commit point only: after the switch, it finishes.
+    pub(crate) fn check_cancel(&self) -> Result<(), DeployError> {
+        if !self.switched
+            && let Some(cancel) = &self.cancel
+            && *cancel.borrow()
+        {
+            return Err(DeployError::Cancelled {
+                app: self.app.name.clone(),
+                kind: self.kind.to_string(),
+            });
+        }
         Ok(())
     }
 
@@ -73,8 +91,21 @@ impl Engine {
         req: DeployRequest,
         tx: Option<ProgressTx>,
     ) -> Result<DeployReport, DeployError> {
-        let result = self.deploy_inner(req, tx.clone()).await;
+        let result = self.deploy_inner(req, tx.clone(), None).await;
         finished(tx.as_ref(), &result);
+        result
+    }
+
+    /// [`Engine::deploy`] as a job runs it: stopped at its next step
+    /// before the switch once `cancel` says so.
+    pub(crate) async fn deploy_job(
+        self: &Arc<Self>,
+        req: DeployRequest,
+        tx: ProgressTx,
+        cancel: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<DeployReport, DeployError> {
+        let result = self.deploy_inner(req, Some(tx.clone()), Some(cancel)).await;
+        finished(Some(&tx), &result);
         result
     }
 
@@ -82,6 +113,7 @@ impl Engine {
         self: &Arc<Self>,
         req: DeployRequest,
         tx: Option<ProgressTx>,
+        cancel: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Result<DeployReport, DeployError> {
         let config = request_config(&req.source_dir, &req.env)?;
         let source =
@@ -93,6 +125,7 @@ impl Engine {
         let _guard = self.acquire(&lock, &app, req.wait).await?;
         let app = self.store.app(&app.name)?;
         let mut run = self.begin(app, DeployKind::Deploy, None, tx)?;
+        run.cancel = cancel;
         run.pause = req.pause;
         run.notify = config.deploy.notify.clone();
         let (version, image) = (req.version, req.image);
@@ -111,8 +144,25 @@ impl Engine {
         wait: bool,
         tx: Option<ProgressTx>,
     ) -> Result<DeployReport, DeployError> {
-        let result = self.rollback_inner(app, target, wait, tx.clone()).await;
+        let result = self
+            .rollback_inner(app, target, wait, tx.clone(), None)
+            .await;
         finished(tx.as_ref(), &result);
+        result
+    }
+
+    /// [`Engine::rollback`] as a job runs it (see [`Engine::deploy_job`]).
+    pub(crate) async fn rollback_job(
+        self: &Arc<Self>,
+        app: &str,
+        target: Option<i64>,
+        tx: ProgressTx,
+        cancel: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<DeployReport, DeployError> {
+        let result = self
+            .rollback_inner(app, target, true, Some(tx.clone()), Some(cancel))
+            .await;
+        finished(Some(&tx), &result);
         result
     }
 
@@ -122,13 +172,15 @@ impl Engine {
         target: Option<i64>,
         wait: bool,
         tx: Option<ProgressTx>,
+        cancel: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Result<DeployReport, DeployError> {
         let app = self.store.app(app)?;
         let lock = self.app_lock(&app.name);
         let _guard = self.acquire(&lock, &app, wait).await?;
         let app = self.store.app(&app.name)?;
         let target = self.rollback_target(&app, target)?;
-        let run = self.begin(app, DeployKind::Rollback, Some(target), tx)?;
+        let mut run = self.begin(app, DeployKind::Rollback, Some(target), tx)?;
+        run.cancel = cancel;
         self.run(run, |engine, run| {
             Box::pin(engine.activate_steps(run, target))
         })
@@ -196,6 +248,7 @@ impl Engine {
             switched: false,
             pause: false,
             notify: None,
+            cancel: None,
         })
     }
 
@@ -512,6 +565,13 @@ impl Engine {
         Ok((config, dir))
     }
 
+    /// The release a rollback of `app` to `target` would go to, or why
+    /// there is none (checked before such a job is queued).
+    pub fn check_rollback(&self, app: &str, target: Option<i64>) -> Result<i64, DeployError> {
+        let app = self.store.app(app)?;
+        self.rollback_target(&app, target)
+    }
+
     fn rollback_target(&self, app: &AppRow, target: Option<i64>) -> Result<i64, DeployError> {
         let none = |why: &str| DeployError::NoRollbackTarget {
             app: app.name.clone(),
@@ -599,6 +659,13 @@ impl Engine {
         new: Arc<LiveRelease>,
     ) -> Result<usize, DeployError> {
         let number = new.number;
+        // The last moment a cancel can take effect: the new release's
+        // instances go, and the old one keeps serving.
+        if let Err(cancelled) = run.check_cancel() {
+            let specs: Vec<_> = new.instances.iter().map(|i| i.spec.clone()).collect();
+            self.stop_instances(&specs).await;
+            return Err(cancelled);
+        }
         // Store first (Invariant 3), then the table swap (Invariant 2).
         self.store.switch(run.deploy, run.app.id, number)?;
         run.switched = true;
@@ -824,7 +891,7 @@ pub(crate) async fn finish_forwarding(forward: Option<tokio::task::JoinHandle<()
 
 /// The git revision of `dir`, `-dirty` when its tree has changes; `None`
 /// outside a git checkout or without git.
-async fn git_revision(dir: &Path) -> Option<String> {
+pub async fn git_revision(dir: &Path) -> Option<String> {
     let git = |args: &[&str]| {
         let mut cmd = tokio::process::Command::new("git");
         cmd.arg("-C")

@@ -2,6 +2,20 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
+    #[error("{0}")]
+    QueueFull(String),
+    #[error(
+        "the {kind} of {app} was cancelled on request before it switched; the release that served before keeps serving"
+    )]
+    Cancelled { app: String, kind: String },
+    #[error("internal error: {0}; please report it")]
+    Internal(String),
+    #[error("{app} has no cron entry `{entry}` (entries: {known}); `wharf cron list` shows them")]
+    NoCronEntry {
+        app: String,
+        entry: String,
+        known: String,
+    },
     #[error(transparent)]
     Config(#[from] wharf_config::LoadError),
     #[error("{0}")]

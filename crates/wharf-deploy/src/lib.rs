@@ -31,8 +31,10 @@ pub mod analysis;
 mod assets;
 mod certificates;
 mod containers;
+mod cron;
 mod deploy;
 mod error;
+mod jobs;
 mod live;
 mod maintenance;
 mod metrics;
@@ -48,7 +50,9 @@ mod volumes;
 
 pub use certificates::Certificates;
 pub use containers::AccessoryAction;
+pub use deploy::git_revision;
 pub use error::DeployError;
+pub use jobs::{JobArgs, LEASE, Submitted};
 pub use progress::{DeployReport, Progress};
 pub use progressive::{Control, ProgressiveStatus, ReleaseTraffic};
 pub use recover::{RecoveryPlan, RecoveryReport, RecoveryTx};
@@ -95,6 +99,8 @@ pub struct Engine {
     adoptable: Mutex<HashMap<String, (String, u16)>>,
     /// The server's certificates, once it has them (see [`Engine::set_certificates`]).
     certificates: std::sync::OnceLock<Certificates>,
+    /// The job queue's followers and runner (see [`jobs`]).
+    jobs: jobs::Hub,
 }
 
 impl Engine {
@@ -115,6 +121,7 @@ impl Engine {
             progressive: Mutex::new(HashMap::new()),
             adoptable: Mutex::new(HashMap::new()),
             certificates: std::sync::OnceLock::new(),
+            jobs: jobs::Hub::default(),
         });
         tokio::spawn(recover::record_runtime_events(Arc::downgrade(&engine)));
         tokio::spawn(progressive::record_release_metrics(Arc::downgrade(&engine)));

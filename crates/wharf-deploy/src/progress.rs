@@ -8,6 +8,9 @@ use crate::Step;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Progress {
+    /// The job is queued (as `job`); `behind`: the app's running job it
+    /// waits for.
+    Queued { job: i64, behind: Option<i64> },
     /// The deploy has a number and a target release.
     Started {
         deploy: i64,

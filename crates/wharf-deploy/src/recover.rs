@@ -207,6 +207,9 @@ impl Engine {
                 None => {}
             }
         }
+        // Every app is back: the job queue may run (its jobs queued
+        // meanwhile, and those a dead runner held).
+        self.jobs.set_ready();
         report
     }
 

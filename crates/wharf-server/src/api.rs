@@ -5,8 +5,8 @@
 //! | method & path | body | answer |
 //! |---|---|---|
 //! | `GET /v1/status` | | [`StatusResponse`] |
-//! | `POST /v1/deploys` | [`DeployBody`] | NDJSON stream of [`Progress`], ending with `finished` |
-//! | `POST /v1/apps/{app}/rollback` | [`RollbackBody`] | NDJSON stream of [`Progress`] |
+//! | `POST /v1/deploys` | [`DeployBody`] | NDJSON stream of [`Progress`]: `queued` (the job), then the deploy's, ending with `finished`; 429 when the queue is full |
+//! | `POST /v1/apps/{app}/rollback` | [`RollbackBody`] | NDJSON stream of [`Progress`], as a deploy's |
 //! | `POST /v1/apps/{app}/promote` | | 204; 409 when no canary waits |
 //! | `POST /v1/apps/{app}/abort` | | 204; 409 when no canary runs |
 //! | `GET /v1/apps/{app}/releases` | | `[`[`ReleaseInfo`]`]` |
@@ -23,6 +23,24 @@
 //! | `DELETE /v1/apps/{app}?volumes=B` | | [`RemovedApp`]; 409 while a deploy of it runs |
 //! | `GET /v1/apps/{app}/volumes` | | `[`[`VolumeView`]`]` |
 //! | `DELETE /v1/apps/{app}/volumes/{name}` | | 204; 409 while the running config mounts it |
+//! | `GET /v1/sources/{sha256}` | | [`SourceUploaded`]; 404 when not uploaded |
+//! | `PUT /v1/sources/{sha256}` | the app directory as a tar archive (see `wharf-source`) | [`SourceUploaded`]; 400 for a bad archive, 413 over the limit |
+//! | `GET /v1/jobs?app=A&limit=N` | | `[`[`JobInfo`]`]`, newest first |
+//! | `GET /v1/jobs/{id}` | | [`JobView`] |
+//! | `GET /v1/jobs/{id}/logs?after=SEQ&follow=B` | | NDJSON stream of [`JobLogLine`] |
+//! | `POST /v1/jobs/{id}/cancel` | | [`JobCancelled`]; 409 when it already ended |
+//! | `GET /v1/apps/{app}/cron` | | `[`[`CronView`]`]` |
+//! | `GET /v1/apps/{app}/cron/{name}/runs?limit=N` | | `[`[`JobInfo`]`]`, newest first |
+//! | `POST /v1/apps/{app}/cron/{name}/run` | | [`CronQueued`] |
+//! | `GET /v1/tokens` | | `[`[`TokenInfo`]`]` (never a secret) |
+//! | `POST /v1/tokens` | [`TokenBody`] | [`TokenCreated`], the only time the secret is shown |
+//! | `DELETE /v1/tokens/{id}` | | 204; 404 when there is no such token |
+//!
+//! Over `https://` (`wharf server --api ADDR`) every request needs
+//! `Authorization: Bearer <token>`: 401 for no, an unknown, revoked or
+//! expired token, 403 when its scope or app does not cover the endpoint,
+//! 429 after too many failures from one address. A remote caller cannot
+//! name a directory on the server (`source_dir`).
 //!
 //! Accessory endpoints read the app's `wharf.toml` from `source_dir` when
 //! given (so accessories can boot before the first deploy, or with an
@@ -41,6 +59,78 @@ pub use wharf_deploy::{
     RouteStatus, Step, VolumeView,
 };
 pub use wharf_runtime::{AccessoryStatus, PruneReport, RemovedApp};
+pub use wharf_store::TokenRow as TokenInfo;
+
+pub use wharf_store::{JobLogRow as JobLogLine, JobRow as JobInfo, JobStepRow as JobStep};
+
+/// `GET /v1/jobs/{id}`: the job and its recorded steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    pub job: JobInfo,
+    pub steps: Vec<JobStep>,
+}
+
+/// A cron entry of an app's serving release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronView {
+    pub name: String,
+    pub schedule: String,
+    pub time_zone: String,
+    pub command: String,
+    pub process: String,
+    pub catch_up: bool,
+    /// When it runs next (ms since the epoch).
+    pub next_ms: Option<i64>,
+    /// Its latest run (or skip).
+    pub last: Option<JobInfo>,
+}
+
+/// `POST /v1/apps/{app}/cron/{name}/run`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronQueued {
+    pub job: i64,
+}
+
+/// `POST /v1/jobs/{id}/cancel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCancelled {
+    pub job: i64,
+    pub message: String,
+}
+
+/// An uploaded source, kept by the server under its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceUploaded {
+    pub sha256: String,
+    /// Files and bytes unpacked (`None` when it was already there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenBody {
+    /// What the token is for (shown by `token list`).
+    #[serde(default)]
+    pub name: String,
+    /// `read`, `deploy` or `admin`.
+    pub scope: String,
+    /// Limit it to one app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// Expire it this many seconds from now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_secs: Option<u64>,
+}
+
+/// A token just made: its row, and the secret to show once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    pub token: TokenInfo,
+    pub secret: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerInfo {
@@ -55,6 +145,12 @@ pub struct ServerInfo {
     /// Where `/metrics` is served.
     pub admin: SocketAddr,
     pub socket: PathBuf,
+    /// Where the API is served over https (`--api`), if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<SocketAddr>,
+    /// The SHA-256 fingerprint of the https API's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_fingerprint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,8 +161,13 @@ pub struct StatusResponse {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployBody {
-    /// Absolute path of the app's source directory, on the server's machine.
-    pub source_dir: PathBuf,
+    /// Absolute path of the app's source directory, on the server's machine
+    /// (local callers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_dir: Option<PathBuf>,
+    /// Or: the SHA-256 of a source uploaded with `PUT /v1/sources/{sha256}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]

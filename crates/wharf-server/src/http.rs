@@ -15,16 +15,19 @@ use serde::Deserialize;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use wharf_config::AppConfig;
-use wharf_deploy::{AccessoryAction, DeployError, DeployRequest, Engine, Progress};
+use wharf_deploy::{AccessoryAction, DeployError, Engine, JobArgs};
 use wharf_runtime::Runtime;
 use wharf_store::{ReleaseStatus, StoreError};
 
 use crate::api::*;
+use crate::remote::Caller;
 
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     pub engine: Arc<Engine>,
     pub info: ServerInfo,
+    /// Bytes of file content an uploaded source may hold.
+    pub upload_limit: u64,
 }
 
 pub(crate) fn api_router(state: AppState) -> axum::Router {
@@ -58,6 +61,21 @@ pub(crate) fn api_router(state: AppState) -> axum::Router {
         .route("/v1/prune", post(prune))
         .route("/v1/certs", get(certs))
         .route("/v1/apps/{app}", axum::routing::delete(remove_app))
+        .route(
+            "/v1/sources/{sha256}",
+            get(crate::sources::get)
+                .put(crate::sources::put)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/v1/apps/{app}/cron", get(crate::cron::list))
+        .route("/v1/apps/{app}/cron/{name}/runs", get(crate::cron::runs))
+        .route("/v1/apps/{app}/cron/{name}/run", post(crate::cron::run))
+        .route("/v1/jobs", get(crate::jobs::list))
+        .route("/v1/jobs/{id}", get(crate::jobs::show))
+        .route("/v1/jobs/{id}/logs", get(crate::jobs::logs))
+        .route("/v1/jobs/{id}/cancel", post(crate::jobs::cancel))
+        .route("/v1/tokens", get(tokens).post(create_token))
+        .route("/v1/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/v1/apps/{app}/volumes", get(volumes))
         .route(
             "/v1/apps/{app}/volumes/{name}",
@@ -94,7 +112,7 @@ pub(crate) fn admin_router(registry: Arc<prometheus_client::registry::Registry>)
 }
 
 /// An API error: status and a message that says what to do.
-pub(crate) struct Failure(StatusCode, String);
+pub(crate) struct Failure(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
@@ -120,26 +138,63 @@ async fn status(State(s): State<AppState>) -> Result<Json<StatusResponse>, Failu
     }))
 }
 
-async fn deploy(State(s): State<AppState>, Json(body): Json<DeployBody>) -> Response {
-    if !body.source_dir.is_absolute() {
-        return Failure(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "source_dir must be an absolute path, got {}",
-                body.source_dir.display()
-            ),
-        )
-        .into_response();
+async fn deploy(
+    State(s): State<AppState>,
+    caller: Caller,
+    Json(body): Json<DeployBody>,
+) -> Response {
+    let source_dir = match (&body.source_dir, &body.upload) {
+        (Some(dir), None) => {
+            if let Err(f) = caller.may_name_server_paths() {
+                return f.into_response();
+            }
+            if !dir.is_absolute() {
+                return Failure(
+                    StatusCode::BAD_REQUEST,
+                    format!("source_dir must be an absolute path, got {}", dir.display()),
+                )
+                .into_response();
+            }
+            dir.clone()
+        }
+        (None, Some(sha256)) => match crate::sources::source_dir(&s.info.data_dir, sha256) {
+            Ok(dir) if dir.is_dir() => dir,
+            Ok(_) => {
+                return Failure(
+                    StatusCode::NOT_FOUND,
+                    format!("no source {sha256} was uploaded; PUT /v1/sources/{sha256} first"),
+                )
+                .into_response();
+            }
+            Err(f) => return f.into_response(),
+        },
+        _ => {
+            return Failure(
+                StatusCode::BAD_REQUEST,
+                "a deploy names its source: `source_dir` (local callers) or `upload` (the hash of an uploaded source), one of them".into(),
+            )
+            .into_response();
+        }
+    };
+    // The app it is: an app-limited token deploys only its app.
+    let app = match AppConfig::load(&source_dir) {
+        Ok(config) => config.name,
+        Err(e) => return Failure(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    if let Err(f) = caller.may_use_app(&app) {
+        return f.into_response();
     }
-    let req = DeployRequest {
-        source_dir: body.source_dir,
+    let args = JobArgs::Deploy {
+        source_dir,
         env: body.env,
-        wait: body.wait,
         pause: body.pause,
         version: body.version,
         image: body.image,
     };
-    progress_stream(move |tx| async move { s.engine.deploy(req, Some(tx)).await })
+    match s.engine.submit(&app, args) {
+        Ok(submitted) => ndjson(submitted.progress),
+        Err(e) => engine_failure(e).into_response(),
+    }
 }
 
 async fn rollback(
@@ -147,11 +202,18 @@ async fn rollback(
     Path(app): Path<String>,
     Json(body): Json<RollbackBody>,
 ) -> Response {
-    progress_stream(move |tx| async move {
-        s.engine
-            .rollback(&app, body.release, body.wait, Some(tx))
-            .await
-    })
+    if let Err(e) = s.engine.check_rollback(&app, body.release) {
+        return engine_failure(e).into_response();
+    }
+    match s.engine.submit(
+        &app,
+        JobArgs::Rollback {
+            release: body.release,
+        },
+    ) {
+        Ok(submitted) => ndjson(submitted.progress),
+        Err(e) => engine_failure(e).into_response(),
+    }
 }
 
 async fn control(
@@ -166,19 +228,7 @@ async fn control(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Runs a deploy in its own task (a client that goes away does not stop
-/// it) and streams its progress as NDJSON.
-fn progress_stream<F, Fut>(f: F) -> Response
-where
-    F: FnOnce(wharf_deploy::ProgressTx) -> Fut,
-    Fut: Future<Output = Result<wharf_deploy::DeployReport, DeployError>> + Send + 'static,
-{
-    let (tx, rx) = mpsc::unbounded_channel::<Progress>();
-    tokio::spawn(f(tx));
-    ndjson(rx)
-}
-
-fn ndjson<T: Serialize + Send + 'static>(rx: mpsc::UnboundedReceiver<T>) -> Response {
+pub(crate) fn ndjson<T: Serialize + Send + 'static>(rx: mpsc::UnboundedReceiver<T>) -> Response {
     let body = stream::unfold(rx, |mut rx| async move {
         let item = rx.recv().await?;
         let mut line = serde_json::to_vec(&item).unwrap_or_default();
@@ -301,7 +351,7 @@ async fn logs(
 
 /// Engine errors the client caused (unknown names, nothing serving) are
 /// 4xx; the rest (engine unreachable, store) 5xx.
-fn engine_failure(e: DeployError) -> Failure {
+pub(crate) fn engine_failure(e: DeployError) -> Failure {
     let status = match &e {
         DeployError::NoAccessory { .. }
         | DeployError::NoProcess { .. }
@@ -310,6 +360,8 @@ fn engine_failure(e: DeployError) -> Failure {
         DeployError::VolumeInUse { .. } => StatusCode::CONFLICT,
         DeployError::Config(_) | DeployError::Secret { .. } => StatusCode::BAD_REQUEST,
         DeployError::InProgress { .. } => StatusCode::CONFLICT,
+        DeployError::QueueFull(_) => StatusCode::TOO_MANY_REQUESTS,
+        DeployError::NoRollbackTarget { .. } => StatusCode::CONFLICT,
         DeployError::Store(StoreError::NoSuchApp(_)) => StatusCode::NOT_FOUND,
         DeployError::Runtime(wharf_runtime::RuntimeError::Unsupported { .. }) => {
             StatusCode::BAD_REQUEST
@@ -323,20 +375,25 @@ fn engine_failure(e: DeployError) -> Failure {
 /// the one its serving (or newest) release was made with.
 fn app_config(
     s: &AppState,
+    caller: &Caller,
     app: &str,
     source_dir: Option<&std::path::Path>,
 ) -> Result<AppConfig, Failure> {
-    app_source(s, app, source_dir).map(|(config, _)| config)
+    app_source(s, caller, app, source_dir).map(|(config, _)| config)
 }
 
 /// [`app_config`], and the directory it was read from.
 fn app_source(
     s: &AppState,
+    caller: &Caller,
     app: &str,
     source_dir: Option<&std::path::Path>,
 ) -> Result<(AppConfig, std::path::PathBuf), Failure> {
     let dir = match source_dir {
-        Some(dir) => dir.to_path_buf(),
+        Some(dir) => {
+            caller.may_name_server_paths()?;
+            dir.to_path_buf()
+        }
         None => return s.engine.app_config(app).map_err(engine_failure),
     };
     let config = AppConfig::load(&dir)
@@ -362,10 +419,11 @@ struct SourceQuery {
 
 async fn accessories(
     State(s): State<AppState>,
+    caller: Caller,
     Path(app): Path<String>,
     Query(q): Query<SourceQuery>,
 ) -> Result<Json<Vec<AccessoryStatus>>, Failure> {
-    let config = app_config(&s, &app, q.source_dir.as_deref())?;
+    let config = app_config(&s, &caller, &app, q.source_dir.as_deref())?;
     Ok(Json(
         s.engine
             .accessories(&config)
@@ -376,6 +434,7 @@ async fn accessories(
 
 async fn accessory(
     State(s): State<AppState>,
+    caller: Caller,
     Path((app, name, action)): Path<(String, String, String)>,
     Json(body): Json<AccessoryBody>,
 ) -> Result<Json<AccessoryStatus>, Failure> {
@@ -392,7 +451,7 @@ async fn accessory(
             ));
         }
     };
-    let (config, dir) = app_source(&s, &app, body.source_dir.as_deref())?;
+    let (config, dir) = app_source(&s, &caller, &app, body.source_dir.as_deref())?;
     Ok(Json(
         s.engine
             .accessory(&config, &dir, &name, action)
@@ -411,10 +470,11 @@ struct AccessoryLogsQuery {
 
 async fn accessory_logs(
     State(s): State<AppState>,
+    caller: Caller,
     Path((app, name)): Path<(String, String)>,
     Query(q): Query<AccessoryLogsQuery>,
 ) -> Result<Response, Failure> {
-    let config = app_config(&s, &app, q.source_dir.as_deref())?;
+    let config = app_config(&s, &caller, &app, q.source_dir.as_deref())?;
     let (tx, mut rx) = mpsc::channel::<wharf_runtime::LogLine>(256);
     let engine = s.engine.clone();
     let tail = q.tail.unwrap_or(100).min(100_000);
@@ -594,4 +654,54 @@ async fn certs(State(s): State<AppState>) -> Result<Json<Vec<CertView>>, Failure
 
 async fn prune(State(s): State<AppState>) -> Result<Json<PruneReport>, Failure> {
     Ok(Json(s.engine.prune().await.map_err(engine_failure)?))
+}
+
+async fn tokens(State(s): State<AppState>) -> Result<Json<Vec<TokenInfo>>, Failure> {
+    Ok(Json(s.engine.store().tokens()?))
+}
+
+async fn create_token(
+    State(s): State<AppState>,
+    Json(body): Json<TokenBody>,
+) -> Result<Json<TokenCreated>, Failure> {
+    let scope: wharf_auth::Scope = body
+        .scope
+        .parse()
+        .map_err(|m| Failure(StatusCode::BAD_REQUEST, m))?;
+    if let Some(app) = &body.app {
+        wharf_config::validate_app_name(app).map_err(|m| Failure(StatusCode::BAD_REQUEST, m))?;
+    }
+    let made = wharf_auth::token::generate()
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let expires_ms = body
+        .expires_in_secs
+        .map(|secs| wharf_store::now_ms().saturating_add(secs.saturating_mul(1000) as i64));
+    let row = s.engine.store().create_token(&wharf_store::NewToken {
+        id: &made.id,
+        secret_hash: &made.secret_hash,
+        name: &body.name,
+        scope: scope.as_str(),
+        app: body.app.as_deref(),
+        expires_ms,
+    })?;
+    tracing::info!(token = %row.id, scope = %row.scope, app = ?row.app, "API token created");
+    Ok(Json(TokenCreated {
+        token: row,
+        secret: made.plain,
+    }))
+}
+
+async fn revoke_token(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Failure> {
+    if s.engine.store().revoke_token(&id)? {
+        tracing::info!(token = %id, "API token revoked");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Failure(
+            StatusCode::NOT_FOUND,
+            format!("no token `{id}`; `wharf token list` shows them"),
+        ))
+    }
 }

@@ -31,9 +31,13 @@ use wharf_store::Store;
 
 pub mod api;
 pub mod client;
+mod cron;
 mod http;
+mod jobs;
 mod lock;
+mod remote;
 pub mod settings;
+mod sources;
 
 pub use api::ServerInfo;
 
@@ -57,6 +61,10 @@ pub struct ServerOptions {
     pub https_addr: Option<SocketAddr>,
     /// Admin listen address for `/metrics`.
     pub admin_addr: SocketAddr,
+    /// Where to serve the API over https with tokens, if anywhere.
+    pub api_addr: Option<SocketAddr>,
+    /// Bytes of file content an uploaded source may hold.
+    pub upload_limit: u64,
     /// How certificates are ordered.
     pub acme: settings::AcmeSettings,
     pub proxy: ProxyConfig,
@@ -150,6 +158,16 @@ impl Server {
             None => None,
         };
         let admin_listener = bind("the admin address", opts.admin_addr).await?;
+        let api_tls_listener = match opts.api_addr {
+            Some(addr) => Some(bind("the API address", addr).await?),
+            None => None,
+        };
+        let api_identity = match api_tls_listener {
+            Some(_) => Some(wharf_tls::ApiIdentity::load_or_create(
+                &data_dir.join(TLS_DIR),
+            )?),
+            None => None,
+        };
         let socket = data_dir.join(SOCKET_FILE);
         if socket.as_os_str().len() > 107 {
             return Err(ServerError::SocketPath(socket));
@@ -177,6 +195,8 @@ impl Server {
             https: https_listener.as_ref().map(local_addr),
             admin: local_addr(&admin_listener),
             socket: socket.clone(),
+            api: api_tls_listener.as_ref().map(local_addr),
+            api_fingerprint: api_identity.as_ref().map(|i| i.fingerprint.clone()),
         };
 
         // Certificates: `<data>/tls` (keys and the ACME account mode 0600).
@@ -226,6 +246,9 @@ impl Server {
         // The store half of recovery, before anything answers: open deploys
         // closed, every app to restore marked restoring (503 + Retry-After).
         let plan = engine.prepare_recovery()?;
+        // Jobs a dead runner held go back to the queue; the runner below
+        // resumes them once the restores have the apps back.
+        engine.resume_jobs()?;
         let restoring = plan.restores();
         if let Some(listener) = https_listener {
             let (proxy, shutdown) = (proxy.clone(), until_stop(stopped.clone()));
@@ -249,7 +272,16 @@ impl Server {
         let state = http::AppState {
             engine: engine.clone(),
             info: info.clone(),
+            upload_limit: opts.upload_limit,
         };
+        if let (Some(listener), Some(identity)) = (api_tls_listener, &api_identity) {
+            let auth = remote::Auth::new(engine.store().clone());
+            let router = http::api_router(state.clone()).layer(
+                axum::middleware::from_fn_with_state(auth, remote::require_token),
+            );
+            let (tls, shutdown) = (identity.server_config(), until_stop(stopped.clone()));
+            tasks.push(tokio::spawn(remote::serve(listener, tls, router, shutdown)));
+        }
         tasks.push(tokio::spawn({
             let shutdown = until_stop(stopped.clone());
             async move {
@@ -272,6 +304,10 @@ impl Server {
                 }
             }
         }));
+        // The job runner: deploys and rollbacks, one per app at a time.
+        tasks.push(tokio::spawn(engine.clone().run_jobs(stopped.clone())));
+        // Cron: each app's entries, queued once per scheduled time.
+        tasks.push(tokio::spawn(engine.clone().run_cron(stopped.clone())));
         // The restores, in the background while everything answers.
         let (recovered_tx, recovery) = watch::channel(None);
         let recovering = {

@@ -9,6 +9,8 @@
 //! listen = "0.0.0.0:80"            # plain HTTP (and ACME HTTP-01)
 //! https_listen = "0.0.0.0:443"     # HTTPS; off unless set
 //! admin = "127.0.0.1:9180"         # /metrics, /healthz
+//! api = "0.0.0.0:7443"             # the API over https, with tokens; off unless set
+//! upload_limit_mb = 1024           # the largest app source a client may upload
 //! access_log = true
 //! trusted_proxies = ["10.0.0.0/8"] # X-Forwarded-* believed from these
 //! tunnel_idle_timeout = "5m"       # WebSockets with nothing moving
@@ -38,6 +40,10 @@ pub struct Settings {
     /// The HTTPS listener; `None`: none (TLS hosts are served on HTTP only).
     pub https_listen: Option<SocketAddr>,
     pub admin: SocketAddr,
+    /// The API over https (tokens); `None`: the unix socket only.
+    pub api: Option<SocketAddr>,
+    /// Bytes of file content an uploaded source may hold.
+    pub upload_limit: u64,
     pub access_log: bool,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub tunnel_idle_timeout: Duration,
@@ -60,6 +66,8 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub https_listen: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
+    pub api: Option<SocketAddr>,
+    pub upload_limit_mb: Option<u64>,
     /// `--no-access-log`.
     pub no_access_log: bool,
     pub acme_directory: Option<String>,
@@ -81,6 +89,8 @@ struct RawFile {
     listen: Option<String>,
     https_listen: Option<String>,
     admin: Option<String>,
+    api: Option<String>,
+    upload_limit_mb: Option<u64>,
     access_log: Option<bool>,
     trusted_proxies: Option<Vec<String>>,
     tunnel_idle_timeout: Option<String>,
@@ -98,6 +108,8 @@ struct RawAcme {
 /// The defaults of `wharf server` and `wharf up`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9180";
+/// The largest upload, in MiB of file content.
+pub const DEFAULT_UPLOAD_LIMIT_MB: u64 = 1024;
 const DEFAULT_TUNNEL_IDLE: Duration = Duration::from_secs(300);
 
 /// Reads `<data_dir>/server.toml` (absent is fine) and resolves it under
@@ -155,6 +167,7 @@ pub fn resolve(
     let listen_file = addr("listen", raw.listen);
     let https_file = addr("https_listen", raw.https_listen);
     let admin_file = addr("admin", raw.admin);
+    let api_file = addr("api", raw.api);
     let default = |text: &str| {
         text.parse()
             .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -219,6 +232,13 @@ pub fn resolve(
             .admin
             .or(admin_file)
             .unwrap_or_else(|| default(DEFAULT_ADMIN)),
+        api: overrides.api.or(api_file),
+        upload_limit: overrides
+            .upload_limit_mb
+            .or(raw.upload_limit_mb)
+            .unwrap_or(DEFAULT_UPLOAD_LIMIT_MB)
+            .max(1)
+            .saturating_mul(1024 * 1024),
         access_log: !overrides.no_access_log && raw.access_log.unwrap_or(true),
         trusted_proxies: trusted,
         tunnel_idle_timeout,

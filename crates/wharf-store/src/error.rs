@@ -28,6 +28,12 @@ pub enum StoreError {
     NoSuchApp(String),
     #[error("{app} has no release {number}")]
     NoSuchRelease { app: String, number: i64 },
+    #[error("no job {0} in this server's store; list jobs with `wharf jobs`")]
+    NoSuchJob(i64),
+    #[error(
+        "job {job} is no longer held by runner {owner} (its lease expired and it was taken over, or it ended); stop working on it, nothing was recorded"
+    )]
+    LeaseLost { job: i64, owner: String },
     #[error("store query failed: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("store holds a value this wharf cannot read: {0}")]

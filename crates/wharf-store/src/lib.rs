@@ -7,6 +7,9 @@
 //! moves an app's serving release in the same transaction that records the
 //! `switched` transition.
 //!
+//! The durable job queue ([`Store::enqueue`], [`Store::claim`], …, in
+//! `jobs/`) applies `wharf-jobs`' pure rules inside its transactions.
+//!
 //! The store knows nothing of HTTP or processes.
 
 use std::path::Path;
@@ -17,15 +20,22 @@ use rusqlite::Connection;
 
 mod deploys;
 mod error;
+mod jobs;
 mod migrate;
 mod model;
 mod queries;
+mod tokens;
 
 pub use error::StoreError;
+pub use jobs::{
+    Enqueued, JobLogRow, JobRow, JobStepRow, LeaseStatus, MAX_LINE_BYTES, MAX_LOG_LINES, NewJob,
+    StepEnd,
+};
 pub use model::{
     AppRow, DeployKind, DeployOutcome, DeployRow, EventLevel, EventRow, InstanceRow, InstanceState,
     NewInstance, ReleaseMetricsRow, ReleaseRow, ReleaseStatus, TransitionRow,
 };
+pub use tokens::{NewToken, TokenRow};
 
 /// A handle on the store. Cheap to share behind an `Arc`; queries are short
 /// and serialised on one connection (SQLite has one writer anyway).

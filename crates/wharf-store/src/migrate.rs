@@ -14,6 +14,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_progressive.sql"),
     include_str!("migrations/0003_source_hash.sql"),
     include_str!("migrations/0004_maintenance.sql"),
+    include_str!("migrations/0005_jobs.sql"),
+    include_str!("migrations/0006_api_tokens.sql"),
 ];
 
 /// The schema version this build knows.

@@ -13,6 +13,9 @@
 //! - [`Manager`]: ties them together, orders certificates from an ACME
 //!   server in the background and renews them ([`Manager::run`]).
 //!
+//! - [`ApiIdentity`] and [`pin::PinnedVerifier`]: the API listener's
+//!   self-signed certificate, and the client that pins its fingerprint.
+//!
 //! The crate knows nothing of the proxy, the store or HTTP routing. Pure
 //! decisions (when to renew, how long to back off) live in [`schedule`].
 
@@ -22,7 +25,9 @@ mod challenges;
 mod clock;
 mod error;
 mod host;
+mod identity;
 mod manager;
+pub mod pin;
 mod resolver;
 pub mod schedule;
 mod store;
@@ -34,6 +39,7 @@ pub use challenges::Challenges;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::TlsError;
 pub use host::validate_host;
+pub use identity::{API_CERT_NAME, ApiIdentity, fingerprint};
 pub use manager::{AcmeSettings, AcmeStatus, Manager};
 pub use resolver::Resolver;
 pub use store::{CertInfo, CertMeta, CertSource, CertStore};

@@ -351,7 +351,7 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, TlsError> {
 }
 
 #[derive(Clone, Copy)]
-enum Mode {
+pub(crate) enum Mode {
     /// 0600: keys and account credentials.
     Secret,
     /// 0644 (less the umask).
@@ -361,7 +361,7 @@ enum Mode {
 /// Writes `bytes` to a temp file next to `path` (created with the final
 /// mode, so a key is never readable by others, not even briefly), syncs
 /// it, and renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> Result<(), TlsError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> Result<(), TlsError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()

@@ -18,6 +18,13 @@ pub struct Cli {
     /// `.wharf` above the current directory, else the last server started.
     #[arg(long, global = true, env = "WHARF_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
+
+    /// The server to talk to on another machine: `https://HOST:PORT` (with
+    /// a token in WHARF_TOKEN), `ssh://USER@HOST[:PORT][/DATA-DIR]`, or the
+    /// name of a remote (`wharf remote add`). Default: the local server
+    /// (see --data).
+    #[arg(long, global = true, env = "WHARF_SERVER", value_name = "URL|REMOTE")]
+    pub server: Option<String>,
 }
 
 pub const EXIT_CODES: &str = "Exit codes:
@@ -80,6 +87,26 @@ pub enum Command {
     /// config/deploy.yml; what cannot be carried over is printed as warnings.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// The job queue: deploys and rollbacks, newest first (running, queued,
+    /// and how each ended).
+    Jobs(JobsArgs),
+    /// One job: `show`, `logs [-f]`, `cancel`.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// The app's `[cron.NAME]` entries: `list`, `runs NAME`, `run NAME`.
+    #[command(subcommand)]
+    Cron(CronCommand),
+    /// API tokens for the https:// API: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Named servers on other machines (`--server NAME`), and their pinned
+    /// certificates.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+    /// Connect stdin and stdout to the local server's API socket: what a
+    /// client on another machine runs through ssh (`--server ssh://…`).
+    #[command(hide = true)]
+    DialStdio,
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +224,127 @@ pub enum AppsCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Only this app's jobs.
+    pub app: Option<String>,
+    /// How many (newest first).
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CronCommand {
+    /// The entries of the serving release: schedule, next run, last run.
+    List {
+        /// App name (needed when the server runs several apps).
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The runs of an entry, newest first: when, how long, exit code, or
+    /// why it was skipped. Its output: `wharf job logs JOB`.
+    Runs {
+        name: String,
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run an entry now (through the queue, as its scheduled runs).
+    Run {
+        name: String,
+        #[arg(long)]
+        app: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// The job, its state and timings, and its recorded steps.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The job's log: its progress and output lines.
+    Logs {
+        id: i64,
+        /// Follow until the job ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Cancel it: a queued job at once; a running deploy or rollback at its
+    /// next step before the switch (the release that served before keeps
+    /// serving).
+    Cancel { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it once (the server keeps only its hash).
+    Create {
+        /// What it may do: read (status, logs), deploy (also deploy, roll
+        /// back, run), admin (also remove apps and volumes, prune, tokens).
+        #[arg(long, value_parser = ["read", "deploy", "admin"])]
+        scope: String,
+        /// Limit it to this app.
+        #[arg(long)]
+        app: Option<String>,
+        /// Expire it after this long (e.g. 90d, 12h). Default: never.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
+        /// What it is for, shown by `token list`.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The tokens: id, scope, app, expiry, last use (never the secret).
+    List {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: it is refused (401) from now on.
+    Revoke {
+        /// The token's id (from `token list`, or its `wharf_<id>_…` text).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Name a server: `wharf remote add prod https://HOST:PORT` (its
+    /// certificate is pinned now), or `ssh://USER@HOST[:PORT][/DATA-DIR]`.
+    Add {
+        name: String,
+        url: String,
+        /// Keep this token with it (else WHARF_TOKEN is used); read from
+        /// the WHARF_TOKEN environment variable with `--token-from-env`.
+        #[arg(long)]
+        token_from_env: bool,
+    },
+    /// The named servers.
+    List {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a named server.
+    Remove { name: String },
+    /// Forget the pinned certificate of HOST:PORT, so the next contact pins
+    /// the one it presents then (after the server's was replaced on purpose).
+    Forget { server: String },
+}
+
+#[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct VolumesArgs {
     #[command(subcommand)]
@@ -276,6 +424,16 @@ pub struct ListenArgs {
     /// 127.0.0.1:9180.
     #[arg(long, env = "WHARF_ADMIN")]
     pub admin: Option<SocketAddr>,
+    /// Also serve the API over https on this address, for `wharf` on other
+    /// machines (`--server https://HOST:PORT` with a token from `wharf
+    /// token create`). The certificate is made self-signed at the first
+    /// start; its fingerprint is printed for clients to pin. Default: off.
+    #[arg(long, env = "WHARF_API", value_name = "ADDR")]
+    pub api: Option<SocketAddr>,
+    /// The largest app source a client may upload, in MiB of file content.
+    /// Default 1024.
+    #[arg(long, env = "WHARF_UPLOAD_LIMIT_MB", value_name = "MIB")]
+    pub upload_limit_mb: Option<u64>,
     /// Do not write an access-log line per proxied request.
     #[arg(long)]
     pub no_access_log: bool,
@@ -330,7 +488,8 @@ pub struct DeployArgs {
     /// Environment override for this release, KEY=VALUE (repeatable).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
-    /// If another deploy of the app runs, wait for it instead of failing.
+    /// When the deploy is queued behind another job of the app, follow it
+    /// to its end instead of returning once queued.
     #[arg(long)]
     pub wait: bool,
     /// Canary: stop at the first step until `wharf promote`.
@@ -363,6 +522,8 @@ pub struct RollbackArgs {
     /// App name (needed when the server runs several apps).
     #[arg(long)]
     pub app: Option<String>,
+    /// When it is queued behind another job of the app, follow it to its
+    /// end instead of returning once queued.
     #[arg(long)]
     pub wait: bool,
     /// Print the outcome as JSON on stdout.

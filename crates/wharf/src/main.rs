@@ -9,6 +9,7 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod output;
+mod remotes;
 mod settings;
 mod telemetry;
 
@@ -47,7 +48,13 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     {
         return 2;
     }
-    if let Some(wharf_server::client::ClientError::NotRunning { .. }) = err.downcast_ref() {
+    if let Some(
+        wharf_server::client::ClientError::NotRunning { .. }
+        | wharf_server::client::ClientError::Unreachable { .. }
+        | wharf_server::client::ClientError::Ssh { .. }
+        | wharf_server::client::ClientError::NoAnswer { .. },
+    ) = err.downcast_ref()
+    {
         return 3;
     }
     1

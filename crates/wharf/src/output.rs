@@ -88,6 +88,10 @@ impl ProgressView {
                 Some(bar) => bar.println(format!("    | {line}")),
                 None => note(&format!("    | {line}")),
             },
+            Progress::Queued { job, behind } => match behind {
+                Some(b) => note(&format!("queued as job {job}, behind job {b}")),
+                None => tracing::debug!(job, "queued"),
+            },
             Progress::Finished { ok, message, .. } => {
                 self.end_step(*ok);
                 return Some((*ok, message.clone()));

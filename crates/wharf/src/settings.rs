@@ -67,3 +67,114 @@ pub fn remember_server(data_dir: &Path) {
     }
     let _ = std::fs::write(file, data_dir.to_string_lossy().as_bytes());
 }
+
+/// The client of the server a command talks to: `--server` / `WHARF_SERVER`
+/// (a URL, or the name of a remote) when given, else the local server of
+/// [`client_data_dir`].
+///
+/// For `https://`, the token is `WHARF_TOKEN`, else the remote's; the
+/// server's certificate is pinned on first contact (its fingerprint is
+/// said on stderr and kept in `known_servers`) and must match after. For
+/// `ssh://`, `WHARF_SSH_COMMAND` replaces `ssh` (e.g. `ssh -i KEY -o
+/// UserKnownHostsFile=F`), and `WHARF_REMOTE_BIN` the `wharf` run there.
+pub async fn client(
+    server: Option<&str>,
+    data: Option<&Path>,
+    app_dir: Option<&Path>,
+) -> anyhow::Result<wharf_server::client::Client> {
+    use wharf_server::client::{Client, Endpoint};
+
+    use crate::Exit;
+    use crate::remotes::{self, Url};
+
+    let Some(server) = server.filter(|s| !s.is_empty()) else {
+        return Ok(Client::new(&client_data_dir(data, app_dir)));
+    };
+    let config = remotes::config_dir();
+    let (url, remote_token) = if server.contains("://") {
+        (server.to_owned(), None)
+    } else {
+        let known = match &config {
+            Some(dir) => remotes::load_remotes(dir).map_err(Exit::Usage)?,
+            None => Default::default(),
+        };
+        let Some(remote) = known.get(server) else {
+            let names: Vec<&str> = known.keys().map(String::as_str).collect();
+            return Err(Exit::Usage(format!(
+                "`{server}` is neither a server URL nor a remote ({}); add it with `wharf remote add {server} URL`",
+                if names.is_empty() {
+                    "there are none".to_owned()
+                } else {
+                    format!("remotes: {}", names.join(", "))
+                }
+            ))
+            .into());
+        };
+        (remote.url.clone(), remote.token.clone())
+    };
+    let endpoint = match remotes::parse_url(&url).map_err(Exit::Usage)? {
+        Url::Https { host, port } => {
+            let token = std::env::var("WHARF_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .or(remote_token);
+            let pin = pin(config.as_deref(), &host, port).await?;
+            Endpoint::Https {
+                host,
+                port,
+                token,
+                pin: Some(pin),
+            }
+        }
+        Url::Ssh {
+            destination,
+            port,
+            data_dir,
+        } => {
+            let ssh = match std::env::var("WHARF_SSH_COMMAND") {
+                Ok(cmd) if !cmd.trim().is_empty() => shell_words::split(&cmd).map_err(|e| {
+                    Exit::Usage(format!(
+                        "WHARF_SSH_COMMAND is not a command line ({e}); fix its quoting"
+                    ))
+                })?,
+                _ => vec!["ssh".to_owned()],
+            };
+            Endpoint::Ssh {
+                destination,
+                port,
+                data_dir,
+                ssh,
+                remote_bin: std::env::var("WHARF_REMOTE_BIN")
+                    .ok()
+                    .filter(|b| !b.is_empty())
+                    .unwrap_or_else(|| "wharf".to_owned()),
+            }
+        }
+    };
+    Ok(Client::with_endpoint(endpoint))
+}
+
+/// The fingerprint pinned for `host:port`, pinning the one the server
+/// presents now when there is none yet (trust on first use, as ssh does).
+async fn pin(config: Option<&Path>, host: &str, port: u16) -> anyhow::Result<String> {
+    use crate::Exit;
+    use crate::remotes;
+
+    let Some(dir) = config else {
+        return Err(Exit::Usage(
+            "neither XDG_CONFIG_HOME nor HOME is set, so there is nowhere to pin the server's certificate; set one of them".into(),
+        )
+        .into());
+    };
+    let server = format!("{host}:{port}");
+    if let Some(fp) = remotes::known_fingerprint(dir, &server) {
+        return Ok(fp);
+    }
+    let fp = wharf_server::client::fingerprint_of(host, port).await?;
+    remotes::set_fingerprint(dir, &server, Some(&fp)).map_err(Exit::Failed)?;
+    crate::output::note(&format!(
+        "first contact with {server}: pinned its certificate, SHA-256 fingerprint {fp} (compare it with the one `wharf server` printed; kept in {})",
+        dir.join("known_servers").display()
+    ));
+    Ok(fp)
+}

@@ -417,7 +417,7 @@ impl Inner {
             let canonical = |p: &Path| {
                 std::fs::canonicalize(p).map_err(|err| RuntimeError::io("resolve", p, err))
             };
-            let ignore = context::Ignore::load(&ctx, &file)?;
+            let ignore = context::load_ignore(&ctx, &file)?;
             let filter = context::Filter::new(ignore.as_ref(), &avoid);
             let in_context =
                 context::path_in_context(&canonical(&ctx)?, &canonical(&file)?, filter);

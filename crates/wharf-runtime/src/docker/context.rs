@@ -9,7 +9,8 @@
 //! * with an ignore file, what it excludes. The ignore file is
 //!   `<Dockerfile>.dockerignore` next to the Dockerfile if there is one
 //!   (as BuildKit reads it), else `.dockerignore` at the top of the context;
-//!   its patterns follow Docker's rules ([`Ignore`]);
+//!   its patterns follow Docker's rules (`wharf_source::Ignore`, shared
+//!   with the packing of uploads);
 //! * without one, `target` at the top (a Rust or Maven build directory is
 //!   rarely meant for the image and can be gigabytes; a `.dockerignore`
 //!   that does not list it sends it).
@@ -18,7 +19,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use globset::{GlobBuilder, GlobMatcher};
+use wharf_source::Ignore;
 
 use super::error::DockerError;
 
@@ -29,126 +30,35 @@ const SKIP_AT_TOP: &[&str] = &[".wharf"];
 /// Names not sent at the top of the source when there is no ignore file.
 const SKIP_AT_TOP_BY_DEFAULT: &[&str] = &["target"];
 
-/// The patterns of a `.dockerignore` file, applied as Docker applies them:
-/// one pattern a line, `#` starts a comment line, blank lines are skipped,
-/// `!` makes an exception; each pattern is cleaned (`/foo`, `./foo` and
-/// `foo/` all mean `foo`) and matched against the path relative to the
-/// context root, `/`-separated. `*` and `?` do not cross `/`, `**` matches
-/// any number of directories, `\` escapes. A pattern that matches a
-/// directory excludes everything under it, and the last pattern that
-/// matches a path (or one of its parent directories) decides. The globs
-/// are `globset`'s, which also reads `{a,b}` as alternatives (Docker takes
-/// the braces literally).
-#[derive(Debug, Clone)]
-pub(crate) struct Ignore {
-    rules: Vec<Rule>,
-}
-
-#[derive(Debug, Clone)]
-struct Rule {
-    glob: GlobMatcher,
-    exception: bool,
-}
-
-impl Ignore {
-    /// The ignore file of a build: `<dockerfile>.dockerignore` if it exists,
-    /// else `<context>/.dockerignore`; `None` when neither does.
-    pub(crate) fn load(context: &Path, dockerfile: &Path) -> Result<Option<Ignore>, DockerError> {
-        let mut beside = dockerfile.as_os_str().to_owned();
-        beside.push(".dockerignore");
-        for path in [PathBuf::from(beside), context.join(".dockerignore")] {
-            match fs::read_to_string(&path) {
-                Ok(text) => return Ignore::parse(&text, &path).map(Some),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => {
-                    return Err(DockerError::Ignore {
-                        location: path.display().to_string(),
-                        reason: format!("could not be read: {err}"),
+/// The ignore file of a build: `<dockerfile>.dockerignore` if it exists,
+/// else `<context>/.dockerignore`; `None` when neither does. The patterns
+/// are `wharf-source`'s [`Ignore`] (Docker's rules).
+pub(crate) fn load_ignore(
+    context: &Path,
+    dockerfile: &Path,
+) -> Result<Option<Ignore>, DockerError> {
+    let mut beside = dockerfile.as_os_str().to_owned();
+    beside.push(".dockerignore");
+    for path in [PathBuf::from(beside), context.join(".dockerignore")] {
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                return Ignore::parse(&text, &path)
+                    .map(Some)
+                    .map_err(|err| DockerError::Ignore {
+                        location: err.location,
+                        reason: err.reason,
                     });
-                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => {
+                return Err(DockerError::Ignore {
+                    location: path.display().to_string(),
+                    reason: format!("could not be read: {err}"),
+                });
             }
         }
-        Ok(None)
     }
-
-    /// Parses the text of an ignore file (`path` names it in errors).
-    pub(crate) fn parse(text: &str, path: &Path) -> Result<Ignore, DockerError> {
-        let mut rules = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (exception, pattern) = match line.strip_prefix('!') {
-                Some(rest) => (true, rest.trim()),
-                None => (false, line),
-            };
-            let error = |reason: String| DockerError::Ignore {
-                location: format!("{}:{}", path.display(), n + 1),
-                reason,
-            };
-            let pattern = clean(pattern);
-            if pattern.is_empty() {
-                if exception {
-                    return Err(error("`!` needs a pattern after it".to_owned()));
-                }
-                // `/` or `.`: Docker matches no path with these either.
-                continue;
-            }
-            let glob = GlobBuilder::new(&pattern)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|err| error(format!("`{pattern}` is not a valid pattern: {err}")))?;
-            rules.push(Rule {
-                glob: glob.compile_matcher(),
-                exception,
-            });
-        }
-        Ok(Ignore { rules })
-    }
-
-    /// Whether `path` (relative to the context root, `/`-separated) is
-    /// left out of the context.
-    pub(crate) fn excludes(&self, path: &str) -> bool {
-        let mut excluded = false;
-        for rule in &self.rules {
-            if rule.exception == excluded && matches_or_parent(&rule.glob, path) {
-                excluded = !rule.exception;
-            }
-        }
-        excluded
-    }
-
-    /// Whether some pattern is an exception: then an excluded directory
-    /// must still be walked, since something under it may be sent.
-    fn has_exceptions(&self) -> bool {
-        self.rules.iter().any(|r| r.exception)
-    }
-}
-
-/// Whether `glob` matches `path` or one of its parent directories.
-fn matches_or_parent(glob: &GlobMatcher, path: &str) -> bool {
-    glob.is_match(path)
-        || path
-            .match_indices('/')
-            .any(|(i, _)| glob.is_match(&path[..i]))
-}
-
-/// A pattern as Go's `filepath.Clean` leaves it, without a leading `/`:
-/// `.` segments and repeated slashes dropped, `..` applied.
-fn clean(pattern: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in pattern.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    parts.join("/")
+    Ok(None)
 }
 
 /// What [`tar_context`] leaves out of one context.
@@ -428,85 +338,6 @@ mod tests {
         );
     }
 
-    /// Checks which of `paths` the ignore file `text` excludes.
-    fn check(text: &str, expect: &[(&str, bool)]) {
-        let ignore = Ignore::parse(text, Path::new(".dockerignore")).unwrap();
-        for (path, excluded) in expect {
-            assert_eq!(
-                ignore.excludes(path),
-                *excluded,
-                "{text:?} on {path}: expected excluded = {excluded}"
-            );
-        }
-    }
-
-    #[test]
-    fn patterns_follow_dockers_rules() {
-        // A directory excludes what is under it; cleaned forms are equal.
-        for text in ["tmp", "/tmp", "./tmp", "tmp/", "a/../tmp"] {
-            check(text, &[("tmp", true), ("tmp/x/y", true), ("tmpx", false)]);
-        }
-        // `*` and `?` stay within one segment; patterns are anchored.
-        check(
-            "*.md\nsrc/?.rs",
-            &[
-                ("README.md", true),
-                ("docs/README.md", false),
-                ("src/a.rs", true),
-                ("src/ab.rs", false),
-                ("src/x/a.rs", false),
-            ],
-        );
-        // `**` crosses directories, including none.
-        check(
-            "**/*.log\ndocs/**",
-            &[
-                ("a.log", true),
-                ("x/y/a.log", true),
-                ("docs/a/b", true),
-                ("docs", false),
-            ],
-        );
-        // The last matching pattern decides; exceptions reach inside
-        // excluded directories.
-        check(
-            "*.md\n!README.md\nvendor\n!vendor/keep\nvendor/keep/tmp",
-            &[
-                ("CHANGES.md", true),
-                ("README.md", false),
-                ("vendor/x", true),
-                ("vendor/keep/y", false),
-                ("vendor/keep/tmp/z", true),
-            ],
-        );
-        // Escapes and classes.
-        check(
-            "\\*.txt\n[ab].c",
-            &[
-                ("*.txt", true),
-                ("x.txt", false),
-                ("a.c", true),
-                ("c.c", false),
-            ],
-        );
-        // Comments and blank lines are nothing; `/` alone is nothing.
-        check("# all\n\n  \n/", &[("x", false)]);
-    }
-
-    #[test]
-    fn bad_patterns_are_reported_with_their_line() {
-        for (text, needle) in [
-            ("ok\n!\n", ".dockerignore:2: `!` needs a pattern"),
-            (
-                "ok\n\n[a-\n",
-                ".dockerignore:3: `[a-` is not a valid pattern",
-            ),
-        ] {
-            let err = Ignore::parse(text, Path::new(".dockerignore")).unwrap_err();
-            assert!(err.to_string().contains(needle), "{text:?}: {err}");
-        }
-    }
-
     #[test]
     fn the_dockerfiles_own_ignore_file_comes_first() {
         let dir = tempfile::tempdir().unwrap();
@@ -514,15 +345,22 @@ mod tests {
         tree(src, &["docker/web.Dockerfile", "a", "b"]);
         fs::write(src.join(".dockerignore"), "a\n").unwrap();
         let dockerfile = src.join("docker/web.Dockerfile");
-        let general = Ignore::load(src, &dockerfile).unwrap().unwrap();
+        let general = load_ignore(src, &dockerfile).unwrap().unwrap();
         assert!(general.excludes("a") && !general.excludes("b"));
         fs::write(src.join("docker/web.Dockerfile.dockerignore"), "b\n").unwrap();
-        let own = Ignore::load(src, &dockerfile).unwrap().unwrap();
+        let own = load_ignore(src, &dockerfile).unwrap().unwrap();
         assert!(!own.excludes("a") && own.excludes("b"));
         assert!(
-            Ignore::load(&src.join("docker"), &src.join("a"))
+            load_ignore(&src.join("docker"), &src.join("a"))
                 .unwrap()
                 .is_none()
+        );
+        // A bad pattern is the build's error, naming the file and line.
+        fs::write(src.join("docker/.dockerignore"), "ok\n!\n").unwrap();
+        let err = load_ignore(&src.join("docker"), &src.join("a")).unwrap_err();
+        assert!(
+            matches!(&err, DockerError::Ignore { location, .. } if location.ends_with(".dockerignore:2")),
+            "{err}"
         );
     }
 

@@ -12,16 +12,20 @@ mod apps;
 mod certs;
 mod config;
 mod control;
+mod cron;
 mod deploy;
 mod events;
 mod exec;
 mod import;
+mod jobs;
 mod logs;
 mod prune;
 mod releases;
+mod remote;
 mod rollback;
 mod server;
 mod status;
+mod token;
 mod up;
 mod volumes;
 
@@ -33,6 +37,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Config(ConfigCommand::Show { dir, json }) => config::show(&dir, json),
         Command::Config(ConfigCommand::Check { dir }) => config::check(&dir),
         Command::Import(command) => import::run(command),
+        Command::Remote(command) => remote::run(command).await,
+        Command::DialStdio => remote::dial_stdio(&settings::client_data_dir(data, None)).await,
         command => {
             crate::telemetry::client();
             let app_dir = match &command {
@@ -46,7 +52,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Accessory(AccessoryCommand::List { app, .. }) => app.dir.as_deref(),
                 _ => None,
             };
-            let client = Client::new(&settings::client_data_dir(data, app_dir));
+            let client = settings::client(cli.server.as_deref(), data, app_dir).await?;
             match command {
                 Command::Deploy(args) => deploy::run(&client, args).await,
                 Command::Rollback(args) => rollback::run(&client, args).await,
@@ -68,7 +74,16 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Run(args) => exec::run(&client, args).await,
                 Command::Exec(args) => exec::exec(&client, args).await,
                 Command::Prune(args) => prune::run(&client, args).await,
-                Command::Up(_) | Command::Server(_) | Command::Config(_) | Command::Import(_) => {
+                Command::Token(command) => token::run(&client, command).await,
+                Command::Jobs(args) => jobs::list(&client, args).await,
+                Command::Job(command) => jobs::run(&client, command).await,
+                Command::Cron(command) => cron::run(&client, command).await,
+                Command::Up(_)
+                | Command::Server(_)
+                | Command::Config(_)
+                | Command::Import(_)
+                | Command::Remote(_)
+                | Command::DialStdio => {
                     unreachable!("handled above")
                 }
             }
@@ -86,7 +101,7 @@ pub(crate) async fn resolve_app(client: &Client, app: Option<String>) -> Result<
         [one] => Ok(one.name.clone()),
         [] => Err(Exit::Usage(format!(
             "the server on {} has no app yet; deploy one with `wharf deploy DIR`",
-            client.data_dir().display()
+            client.endpoint()
         ))
         .into()),
         many => {
@@ -102,13 +117,32 @@ pub(crate) async fn resolve_app(client: &Client, app: Option<String>) -> Result<
 
 /// Shows a progress stream until it finishes; fails with the deploy's
 /// message when it failed.
+///
+/// A job queued behind another is followed to its end with `wait`;
+/// without, the command says where it waits and returns (exit 0): the job
+/// stays queued.
 pub(crate) async fn follow_progress(
     mut lines: wharf_server::client::Lines<wharf_server::api::Progress>,
     json: bool,
+    wait: bool,
 ) -> Result<()> {
     let mut view = crate::output::ProgressView::default();
     while let Some(p) = lines.next().await {
         let p = p?;
+        if let wharf_server::api::Progress::Queued {
+            job,
+            behind: Some(behind),
+        } = &p
+            && !wait
+        {
+            if json {
+                crate::output::json(&serde_json::json!({"job": job, "queued_behind": behind}));
+            }
+            crate::output::note(&format!(
+                "job {job} is queued behind job {behind}; it runs when that one ends (a newer deploy replaces it while it waits). Follow it with `wharf job logs -f {job}`, or pass --wait to follow it here"
+            ));
+            return Ok(());
+        }
         if let Some((ok, message)) = view.show(&p) {
             if json
                 && let wharf_server::api::Progress::Finished {

@@ -17,5 +17,5 @@ pub async fn run(client: &Client, args: RollbackArgs) -> Result<()> {
             },
         )
         .await?;
-    super::follow_progress(lines, args.json).await
+    super::follow_progress(lines, args.json, args.wait).await
 }

@@ -16,6 +16,7 @@ pub async fn run(data: Option<&Path>, args: ServerArgs) -> Result<()> {
     )?)
     .await?;
     settings::remember_server(&server.info().data_dir);
+    announce_api(server.info());
     shutdown_signal().await;
     server.shutdown().await;
     Ok(())
@@ -28,6 +29,8 @@ pub(crate) fn options(data_dir: std::path::PathBuf, listen: &ListenArgs) -> Resu
         listen: listen.listen,
         https_listen: listen.https_listen,
         admin: listen.admin,
+        api: listen.api,
+        upload_limit_mb: listen.upload_limit_mb,
         no_access_log: listen.no_access_log,
         acme_directory: listen.acme_directory.clone(),
         acme_email: listen.acme_email.clone(),
@@ -41,6 +44,8 @@ pub(crate) fn options(data_dir: std::path::PathBuf, listen: &ListenArgs) -> Resu
         proxy_addr: settings.listen,
         https_addr: settings.https_listen,
         admin_addr: settings.admin,
+        api_addr: settings.api,
+        upload_limit: settings.upload_limit,
         proxy: wharf_proxy::ProxyConfig {
             access_log: settings.access_log,
             trusted_proxies: settings.trusted_proxies,
@@ -51,6 +56,16 @@ pub(crate) fn options(data_dir: std::path::PathBuf, listen: &ListenArgs) -> Resu
         log_max_bytes: 10 * 1024 * 1024,
         recovery_progress: None,
     })
+}
+
+/// Says where the https API is and its certificate's fingerprint, for the
+/// clients to compare with what they pin.
+pub(crate) fn announce_api(info: &wharf_server::ServerInfo) {
+    if let (Some(addr), Some(fp)) = (info.api, &info.api_fingerprint) {
+        crate::output::note(&format!(
+            "API on https://{addr} (tokens: `wharf token create`); certificate SHA-256 fingerprint {fp}"
+        ));
+    }
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.

@@ -15,7 +15,7 @@ use anyhow::Result;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use wharf_config::AppConfig;
-use wharf_deploy::{AccessoryAction, DeployRequest};
+use wharf_deploy::AccessoryAction;
 use wharf_runtime::Runtime;
 use wharf_server::Server;
 
@@ -35,6 +35,7 @@ pub async fn run(data: Option<&Path>, args: UpArgs) -> Result<()> {
     let server = Server::start(opts).await?;
     let info = server.info().clone();
     settings::remember_server(&info.data_dir);
+    super::server::announce_api(&info);
     output::note(&format!(
         "wharf server: proxy http://{}{} · metrics http://{}/metrics · server log {}",
         info.proxy,
@@ -121,18 +122,20 @@ pub async fn run(data: Option<&Path>, args: UpArgs) -> Result<()> {
     };
 
     if deploy {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let req = DeployRequest {
-            source_dir: args.dir.clone(),
-            env,
-            // A deploy of this app that a client started meanwhile ends first.
-            wait: true,
-            ..Default::default()
-        };
-        let deploying = tokio::spawn({
-            let engine = engine.clone();
-            async move { engine.deploy(req, Some(tx)).await }
-        });
+        // Through the queue, as every deploy: one a client started
+        // meanwhile ends first.
+        let submitted = engine.submit(
+            &config.name,
+            wharf_deploy::JobArgs::Deploy {
+                source_dir: std::fs::canonicalize(&args.dir).unwrap_or_else(|_| args.dir.clone()),
+                env,
+                pause: false,
+                version: None,
+                image: None,
+            },
+        )?;
+        let job = submitted.job;
+        let mut rx = submitted.progress;
         let mut view = ProgressView::default();
         let mut outcome = None;
         let interrupted = tokio::select! {
@@ -146,7 +149,7 @@ pub async fn run(data: Option<&Path>, args: UpArgs) -> Result<()> {
             _ = shutdown_signal() => true,
         };
         if interrupted {
-            deploying.abort();
+            let _ = engine.cancel_job(job);
             stop(server, &config, &args.dir).await;
             return Ok(());
         }

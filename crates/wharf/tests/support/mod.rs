@@ -154,6 +154,9 @@ pub struct Server {
     /// The HTTPS listener, when started with `--https-listen`.
     pub https: Option<SocketAddr>,
     pub admin: SocketAddr,
+    /// The https API, when started with `--api`, and its fingerprint.
+    pub api: Option<SocketAddr>,
+    pub api_fingerprint: Option<String>,
     home: PathBuf,
     log: PathBuf,
     _tmp: Option<tempfile::TempDir>,
@@ -230,6 +233,8 @@ impl Server {
             proxy: SocketAddr::from(([127, 0, 0, 1], 0)),
             https: None,
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api: None,
+            api_fingerprint: None,
             home,
             log,
             _tmp: None,
@@ -243,6 +248,8 @@ impl Server {
                 server.proxy = info["proxy"].as_str().unwrap().parse().unwrap();
                 server.https = info["https"].as_str().map(|a| a.parse().unwrap());
                 server.admin = info["admin"].as_str().unwrap().parse().unwrap();
+                server.api = info["api"].as_str().map(|a| a.parse().unwrap());
+                server.api_fingerprint = info["api_fingerprint"].as_str().map(str::to_owned);
                 return server;
             }
             if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {

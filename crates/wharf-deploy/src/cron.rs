@@ -1,0 +1,227 @@
+//! Cron: [`Engine::run_cron`] turns the `[cron.NAME]` entries of each
+//! app's serving release into jobs of the queue, once per scheduled time,
+//! and the runner runs each as a one-off task of the serving release (a
+//! child process, or a one-off container under docker) with the env of
+//! the entry's `process`, its output kept as the job's log and its exit
+//! code as the job's.
+//!
+//! When a run is due is `wharf_jobs::cron::decide`'s (pure): a run still
+//! queued or running makes the next one skip (recorded), and after
+//! downtime only the latest missed run runs (or none, `catch_up = false`).
+//! The store's unique (entry, scheduled time) key makes the enqueue
+//! idempotent, so a scheduler restarted mid-tick never runs one twice; a
+//! run that was running when the server died is not run again
+//! ([`Engine::run_job`] ends it as failed, "interrupted").
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use wharf_jobs::cron::{CronOptions, Decision};
+use wharf_jobs::{JobId, QueueLimits};
+use wharf_runtime::TaskSpec;
+use wharf_store::{Enqueued, NewJob, now_ms};
+
+use crate::containers::{app_env, task_volumes};
+use crate::jobs::JobArgs;
+use crate::{DeployError, Engine, Progress, ProgressTx};
+
+impl Engine {
+    /// The scheduler: until `shutdown`, looks at every cron entry a little
+    /// after each second.
+    pub async fn run_cron(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            self.cron_tick(now_ms());
+            let into_second = (now_ms().rem_euclid(1000)) as u64;
+            let wait = Duration::from_millis(1000 - into_second + 20);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// One look at every entry: enqueue what is due, record what skips.
+    pub(crate) fn cron_tick(&self, now: i64) {
+        let apps = match self.store.apps() {
+            Ok(apps) => apps,
+            Err(e) => {
+                tracing::warn!(error = %e, "cron: could not list the apps");
+                return;
+            }
+        };
+        for app in apps {
+            let Some(number) = app.current_release else {
+                continue;
+            };
+            let Ok(release) = self.store.release(&app, number) else {
+                continue;
+            };
+            let Ok(config) = self.stored_config(&app, number) else {
+                continue;
+            };
+            for entry in config.cron.values() {
+                let mut history = match self.store.cron_history(&app.name, &entry.name) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::warn!(app = %app.name, entry = %entry.name, error = %e, "cron: no history");
+                        continue;
+                    }
+                };
+                // Times before this release was made are not this entry's.
+                history.since_ms = Some(release.created_ms);
+                let options = CronOptions {
+                    catch_up: entry.catch_up,
+                    ..CronOptions::default()
+                };
+                let args = JobArgs::Cron {
+                    entry: entry.name.clone(),
+                    command: entry.command.clone(),
+                    process: entry.process.clone(),
+                    timeout_ms: entry.timeout.as_millis() as u64,
+                };
+                let Ok(json) = serde_json::to_string(&args) else {
+                    continue;
+                };
+                match wharf_jobs::cron::decide(&entry.schedule, now, &history, options) {
+                    Decision::Idle => {}
+                    Decision::Run {
+                        scheduled_ms,
+                        late_ms,
+                    } => {
+                        let new = NewJob::cron(&app.name, &entry.name, scheduled_ms, &json);
+                        match self.store.enqueue(&new, QueueLimits::default(), now) {
+                            Ok(Enqueued::Queued { job, .. }) => {
+                                tracing::info!(app = %app.name, entry = %entry.name, job = job.id, scheduled_ms, late_ms, "cron run queued");
+                                self.jobs.wake();
+                            }
+                            Ok(Enqueued::Duplicate { .. }) => {}
+                            Ok(Enqueued::Full(full)) => {
+                                let reason = wharf_jobs::SkipReason::QueueFull;
+                                tracing::warn!(app = %app.name, entry = %entry.name, %full, "cron run skipped: the queue is full");
+                                let _ = self.store.record_cron_skip(
+                                    &app.name,
+                                    &entry.name,
+                                    scheduled_ms,
+                                    &reason,
+                                    &json,
+                                    now,
+                                );
+                            }
+                            Err(e) => {
+                                tracing::warn!(app = %app.name, entry = %entry.name, error = %e, "cron: could not queue a run");
+                            }
+                        }
+                    }
+                    Decision::Skip {
+                        scheduled_ms,
+                        reason,
+                    } => {
+                        match self.store.record_cron_skip(
+                            &app.name,
+                            &entry.name,
+                            scheduled_ms,
+                            &reason,
+                            &json,
+                            now,
+                        ) {
+                            Ok(Some(id)) => {
+                                tracing::info!(app = %app.name, entry = %entry.name, job = id, scheduled_ms, %reason, "cron run skipped");
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::warn!(app = %app.name, entry = %entry.name, error = %e, "cron: could not record a skip");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `wharf cron run NAME`: a run of entry `name` now, through the queue.
+    pub fn run_cron_now(&self, app: &str, name: &str) -> Result<JobId, DeployError> {
+        let (config, _) = self.app_config(app)?;
+        let entry = config
+            .cron
+            .get(name)
+            .ok_or_else(|| DeployError::NoCronEntry {
+                app: app.to_owned(),
+                entry: name.to_owned(),
+                known: config.cron.keys().cloned().collect::<Vec<_>>().join(", "),
+            })?;
+        let args = JobArgs::Cron {
+            entry: entry.name.clone(),
+            command: entry.command.clone(),
+            process: entry.process.clone(),
+            timeout_ms: entry.timeout.as_millis() as u64,
+        };
+        let json =
+            serde_json::to_string(&args).map_err(|e| DeployError::Internal(e.to_string()))?;
+        let now = now_ms();
+        match self.store.enqueue(
+            &NewJob::cron(app, name, now, &json),
+            QueueLimits::default(),
+            now,
+        )? {
+            Enqueued::Queued { job, .. } => {
+                self.jobs.wake();
+                Ok(job.id)
+            }
+            Enqueued::Duplicate { existing_id } => Ok(existing_id),
+            Enqueued::Full(full) => Err(DeployError::QueueFull(full.to_string())),
+        }
+    }
+
+    /// Runs a cron entry's command as a one-off task of the serving
+    /// release, with the env of `process`; its output goes to `tx`.
+    /// Returns the exit code (128 + signal when killed).
+    pub(crate) async fn cron_task(
+        &self,
+        app: &str,
+        (entry, command, process): (&str, &str, &str),
+        timeout: Duration,
+        tx: &ProgressTx,
+    ) -> Result<i64, DeployError> {
+        let (number, config, dir) = self.serving_release(app)?;
+        let runtime = self.runtime_for(&config).await?;
+        let mut env = app_env(&config)?;
+        if let Some(p) = config.processes.get(process) {
+            env.extend(p.env.clone());
+        }
+        env.insert("WHARF_RELEASE".into(), number.to_string());
+        env.insert("WHARF_CRON".into(), entry.to_owned());
+        let name = format!("cron-{entry}-{}", now_ms());
+        let (lines_tx, mut lines_rx) = mpsc::channel::<String>(256);
+        let forward = crate::deploy::forward_lines(&runtime, app, None, &name, move |l| {
+            let lines_tx = lines_tx.clone();
+            async move { lines_tx.send(l.line).await.is_ok() }
+        });
+        let progress = tx.clone();
+        let relay = tokio::spawn(async move {
+            while let Some(line) = lines_rx.recv().await {
+                let _ = progress.send(Progress::Output { line });
+            }
+        });
+        let outcome = runtime
+            .run_task(TaskSpec {
+                app: app.to_owned(),
+                release: number as u64,
+                name,
+                command: command.to_owned(),
+                workdir: dir,
+                env,
+                volumes: task_volumes(&config),
+                timeout,
+            })
+            .await;
+        crate::deploy::finish_forwarding(Some(forward)).await;
+        let _ = relay.await;
+        let outcome = outcome?;
+        Ok(match (outcome.code, outcome.signal) {
+            (Some(code), _) => i64::from(code),
+            (None, Some(signal)) => 128 + i64::from(signal),
+            (None, None) => 1,
+        })
+    }
+}
