@@ -129,8 +129,11 @@ impl Engine {
         run.pause = req.pause;
         run.notify = config.deploy.notify.clone();
         let (version, image) = (req.version, req.image);
+        let label = req
+            .source
+            .unwrap_or_else(|| format!("dir {}", source.display()));
         self.run(run, |engine, run| {
-            Box::pin(engine.deploy_steps(run, config, source, version, image))
+            Box::pin(engine.deploy_steps(run, config, (source, label), version, image))
         })
         .await
     }
@@ -339,7 +342,7 @@ impl Engine {
         self: &Arc<Self>,
         run: &mut Run,
         config: AppConfig,
-        source: PathBuf,
+        (source, label): (PathBuf, String),
         version: Option<String>,
         image: Option<String>,
     ) -> Result<usize, DeployError> {
@@ -363,6 +366,7 @@ impl Engine {
             source_hash.as_deref(),
         )?;
         let number = release.number;
+        self.store.set_release_source(run.app.id, number, &label)?;
         self.store.set_deploy_target(run.deploy, number)?;
         run.release = Some(number);
         run.send(Progress::Started {

@@ -52,6 +52,9 @@ pub enum JobArgs {
         version: Option<String>,
         #[serde(default)]
         image: Option<String>,
+        /// Where the source came from (recorded with the release).
+        #[serde(default)]
+        source: Option<String>,
     },
     Rollback {
         #[serde(default)]
@@ -360,6 +363,7 @@ impl Engine {
                 pause,
                 version,
                 image,
+                source,
             } => {
                 let req = DeployRequest {
                     source_dir,
@@ -368,6 +372,7 @@ impl Engine {
                     pause,
                     version,
                     image,
+                    source,
                 };
                 self.deploy_job(req, ptx, cancel_rx).await
             }

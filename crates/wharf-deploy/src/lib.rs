@@ -79,6 +79,9 @@ pub struct DeployRequest {
     pub version: Option<String>,
     /// Docker: deploy this prebuilt image instead of building one.
     pub image: Option<String>,
+    /// Where the source came from, recorded with the release (`upload
+    /// sha256:…`, `git URL COMMIT`); default `dir <source_dir>`.
+    pub source: Option<String>,
 }
 
 /// The deploy engine. One per server.

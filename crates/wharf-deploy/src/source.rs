@@ -237,6 +237,7 @@ mod tests {
             status: wharf_store::ReleaseStatus::Ready,
             created_ms: 0,
             source_hash: hash.map(str::to_owned),
+            source: None,
         };
         assert_eq!(differs(&release(Some("h")), "h", "{\"a\":1}"), None);
         assert_eq!(

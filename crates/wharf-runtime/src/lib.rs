@@ -289,6 +289,10 @@ impl RemovedApp {
 pub struct PruneReport {
     pub images: Vec<String>,
     pub containers: Vec<String>,
+    /// Uploaded or fetched sources no app deploys from any more (filled
+    /// in by the server, which keeps them).
+    #[serde(default)]
+    pub sources: Vec<String>,
     pub reclaimed_bytes: u64,
 }
 

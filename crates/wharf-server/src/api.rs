@@ -98,6 +98,14 @@ pub struct JobCancelled {
     pub message: String,
 }
 
+/// `wharf deploy --git URL --ref REF`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitSource {
+    pub url: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+}
+
 /// An uploaded source, kept by the server under its hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceUploaded {
@@ -168,6 +176,10 @@ pub struct DeployBody {
     /// Or: the SHA-256 of a source uploaded with `PUT /v1/sources/{sha256}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<String>,
+    /// Or: a git repository the server fetches (`ref` a branch, tag or
+    /// commit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitSource>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]
@@ -243,6 +255,10 @@ pub struct ReleaseInfo {
     /// `pending`.
     pub status: String,
     pub created_ms: i64,
+    /// Where its source came from: `upload sha256:…`, `git URL COMMIT`,
+    /// `dir PATH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

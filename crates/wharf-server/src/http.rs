@@ -143,8 +143,21 @@ async fn deploy(
     caller: Caller,
     Json(body): Json<DeployBody>,
 ) -> Response {
-    let source_dir = match (&body.source_dir, &body.upload) {
-        (Some(dir), None) => {
+    let mut version = body.version;
+    let mut label = None;
+    let source_dir = match (&body.source_dir, &body.upload, &body.git) {
+        (None, None, Some(git)) => {
+            let local = matches!(caller, Caller::Local);
+            match crate::git::fetch(&s.info.data_dir, &git.url, &git.reference, local).await {
+                Ok((dir, commit)) => {
+                    version.get_or_insert_with(|| commit.chars().take(12).collect());
+                    label = Some(format!("git {} {commit}", git.url));
+                    dir
+                }
+                Err(f) => return f.into_response(),
+            }
+        }
+        (Some(dir), None, None) => {
             if let Err(f) = caller.may_name_server_paths() {
                 return f.into_response();
             }
@@ -157,8 +170,11 @@ async fn deploy(
             }
             dir.clone()
         }
-        (None, Some(sha256)) => match crate::sources::source_dir(&s.info.data_dir, sha256) {
-            Ok(dir) if dir.is_dir() => dir,
+        (None, Some(sha256), None) => match crate::sources::source_dir(&s.info.data_dir, sha256) {
+            Ok(dir) if dir.is_dir() => {
+                label = Some(format!("upload sha256:{}", sha256.to_ascii_lowercase()));
+                dir
+            }
             Ok(_) => {
                 return Failure(
                     StatusCode::NOT_FOUND,
@@ -171,7 +187,7 @@ async fn deploy(
         _ => {
             return Failure(
                 StatusCode::BAD_REQUEST,
-                "a deploy names its source: `source_dir` (local callers) or `upload` (the hash of an uploaded source), one of them".into(),
+                "a deploy names its source: `source_dir` (local callers), `upload` (the hash of an uploaded source) or `git` (a repository and ref the server fetches), one of them".into(),
             )
             .into_response();
         }
@@ -188,8 +204,9 @@ async fn deploy(
         source_dir,
         env: body.env,
         pause: body.pause,
-        version: body.version,
+        version,
         image: body.image,
+        source: label,
     };
     match s.engine.submit(&app, args) {
         Ok(submitted) => ndjson(submitted.progress),
@@ -264,6 +281,7 @@ async fn releases(
             number: r.number,
             revision: r.revision,
             created_ms: r.created_ms,
+            source: r.source,
         })
         .collect();
     Ok(Json(out))
@@ -653,7 +671,18 @@ async fn certs(State(s): State<AppState>) -> Result<Json<Vec<CertView>>, Failure
 }
 
 async fn prune(State(s): State<AppState>) -> Result<Json<PruneReport>, Failure> {
-    Ok(Json(s.engine.prune().await.map_err(engine_failure)?))
+    let mut report = s.engine.prune().await.map_err(engine_failure)?;
+    let keep: Vec<std::path::PathBuf> = s
+        .engine
+        .store()
+        .apps()?
+        .into_iter()
+        .map(|a| std::path::PathBuf::from(a.source_dir))
+        .collect();
+    let (sources, bytes) = crate::sources::prune(&s.info.data_dir, &keep).await;
+    report.sources = sources;
+    report.reclaimed_bytes += bytes;
+    Ok(Json(report))
 }
 
 async fn tokens(State(s): State<AppState>) -> Result<Json<Vec<TokenInfo>>, Failure> {

@@ -32,6 +32,7 @@ use wharf_store::Store;
 pub mod api;
 pub mod client;
 mod cron;
+mod git;
 mod http;
 mod jobs;
 mod lock;

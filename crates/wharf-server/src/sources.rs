@@ -149,6 +149,54 @@ pub(crate) async fn put(
     }))
 }
 
+/// Removes the sources under the data dir that no app deploys from any
+/// more (`keep`: each app's last source) and that are over ten minutes
+/// old (a client may have uploaded one and not yet sent its deploy).
+/// Returns their names and the bytes freed.
+pub(crate) async fn prune(data_dir: &Path, keep: &[PathBuf]) -> (Vec<String>, u64) {
+    let parent = data_dir.join(SOURCES_DIR);
+    let Ok(mut entries) = tokio::fs::read_dir(&parent).await else {
+        return (Vec::new(), 0);
+    };
+    let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+    let (mut removed, mut bytes) = (Vec::new(), 0);
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let old = entry
+            .metadata()
+            .await
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < cutoff);
+        if keep.iter().any(|k| k == &path) || !old {
+            continue;
+        }
+        let size = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || dir_size(&path)
+        })
+        .await
+        .unwrap_or(0);
+        if tokio::fs::remove_dir_all(&path).await.is_ok() {
+            bytes += size;
+            removed.push(name);
+        }
+    }
+    (removed, bytes)
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| dir_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
 /// Streams `body` into `path`, failing past `cap` bytes.
 async fn receive(body: Body, path: &Path, cap: u64) -> Result<(), Failure> {
     let mut file = tokio::fs::File::create(path).await.map_err(|e| {

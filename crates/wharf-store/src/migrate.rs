@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_maintenance.sql"),
     include_str!("migrations/0005_jobs.sql"),
     include_str!("migrations/0006_api_tokens.sql"),
+    include_str!("migrations/0007_release_source.sql"),
 ];
 
 /// The schema version this build knows.

@@ -99,6 +99,9 @@ pub struct ReleaseRow {
     /// A hash of the source tree it was made from (see
     /// `wharf_deploy::source_hash`); `None` for older releases.
     pub source_hash: Option<String>,
+    /// Where its source came from: `upload sha256:…`, `git URL COMMIT` or
+    /// `dir PATH`; `None` for older releases.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -7,7 +7,7 @@ use crate::{Store, StoreError, now_ms};
 
 const APP_COLS: &str = "id, name, source_dir, current_release, created_ms, maintenance";
 const RELEASE_COLS: &str =
-    "app_id, number, revision, config_json, dir, status, created_ms, source_hash";
+    "app_id, number, revision, config_json, dir, status, created_ms, source_hash, source";
 const INSTANCE_COLS: &str =
     "id, app_id, release, process, idx, port, pid, state, started_ms, updated_ms";
 const EVENT_COLS: &str = "id, app_id, deploy_id, at_ms, level, message";
@@ -42,6 +42,7 @@ fn release_row(r: &Row<'_>) -> rusqlite::Result<ReleaseRow> {
         status: text(r, 5, ReleaseStatus::parse)?,
         created_ms: r.get(6)?,
         source_hash: r.get(7)?,
+        source: r.get(8)?,
     })
 }
 
@@ -139,6 +140,21 @@ impl Store {
 
     /// Creates the next release of an app, numbered after the highest so
     /// far. `source_hash`: what its source tree hashed to, if known.
+    /// Records where release `number` of `app_id` came from (see
+    /// [`ReleaseRow::source`]).
+    pub fn set_release_source(
+        &self,
+        app_id: i64,
+        number: i64,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE releases SET source = ?3 WHERE app_id = ?1 AND number = ?2",
+            params![app_id, number, source],
+        )?;
+        Ok(())
+    }
+
     pub fn create_release(
         &self,
         app_id: i64,

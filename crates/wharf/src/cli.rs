@@ -503,6 +503,14 @@ pub struct DeployArgs {
     /// instead of building the Dockerfile.
     #[arg(long)]
     pub image: Option<String>,
+    /// Have the server fetch the source with git from this repository
+    /// (https://, ssh://, user@host:path; a path on the server for a local
+    /// server) instead of sending DIR.
+    #[arg(long, value_name = "URL", requires = "reference")]
+    pub git: Option<String>,
+    /// With --git: the branch, tag or commit to deploy.
+    #[arg(long = "ref", value_name = "REF", requires = "git")]
+    pub reference: Option<String>,
     /// Print the outcome as JSON on stdout.
     #[arg(long)]
     pub json: bool,

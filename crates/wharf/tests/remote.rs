@@ -101,12 +101,49 @@ fn https_api_deploys_by_upload_and_checks_tokens_and_the_pinned_certificate() {
     let out = remote(app.path(), &home, &as_deployer, &["deploy", ".", "--json"]);
     assert_eq!(release_of(&out), 2);
     assert!(text(&out.stderr).contains("the server already has this source"));
+    // The release records its source: the upload's hash.
+    let out = remote(app.path(), &home, &as_deployer, &["releases", "--json"]);
+    let releases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let source = releases[0]["source"].as_str().unwrap();
+    assert_eq!(source, format!("upload sha256:{}", sources[0]));
+    // A repository on the server's disk is not a remote caller's to name.
+    let out = remote(
+        app.path(),
+        &home,
+        &as_deployer,
+        &["deploy", "--git", "/srv/git/anything.git", "--ref", "main"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("only a caller on the server may name"),
+        "{}",
+        text(&out.stderr)
+    );
     // The client's directory is not needed any more: roll back from elsewhere.
     let elsewhere = tmp.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
     let out = remote(&elsewhere, &home, &as_deployer, &["rollback", "--json"]);
     assert_eq!(release_of(&out), 1);
     assert_eq!(get(server.proxy, "/").1, Some(1));
+
+    // A newer source; the older one, no longer any app's, goes with
+    // prune once it is old enough not to be an upload awaiting its deploy.
+    std::fs::write(app.path().join("NOTES.txt"), "changed").unwrap();
+    let out = remote(app.path(), &home, &as_deployer, &["deploy", ".", "--json"]);
+    assert_eq!(release_of(&out), 3);
+    let old = data.join("sources").join(&sources[0]);
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::open(&old)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let pruned = server.ok(&["prune"]);
+    assert!(
+        pruned.contains(&format!("removed source {}", sources[0])),
+        "{pruned}"
+    );
+    assert!(!old.exists());
+    assert_eq!(std::fs::read_dir(data.join("sources")).unwrap().count(), 1);
 
     // A read token reads, and cannot deploy (403).
     let as_reader = [
@@ -487,5 +524,90 @@ fn bad_uploads_are_refused_and_change_nothing() {
             .join(&sha)
             .join("wharf.toml")
             .is_file()
+    );
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=wharf test",
+            "-c",
+            "user.email=test@wharf.invalid",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git is needed");
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+}
+
+/// `wharf deploy --git REPO --ref main`: the server fetches the commit
+/// itself (a bare repository on this machine stands in for a forge's), and
+/// the release records the repository and commit.
+#[test]
+fn deploy_from_git_fetches_the_commit_and_records_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&tmp.path().join("data"), &[]);
+    let bare = tmp.path().join("origin.git");
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+    let app = App::builder("fromgit").build();
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::copy(app.path().join("wharf.toml"), work.join("wharf.toml")).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "wharf.toml"]);
+    git(&work, &["commit", "-q", "-m", "first"]);
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    let head = String::from_utf8(
+        Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&work)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let out = server
+        .cmd(&[
+            "deploy",
+            "--git",
+            bare.to_str().unwrap(),
+            "--ref",
+            "main",
+            "--json",
+        ])
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    assert_eq!(release_of(&out), 1);
+    assert_eq!(get(server.proxy, "/").1, Some(1));
+    let releases: serde_json::Value =
+        serde_json::from_str(&server.ok(&["releases", "--json", "--app", "fromgit"])).unwrap();
+    assert_eq!(releases[0]["revision"], head[..12]);
+    assert_eq!(
+        releases[0]["source"],
+        format!("git {} {head}", bare.display())
+    );
+    // A ref that is not there: a clear error, nothing deployed.
+    let out = server.wharf(&["deploy", "--git", bare.to_str().unwrap(), "--ref", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("could not fetch `nope`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = server.wharf(&["deploy", "--git", "ext::sh -c evil", "--ref", "main"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is not a git URL"),
+        "{}",
+        text(&out.stderr)
     );
 }

@@ -283,10 +283,21 @@ impl Inner {
 
 /// Unpacks `archive` (of `dir/.`, whose entries start with `./` or the
 /// directory's own name) into `dest`, without its first path component.
+///
+/// Only files and directories are unpacked: links (and special files) are
+/// left out, so no entry can lead a later one outside `dest` (an image's
+/// `x -> /etc` followed by `x/passwd`), and `dest` is made anew by the
+/// caller, so it holds no link of its own.
 fn unpack_stripped(archive: &[u8], dest: &Path) -> std::io::Result<()> {
     let mut tar = tar::Archive::new(archive);
     for entry in tar.entries()? {
         let mut entry = entry?;
+        if !matches!(
+            entry.header().entry_type(),
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Directory
+        ) {
+            continue;
+        }
         let path = entry.path()?.into_owned();
         let rest: std::path::PathBuf = path.components().skip(1).collect();
         let escapes = rest
@@ -323,6 +334,29 @@ mod tests {
         ]);
         assert_eq!(exposed, ["5432/tcp", "53/udp"]);
         assert_eq!(bindings["5432/tcp"].as_ref().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn links_in_an_image_cannot_lead_outside() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_size(0);
+        builder
+            .append_link(&mut link, "assets/x", outside.path())
+            .expect("link");
+        let mut file = tar::Header::new_gnu();
+        file.set_size(5);
+        file.set_mode(0o644);
+        builder
+            .append_data(&mut file, "assets/x/owned", &b"owned"[..])
+            .expect("file");
+        let archive = builder.into_inner().expect("archive");
+        let dest = tempfile::tempdir().expect("tempdir");
+        unpack_stripped(&archive, dest.path()).expect("unpack");
+        assert!(!outside.path().join("owned").exists());
+        assert!(!dest.path().join("x").is_symlink());
     }
 
     #[test]

@@ -17,6 +17,23 @@ use crate::cli::DeployArgs;
 use crate::output;
 
 pub async fn run(client: &Client, args: DeployArgs) -> Result<()> {
+    if let (Some(url), Some(reference)) = (&args.git, &args.reference) {
+        let body = DeployBody {
+            source_dir: None,
+            upload: None,
+            git: Some(wharf_server::api::GitSource {
+                url: url.clone(),
+                reference: reference.clone(),
+            }),
+            env: args.env.into_iter().collect(),
+            wait: args.wait,
+            pause: args.pause,
+            version: args.version,
+            image: args.image,
+        };
+        let lines = client.deploy(&body).await?;
+        return super::follow_progress(lines, args.json, args.wait).await;
+    }
     // Config errors are found here, all at once, before anything moves.
     AppConfig::load(&args.dir)?;
     let source_dir = std::fs::canonicalize(&args.dir)
@@ -24,6 +41,7 @@ pub async fn run(client: &Client, args: DeployArgs) -> Result<()> {
     let mut body = DeployBody {
         source_dir: None,
         upload: None,
+        git: None,
         env: args.env.into_iter().collect(),
         wait: args.wait,
         pause: args.pause,

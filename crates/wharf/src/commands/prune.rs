@@ -18,6 +18,9 @@ pub async fn run(client: &Client, args: PruneArgs) -> Result<()> {
     for container in &report.containers {
         output::data(&format!("removed container {container}"));
     }
+    for source in &report.sources {
+        output::data(&format!("removed source {source}"));
+    }
     output::note(&format!(
         "pruned {} image{} and {} container{}, {} reclaimed",
         report.images.len(),

@@ -132,6 +132,7 @@ pub async fn run(data: Option<&Path>, args: UpArgs) -> Result<()> {
                 pause: false,
                 version: None,
                 image: None,
+                source: None,
             },
         )?;
         let job = submitted.job;
