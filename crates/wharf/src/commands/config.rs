@@ -19,11 +19,20 @@ pub fn show(dir: &Path, json: bool) -> Result<()> {
 
 pub fn check(dir: &Path) -> Result<()> {
     let config = AppConfig::load(dir)?;
+    let count =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut parts = vec![count(config.processes.len(), "process", "processes")];
+    if !config.accessories.is_empty() {
+        parts.push(count(config.accessories.len(), "accessory", "accessories"));
+    }
+    if !config.cron.is_empty() {
+        parts.push(count(config.cron.len(), "cron entry", "cron entries"));
+    }
     output::note(&format!(
-        "{} is valid: app {}, {} processes",
+        "{} is valid: app {}, {}",
         dir.join(wharf_config::FILE_NAME).display(),
         config.name,
-        config.processes.len()
+        parts.join(", ")
     ));
     Ok(())
 }
