@@ -59,6 +59,11 @@ impl Pebble {
     /// Starts Pebble validating HTTP-01 on `127.0.0.1:http_port`.
     /// Tries three times with fresh ports should one be taken meanwhile.
     pub async fn start(http_port: u16) -> Result<Self, String> {
+        // One start at a time: between releasing the ports it picked and
+        // Pebble binding them, a start in a parallel test could pick the
+        // same ones, and one Pebble would then answer for the other.
+        static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one_at_a_time = STARTING.lock().await;
         let mut last = String::new();
         for _ in 0..3 {
             match Self::start_once(http_port).await {
