@@ -107,6 +107,18 @@ pub(crate) fn read_secrets(
     Ok(out)
 }
 
+/// A one-off task of a serving release (see [`Engine::run_one_off`]).
+#[derive(Debug)]
+pub(crate) struct OneOff<'a> {
+    /// Its name in logs (a timestamp is added).
+    pub name: &'a str,
+    pub command: String,
+    /// The process whose env it gets on top of the app's.
+    pub process: Option<&'a str>,
+    pub extra_env: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
 /// The environment every process and task of `config` gets: `[env]` and
 /// the secrets' values.
 pub(crate) fn app_env(config: &AppConfig) -> Result<BTreeMap<String, String>, DeployError> {
@@ -389,11 +401,34 @@ impl Engine {
         argv: Vec<String>,
         output: mpsc::Sender<LogLine>,
     ) -> Result<i64, DeployError> {
+        let task = OneOff {
+            name: "run",
+            command: shell_words::join(&argv),
+            process: None,
+            extra_env: Vec::new(),
+            timeout: RUN_TIMEOUT,
+        };
+        self.run_one_off(app, task, output).await
+    }
+
+    /// A one-off task of `app`'s serving release (`wharf run`, cron runs):
+    /// the app's env (and `task.process`'s), its volumes, output to
+    /// `output`; the exit code (128 + signal when killed).
+    pub(crate) async fn run_one_off(
+        &self,
+        app: &str,
+        task: OneOff<'_>,
+        output: mpsc::Sender<LogLine>,
+    ) -> Result<i64, DeployError> {
         let (number, config, dir) = self.serving_release(app)?;
         let runtime = self.runtime_for(&config).await?;
         let mut env = app_env(&config)?;
+        if let Some(p) = task.process.and_then(|p| config.processes.get(p)) {
+            env.extend(p.env.clone());
+        }
         env.insert("WHARF_RELEASE".into(), number.to_string());
-        let name = format!("run-{}", wharf_store::now_ms());
+        env.extend(task.extra_env);
+        let name = format!("{}-{}", task.name, wharf_store::now_ms());
         let forward = forward_lines(&runtime, app, None, &name, move |l| {
             let output = output.clone();
             async move { output.send(l).await.is_ok() }
@@ -403,20 +438,15 @@ impl Engine {
                 app: app.to_owned(),
                 release: number as u64,
                 name,
-                command: shell_words::join(&argv),
+                command: task.command,
                 workdir: dir,
                 env,
                 volumes: task_volumes(&config),
-                timeout: RUN_TIMEOUT,
+                timeout: task.timeout,
             })
             .await;
         finish_forwarding(Some(forward)).await;
-        let outcome = outcome?;
-        Ok(match (outcome.code, outcome.signal) {
-            (Some(code), _) => i64::from(code),
-            (None, Some(signal)) => 128 + i64::from(signal),
-            (None, None) => 1,
-        })
+        Ok(outcome?.exit_code())
     }
 
     /// `wharf exec PROCESS -- CMD`: `argv` inside a running instance of

@@ -19,19 +19,24 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use wharf_jobs::cron::{CronOptions, Decision};
 use wharf_jobs::{JobId, QueueLimits};
-use wharf_runtime::TaskSpec;
 use wharf_store::{Enqueued, NewJob, now_ms};
 
-use crate::containers::{app_env, task_volumes};
+use crate::containers::OneOff;
 use crate::jobs::JobArgs;
 use crate::{DeployError, Engine, Progress, ProgressTx};
+
+/// The serving releases the scheduler has read: (app, release) → (when
+/// the release was made, its config).
+type Releases = std::collections::HashMap<(String, i64), (i64, wharf_config::AppConfig)>;
 
 impl Engine {
     /// The scheduler: until `shutdown`, looks at every cron entry a little
     /// after each second.
     pub async fn run_cron(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        // A release's config does not change: read and parse it once.
+        let mut releases = Releases::new();
         loop {
-            self.cron_tick(now_ms());
+            self.cron_tick(now_ms(), &mut releases);
             let into_second = (now_ms().rem_euclid(1000)) as u64;
             let wait = Duration::from_millis(1000 - into_second + 20);
             tokio::select! {
@@ -42,7 +47,7 @@ impl Engine {
     }
 
     /// One look at every entry: enqueue what is due, record what skips.
-    pub(crate) fn cron_tick(&self, now: i64) {
+    fn cron_tick(&self, now: i64, releases: &mut Releases) {
         let apps = match self.store.apps() {
             Ok(apps) => apps,
             Err(e) => {
@@ -54,10 +59,19 @@ impl Engine {
             let Some(number) = app.current_release else {
                 continue;
             };
-            let Ok(release) = self.store.release(&app, number) else {
-                continue;
-            };
-            let Ok(config) = self.stored_config(&app, number) else {
+            let key = (app.name.clone(), number);
+            if !releases.contains_key(&key) {
+                let (Ok(release), Ok(config)) = (
+                    self.store.release(&app, number),
+                    self.stored_config(&app, number),
+                ) else {
+                    continue;
+                };
+                // Only the serving releases are kept.
+                releases.retain(|(name, _), _| *name != app.name);
+                releases.insert(key.clone(), (release.created_ms, config));
+            }
+            let Some((created_ms, config)) = releases.get(&key) else {
                 continue;
             };
             for entry in config.cron.values() {
@@ -69,7 +83,7 @@ impl Engine {
                     }
                 };
                 // Times before this release was made are not this entry's.
-                history.since_ms = Some(release.created_ms);
+                history.since_ms = Some(*created_ms);
                 let options = CronOptions {
                     catch_up: entry.catch_up,
                     ..CronOptions::default()
@@ -183,45 +197,23 @@ impl Engine {
         timeout: Duration,
         tx: &ProgressTx,
     ) -> Result<i64, DeployError> {
-        let (number, config, dir) = self.serving_release(app)?;
-        let runtime = self.runtime_for(&config).await?;
-        let mut env = app_env(&config)?;
-        if let Some(p) = config.processes.get(process) {
-            env.extend(p.env.clone());
-        }
-        env.insert("WHARF_RELEASE".into(), number.to_string());
-        env.insert("WHARF_CRON".into(), entry.to_owned());
-        let name = format!("cron-{entry}-{}", now_ms());
-        let (lines_tx, mut lines_rx) = mpsc::channel::<String>(256);
-        let forward = crate::deploy::forward_lines(&runtime, app, None, &name, move |l| {
-            let lines_tx = lines_tx.clone();
-            async move { lines_tx.send(l.line).await.is_ok() }
-        });
+        let (lines_tx, mut lines_rx) = mpsc::channel::<wharf_runtime::LogLine>(256);
         let progress = tx.clone();
         let relay = tokio::spawn(async move {
-            while let Some(line) = lines_rx.recv().await {
-                let _ = progress.send(Progress::Output { line });
+            while let Some(l) = lines_rx.recv().await {
+                let _ = progress.send(Progress::Output { line: l.line });
             }
         });
-        let outcome = runtime
-            .run_task(TaskSpec {
-                app: app.to_owned(),
-                release: number as u64,
-                name,
-                command: command.to_owned(),
-                workdir: dir,
-                env,
-                volumes: task_volumes(&config),
-                timeout,
-            })
-            .await;
-        crate::deploy::finish_forwarding(Some(forward)).await;
+        let name = format!("cron-{entry}");
+        let task = OneOff {
+            name: &name,
+            command: command.to_owned(),
+            process: Some(process),
+            extra_env: vec![("WHARF_CRON".into(), entry.to_owned())],
+            timeout,
+        };
+        let code = self.run_one_off(app, task, lines_tx).await;
         let _ = relay.await;
-        let outcome = outcome?;
-        Ok(match (outcome.code, outcome.signal) {
-            (Some(code), _) => i64::from(code),
-            (None, Some(signal)) => 128 + i64::from(signal),
-            (None, None) => 1,
-        })
+        code
     }
 }

@@ -287,14 +287,14 @@ impl Engine {
             Ok(a) => a,
             Err(e) => {
                 let end = JobEnd::failed(format!("the job's arguments do not parse: {e}"));
-                self.end_job(&owner, id, &end, None);
+                self.end_job(&owner, id, &end);
                 return;
             }
         };
         if job.attempts > 1
             && let Some(end) = self.already_done(&job)
         {
-            self.end_job(&owner, id, &end, None);
+            self.end_job(&owner, id, &end);
             return;
         }
         if job.attempts > 1 {
@@ -308,7 +308,7 @@ impl Engine {
                     job.kind
                 ),
             });
-            self.end_job(&owner, id, &end, None);
+            self.end_job(&owner, id, &end);
             return;
         }
         let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -356,7 +356,14 @@ impl Engine {
                 }
             }
         });
-        let result = match args {
+        let cancelled = |result: Result<crate::DeployReport, DeployError>| match result {
+            Ok(_) => JobEnd::succeeded(),
+            Err(DeployError::Cancelled { .. }) => JobEnd::cancelled(Some(
+                "cancelled on request; the release that served before keeps serving".into(),
+            )),
+            Err(e) => JobEnd::failed(e.to_string()),
+        };
+        let end = match args {
             JobArgs::Deploy {
                 source_dir,
                 env,
@@ -374,10 +381,10 @@ impl Engine {
                     image,
                     source,
                 };
-                self.deploy_job(req, ptx, cancel_rx).await
+                cancelled(self.deploy_job(req, ptx, cancel_rx).await)
             }
             JobArgs::Rollback { release } => {
-                self.rollback_job(&job.app, release, ptx, cancel_rx).await
+                cancelled(self.rollback_job(&job.app, release, ptx, cancel_rx).await)
             }
             JobArgs::Cron {
                 entry,
@@ -389,12 +396,23 @@ impl Engine {
                 let ran = self
                     .cron_task(&job.app, (&entry, &command, &process), timeout, &ptx)
                     .await;
-                let (ok, message) = match &ran {
-                    Ok(0) => (true, format!("cron {entry} of {} exited 0", job.app)),
-                    Ok(code) => (false, format!("cron {entry} of {} exited {code}", job.app)),
+                let what = format!("cron {entry} of {}", job.app);
+                let (ok, message, end) = match ran {
+                    Ok(0) => (
+                        true,
+                        format!("{what} exited 0"),
+                        JobEnd::succeeded().with_exit_code(0),
+                    ),
+                    Ok(code) => (
+                        false,
+                        format!("{what} exited {code}"),
+                        JobEnd::failed(format!("exited with {code}"))
+                            .with_exit_code(i32::try_from(code).unwrap_or(i32::MAX)),
+                    ),
                     Err(e) => (
                         false,
-                        format!("cron {entry} of {} could not run: {e}", job.app),
+                        format!("{what} could not run: {e}"),
+                        JobEnd::failed(e.to_string()),
                     ),
                 };
                 let _ = ptx.send(Progress::Finished {
@@ -402,38 +420,22 @@ impl Engine {
                     message,
                     report: None,
                 });
+                // The last line: the fan-out ends once this sender goes.
                 drop(ptx);
-                heartbeat.abort();
-                self.jobs.forget_cancel(id);
-                let _ = fan_out.await;
-                let end = match ran {
-                    Ok(0) => JobEnd::succeeded().with_exit_code(0),
-                    Ok(code) => JobEnd::failed(format!("exited with {code}"))
-                        .with_exit_code(i32::try_from(code).unwrap_or(i32::MAX)),
-                    Err(e) => JobEnd::failed(e.to_string()),
-                };
-                self.end_job(&owner, id, &end, None);
-                return;
+                end
             }
         };
         heartbeat.abort();
         self.jobs.forget_cancel(id);
         let _ = fan_out.await;
-        let end = match result {
-            Ok(_) => JobEnd::succeeded(),
-            Err(DeployError::Cancelled { .. }) => JobEnd::cancelled(Some(
-                "cancelled on request; the release that served before keeps serving".into(),
-            )),
-            Err(e) => JobEnd::failed(e.to_string()),
-        };
-        self.end_job(&owner, id, &end, None);
+        self.end_job(&owner, id, &end);
     }
 
-    fn end_job(&self, owner: &str, id: JobId, end: &JobEnd, last: Option<Progress>) {
+    fn end_job(&self, owner: &str, id: JobId, end: &JobEnd) {
         if let Err(e) = self.store.finish(id, owner, end, now_ms()) {
             tracing::warn!(job = id, error = %e, "could not record the end of a job");
         }
-        self.jobs.end(id, last);
+        self.jobs.end(id, None);
         tracing::info!(job = id, outcome = ?end.outcome, "job ended");
         self.jobs.wake.notify_one();
     }

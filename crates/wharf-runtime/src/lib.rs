@@ -332,6 +332,17 @@ pub struct TaskOutcome {
 }
 
 impl TaskOutcome {
+    /// The exit code as a shell reports it: 128 + signal when killed.
+    pub fn exit_code(&self) -> i64 {
+        match (self.code, self.signal) {
+            (Some(code), _) => i64::from(code),
+            (None, Some(signal)) => 128 + i64::from(signal),
+            (None, None) => 1,
+        }
+    }
+}
+
+impl TaskOutcome {
     pub fn success(&self) -> bool {
         self.code == Some(0) && !self.timed_out
     }

@@ -126,7 +126,7 @@ fn copy_into(from: &Path, to: &Path, overwrite: bool) -> std::io::Result<()> {
 }
 
 /// Bytes used by the files under `path` (symlinks not followed).
-pub(crate) fn dir_size(path: &Path) -> u64 {
+pub fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = fs::read_dir(path) else {
         return 0;
     };

@@ -91,7 +91,7 @@ pub(crate) async fn put(
     tokio::fs::create_dir_all(&parent)
         .await
         .map_err(|e| internal("create", e))?;
-    let tag = format!("{:016x}", fastrand_u64());
+    let tag = format!("{:016x}", fastrand::u64(..));
     let tar = parent.join(format!(".incoming-{tag}.tar"));
     let incoming = parent.join(format!(".incoming-{tag}"));
     let limits = limits(s.upload_limit);
@@ -173,7 +173,7 @@ pub(crate) async fn prune(data_dir: &Path, keep: &[PathBuf]) -> (Vec<String>, u6
         }
         let size = tokio::task::spawn_blocking({
             let path = path.clone();
-            move || dir_size(&path)
+            move || wharf_runtime::volumes::dir_size(&path)
         })
         .await
         .unwrap_or(0);
@@ -183,18 +183,6 @@ pub(crate) async fn prune(data_dir: &Path, keep: &[PathBuf]) -> (Vec<String>, u6
         }
     }
     (removed, bytes)
-}
-
-fn dir_size(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
-    }
-    std::fs::read_dir(path)
-        .map(|entries| entries.flatten().map(|e| dir_size(&e.path())).sum())
-        .unwrap_or(0)
 }
 
 /// Streams `body` into `path`, failing past `cap` bytes.
@@ -247,16 +235,4 @@ fn refusal(e: wharf_source::SourceError) -> Failure {
         _ => StatusCode::BAD_REQUEST,
     };
     Failure(status, e.to_string())
-}
-
-fn fastrand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
 }

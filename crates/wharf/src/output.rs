@@ -127,13 +127,24 @@ fn step_line(step: Step, detail: Option<&str>) -> String {
     }
 }
 
-/// Milliseconds since the epoch as "3m 12s ago".
-pub fn ago(at_ms: i64) -> String {
-    let now = std::time::SystemTime::now()
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let secs = ((now - at_ms).max(0) / 1000) as u64;
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the epoch as a UTC time, to the second
+/// (`2026-12-03T08:36:54Z`).
+pub fn rfc3339(at_ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(at_ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// Milliseconds since the epoch as "3m 12s ago".
+pub fn ago(at_ms: i64) -> String {
+    let secs = ((now_ms() - at_ms).max(0) / 1000) as u64;
     format!(
         "{} ago",
         humantime::format_duration(Duration::from_secs(secs))

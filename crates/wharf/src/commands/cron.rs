@@ -22,7 +22,9 @@ pub async fn run(client: &Client, command: CronCommand) -> Result<()> {
                     vec![
                         e.name.clone(),
                         format!("{} ({})", e.schedule, e.time_zone),
-                        e.next_ms.map(at).unwrap_or_else(|| "never".into()),
+                        e.next_ms
+                            .map(output::rfc3339)
+                            .unwrap_or_else(|| "never".into()),
                         e.last
                             .as_ref()
                             .map(|j| format!("job {} {}", j.id, j.state))
@@ -54,7 +56,7 @@ pub async fn run(client: &Client, command: CronCommand) -> Result<()> {
                 .map(|j| {
                     vec![
                         j.id.to_string(),
-                        j.scheduled_ms.map(at).unwrap_or_default(),
+                        j.scheduled_ms.map(output::rfc3339).unwrap_or_default(),
                         j.state.to_string(),
                         j.exit_code.map(|c| c.to_string()).unwrap_or_default(),
                         j.duration_ms()
@@ -79,10 +81,4 @@ pub async fn run(client: &Client, command: CronCommand) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A time, RFC 3339 to the second (UTC).
-fn at(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
 }

@@ -30,9 +30,11 @@ pub async fn run(client: &Client, command: TokenCommand) -> Result<()> {
             } else {
                 output::data(&made.secret);
                 let limits = match (&made.token.app, made.token.expires_ms) {
-                    (Some(app), Some(at)) => format!(" for app {app}, expiring {}", when(at)),
+                    (Some(app), Some(at)) => {
+                        format!(" for app {app}, expiring {}", output::rfc3339(at))
+                    }
                     (Some(app), None) => format!(" for app {app}"),
-                    (None, Some(at)) => format!(", expiring {}", when(at)),
+                    (None, Some(at)) => format!(", expiring {}", output::rfc3339(at)),
                     (None, None) => String::new(),
                 };
                 output::note(&format!(
@@ -52,8 +54,8 @@ pub async fn run(client: &Client, command: TokenCommand) -> Result<()> {
                 .map(|t| {
                     let state = match (t.revoked_ms, t.expires_ms) {
                         (Some(at), _) => format!("revoked {}", output::ago(at)),
-                        (None, Some(at)) if at <= now_ms() => "expired".to_owned(),
-                        (None, Some(at)) => format!("expires {}", when(at)),
+                        (None, Some(at)) if at <= output::now_ms() => "expired".to_owned(),
+                        (None, Some(at)) => format!("expires {}", output::rfc3339(at)),
                         (None, None) => "active".to_owned(),
                     };
                     vec![
@@ -86,17 +88,4 @@ fn wharf_auth_id(text: &str) -> String {
     text.strip_prefix("wharf_")
         .and_then(|rest| rest.split_once('_'))
         .map_or_else(|| text.to_owned(), |(id, _)| id.to_owned())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// A future time, as a date.
-fn when(at_ms: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at_ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(at).to_string()
 }
