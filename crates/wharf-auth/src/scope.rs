@@ -1,9 +1,9 @@
 //! Scopes, grants, and which endpoint needs what.
 //!
-//! `read` sees status, releases, events and logs; `deploy` also changes an
-//! app (deploy, rollback, promote, abort, run, exec, maintenance,
-//! accessories); `admin` also removes apps and volumes, prunes, and
-//! manages tokens. A token may be limited to one app: it then reaches only
+//! `read` sees status, releases, events, logs and webhook deliveries;
+//! `deploy` also changes an app (deploy, rollback, promote, abort, run,
+//! exec, maintenance, accessories); `admin` also removes apps and volumes,
+//! prunes, manages tokens and sets an app's webhook secret and forge token. A token may be limited to one app: it then reaches only
 //! that app's endpoints, never the server-wide ones.
 //!
 //! [`required`] reads a request's method and path. GET and HEAD need
@@ -148,6 +148,8 @@ pub fn required(method: &str, path: &str) -> Requirement {
         ["v1", "apps", app, "volumes", _] if method.eq_ignore_ascii_case("DELETE") => {
             admin(AppIn::Path((*app).to_owned()))
         }
+        // Setting a webhook secret or a forge token hands out a credential.
+        ["v1", "apps", app, "hooks", ..] if !read_only => admin(AppIn::Path((*app).to_owned())),
         ["v1", "apps", app, ..] if !app.is_empty() => Requirement {
             scope: by_method,
             app: AppIn::Path((*app).to_owned()),
@@ -192,6 +194,28 @@ mod tests {
                 app("shop"),
             ),
             ("GET", "/v1/apps/shop/volumes", Scope::Read, app("shop")),
+            (
+                "POST",
+                "/v1/apps/shop/hooks/secret",
+                Scope::Admin,
+                app("shop"),
+            ),
+            (
+                "PUT",
+                "/v1/apps/shop/hooks/forge-token",
+                Scope::Admin,
+                app("shop"),
+            ),
+            (
+                "GET",
+                "/v1/apps/shop/hooks/deliveries",
+                Scope::Read,
+                app("shop"),
+            ),
+            ("GET", "/v1/apps/shop/hooks", Scope::Read, app("shop")),
+            // Webhook deliveries skip tokens (their signature is checked);
+            // were one to ask, it would need admin.
+            ("POST", "/hooks/shop", Scope::Admin, AppIn::Server),
             ("POST", "/v1/prune", Scope::Admin, AppIn::Server),
             ("GET", "/v1/tokens", Scope::Admin, AppIn::Server),
             ("POST", "/v1/tokens", Scope::Admin, AppIn::Server),

@@ -101,6 +101,9 @@ pub struct AppConfig {
     /// Commands run on a schedule (`[cron.NAME]`), by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cron: BTreeMap<String, CronEntry>,
+    /// The app's CI steps (`[ci]`), run by `wharf ci` and by pipelines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<CiConfig>,
     pub deploy: DeploySettings,
 }
 
@@ -376,6 +379,76 @@ pub struct CronEntry {
     pub timeout: Duration,
 }
 
+/// The app's CI steps (`[ci]`): run in order by `wharf ci` in a checkout,
+/// and by the server's pipeline in a clean checkout of a pushed commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CiConfig {
+    /// Where the server runs the steps; `None`: on the host, in a worktree.
+    /// `wharf ci` always runs them on the machine it runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<CiImage>,
+    /// In order; never empty. Names are unique across steps and groups.
+    pub steps: Vec<CiStep>,
+}
+
+impl CiConfig {
+    /// Every step, in order, with the group it is in.
+    pub fn runs(&self) -> impl Iterator<Item = (Option<&CiGroup>, &CiRun)> {
+        self.steps.iter().flat_map(|step| match step {
+            CiStep::Run(run) => vec![(None, run)],
+            CiStep::Group(group) => group.steps.iter().map(|run| (Some(group), run)).collect(),
+        })
+    }
+}
+
+/// `[ci] image`: what the server runs the steps in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CiImage {
+    /// A container of the app's build image (docker runtime only).
+    Build,
+}
+
+/// One item of `[ci] steps`: a step, or a group of steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum CiStep {
+    Run(CiRun),
+    Group(CiGroup),
+}
+
+impl CiStep {
+    /// The step's or the group's name.
+    pub fn name(&self) -> &str {
+        match self {
+            CiStep::Run(run) => &run.name,
+            CiStep::Group(group) => &group.name,
+        }
+    }
+}
+
+/// A step: a shell command (`/bin/sh -c`) run in the checkout; it passes
+/// when it exits 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CiRun {
+    /// Non-empty, one line.
+    pub name: String,
+    /// Non-empty.
+    pub run: String,
+}
+
+/// Steps run together: up to `parallel` at once (each one's output shown
+/// whole when it ends), or one after the other when `parallel` is 1. A
+/// group holds steps only, never another group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CiGroup {
+    pub name: String,
+    /// 1 to 64; default 1.
+    pub parallel: u32,
+    /// Never empty.
+    pub steps: Vec<CiRun>,
+}
+
 /// Where a process's own image comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -440,6 +513,10 @@ pub struct HealthCheck {
 /// Not `Eq`: [`AnalysisSettings`] holds `f64` limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploySettings {
+    /// The branch whose pushes are deployed (a forge's push webhook names
+    /// it); `None`: pushes deploy nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
     /// How long new instances may take to pass their health check.
     #[serde(with = "humantime_serde")]
     pub health_timeout: Duration,

@@ -16,7 +16,9 @@ use toml::de::{DeTable, DeValue};
 
 use crate::error::Sink;
 
+mod ci;
 mod cron;
+pub(crate) use ci::{RawCi, RawCiGroup, RawCiItem, RawCiStep, RawCiSteps};
 pub(crate) use cron::{CRON_EXAMPLE, RawCron};
 
 /// A byte range in the source.
@@ -53,6 +55,8 @@ pub(crate) struct RawConfig {
     pub processes: Vec<RawProcess>,
     /// `[cron.NAME]` entries, in source order.
     pub cron: Vec<RawCron>,
+    /// `[ci]`, when written as a table.
+    pub ci: Option<RawCi>,
     pub deploy: RawDeploy,
 }
 
@@ -197,6 +201,8 @@ pub(crate) struct RawHealth {
 
 #[derive(Debug, Default)]
 pub(crate) struct RawDeploy {
+    /// The branch whose pushes are deployed.
+    pub branch: Option<Sp<String>>,
     pub health_timeout: Option<Sp<String>>,
     pub drain_timeout: Option<Sp<String>>,
     pub retain: Option<Sp<i128>>,
@@ -264,6 +270,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "processes",
     "accessories",
     "cron",
+    "ci",
     "deploy",
 ];
 pub(crate) const PROCESS_KEYS: &[&str] = &[
@@ -310,6 +317,7 @@ pub(crate) const HTTP_KEYS: &[&str] = &[
 pub(crate) const TLS_KEYS: &[&str] = &["cert", "key"];
 pub(crate) const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout", "threshold"];
 pub(crate) const DEPLOY_KEYS: &[&str] = &[
+    "branch",
     "health_timeout",
     "drain_timeout",
     "retain",
@@ -370,6 +378,7 @@ pub(crate) fn read(root: &DeTable<'_>, sink: &mut Sink<'_>) -> RawConfig {
         processes: read_processes(&top, sink),
         accessories: read_accessories(&top, sink),
         cron: cron::read_cron(&top, sink),
+        ci: ci::read_ci(&top, sink),
         deploy: top
             .table(sink, "deploy")
             .map(|t| read_deploy(t, sink))
@@ -738,6 +747,7 @@ fn read_health(process: &Table<'_, '_>, name: &str, sink: &mut Sink<'_>) -> Opti
 fn read_deploy(table: &DeTable<'_>, sink: &mut Sink<'_>) -> RawDeploy {
     let t = Table::new(table, "[deploy]", DEPLOY_KEYS, sink);
     RawDeploy {
+        branch: t.string(sink, "branch"),
         health_timeout: t.duration(sink, "health_timeout"),
         drain_timeout: t.duration(sink, "drain_timeout"),
         retain: t.integer(sink, "retain"),
@@ -1221,6 +1231,9 @@ fn elsewhere(name: &str, ctx: &str) -> Option<String> {
         return Some(format!(
             "`{name}` belongs to a process: move it under [processes.NAME]"
         ));
+    }
+    if name == "steps" {
+        return Some("`steps` belongs in [ci] (CI steps) or in [deploy] (canary steps)".into());
     }
     if DEPLOY_KEYS.contains(&name) {
         return Some(format!("`{name}` belongs in [deploy]"));

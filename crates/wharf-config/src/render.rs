@@ -10,9 +10,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::{
-    AccessoryConfig, AnalysisSettings, AppConfig, CanaryStep, CronEntry, DeploySettings,
-    DockerSettings, HealthCheck, HttpRoute, ImageBuild, ProcessConfig, ProcessImage, SecretSource,
-    Strategy, TlsSource,
+    AccessoryConfig, AnalysisSettings, AppConfig, CanaryStep, CiConfig, CiImage, CiRun, CiStep,
+    CronEntry, DeploySettings, DockerSettings, HealthCheck, HttpRoute, ImageBuild, ProcessConfig,
+    ProcessImage, SecretSource, Strategy, TlsSource,
 };
 
 /// First line of the output. Holds nothing that varies (path, time) so that
@@ -59,6 +59,9 @@ pub(crate) fn to_toml(config: &AppConfig) -> String {
     }
     for entry in config.cron.values() {
         cron_table(&mut out, entry);
+    }
+    if let Some(ci) = &config.ci {
+        ci_table(&mut out, ci);
     }
     for accessory in config.accessories.values() {
         accessory_tables(&mut out, accessory);
@@ -278,8 +281,42 @@ fn cron_table(out: &mut String, c: &CronEntry) {
     kv(out, "timeout", &duration(c.timeout));
 }
 
+/// `[ci]` with one item per line, a group's steps indented under it.
+fn ci_table(out: &mut String, ci: &CiConfig) {
+    header(out, "ci");
+    match ci.image {
+        Some(CiImage::Build) => kv(out, "image", &string("build")),
+        None => {}
+    }
+    line(out, "steps = [");
+    let run = |r: &CiRun| format!("{{ name = {}, run = {} }}", string(&r.name), string(&r.run));
+    for step in &ci.steps {
+        match step {
+            CiStep::Run(r) => line(out, &format!("  {},", run(r))),
+            CiStep::Group(g) => {
+                line(
+                    out,
+                    &format!(
+                        "  {{ group = {}, parallel = {}, steps = [",
+                        string(&g.name),
+                        g.parallel
+                    ),
+                );
+                for r in &g.steps {
+                    line(out, &format!("    {},", run(r)));
+                }
+                line(out, "  ] },");
+            }
+        }
+    }
+    line(out, "]");
+}
+
 fn deploy_table(out: &mut String, deploy: &DeploySettings) {
     header(out, "deploy");
+    if let Some(branch) = &deploy.branch {
+        kv(out, "branch", &string(branch));
+    }
     kv(out, "health_timeout", &duration(deploy.health_timeout));
     kv(out, "drain_timeout", &duration(deploy.drain_timeout));
     kv(out, "retain", &deploy.retain.to_string());

@@ -14,6 +14,7 @@ use toml::de::DeTable;
 
 use crate::error::{ConfigErrors, Sink};
 
+mod ci;
 mod cron;
 mod docker;
 use crate::raw::{
@@ -128,6 +129,7 @@ fn resolve(raw: RawConfig, sink: &mut Sink<'_>) -> AppConfig {
     let first_process = raw.processes.first().map(|p| p.name.value.clone());
     let processes = resolve_processes(raw.processes, runtime, sink);
     let cron = cron::resolve_cron(raw.cron, first_process.as_deref(), &processes, sink);
+    let ci = ci::resolve_ci(raw.ci, runtime, sink);
     let env = resolve_env(raw.env, "[env]", sink);
     let env_files = resolve_env_files(&raw.env_file, "`env_file`", sink);
     let secret_env_files =
@@ -166,6 +168,7 @@ fn resolve(raw: RawConfig, sink: &mut Sink<'_>) -> AppConfig {
         asset_path,
         processes,
         cron,
+        ci,
         deploy: resolve_deploy(raw.deploy, sink),
     }
 }
@@ -821,6 +824,7 @@ fn resolve_deploy(raw: RawDeploy, sink: &mut Sink<'_>) -> DeploySettings {
     let ctx = "[deploy]";
     let strategy = resolve_strategy(&raw, sink);
     DeploySettings {
+        branch: raw.branch.and_then(|b| ci::resolve_branch(b, sink)),
         health_timeout: duration(
             raw.health_timeout.as_ref(),
             &raw::subject("health_timeout", ctx),

@@ -58,7 +58,7 @@ xyzzy = 3
 "#,
         r#"
 wharf.toml:2:1: unknown top-level key `colour`
-  = hint: valid keys at the top level are `name`, `runtime`, `image`, `build`, `release_command`, `asset_path`, `env`, `env_file`, `secrets`, `processes`, `accessories`, `cron`, `deploy`
+  = hint: valid keys at the top level are `name`, `runtime`, `image`, `build`, `release_command`, `asset_path`, `env`, `env_file`, `secrets`, `processes`, `accessories`, `cron`, `ci`, `deploy`
 wharf.toml:5:1: unknown key `xyzzy` in [processes.web]
   = hint: valid keys here are `command`, `image`, `build`, `entrypoint`, `instances`, `stop_timeout`, `env`, `env_file`, `volumes`, `ports`, `http`, `health`, `port`, `memory`, `cpus`, `restart`
 2 errors in wharf.toml

@@ -74,16 +74,15 @@ impl Engine {
         run.step(self, Step::Certificates, Some(names.join(", ")))
             .await?;
         let Some(certs) = self.certificates.get() else {
-            run.send(Progress::Output {
-                line: "this server manages no certificates: the hosts are served on plain HTTP"
-                    .into(),
-            });
+            run.send(Progress::output(
+                "this server manages no certificates: the hosts are served on plain HTTP",
+            ));
             return Ok(());
         };
         if !certs.https {
-            run.send(Progress::Output {
-                line: "the server has no HTTPS listener (`wharf server --https-listen ADDR`): the hosts are served on plain HTTP".into(),
-            });
+            run.send(Progress::output(
+                "the server has no HTTPS listener (`wharf server --https-listen ADDR`): the hosts are served on plain HTTP",
+            ));
         }
         for (host, source) in hosts {
             let line = match source {
@@ -118,7 +117,7 @@ impl Engine {
                     }
                 },
             };
-            run.send(Progress::Output { line });
+            run.send(Progress::output(line));
         }
         Ok(())
     }

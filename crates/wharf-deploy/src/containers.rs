@@ -25,9 +25,6 @@ use wharf_store::ReleaseStatus;
 use crate::deploy::{finish_forwarding, forward_lines};
 use crate::{DeployError, Engine};
 
-/// How long `wharf run` may take.
-const RUN_TIMEOUT: Duration = Duration::from_secs(6 * 60 * 60);
-
 /// The runtime kind of an app's config.
 pub(crate) fn kind(config: &AppConfig) -> Kind {
     match config.runtime {
@@ -236,7 +233,8 @@ pub(crate) fn docker_build(b: &ImageBuild) -> DockerBuild {
 }
 
 /// What `wharf accessory …` asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AccessoryAction {
     Boot,
     Stop,
@@ -390,25 +388,6 @@ impl Engine {
         })?;
         let (config, dir) = self.stored_release(&row, number)?;
         Ok((number, config, dir))
-    }
-
-    /// `wharf run -- CMD`: `argv` as a one-off task of the serving release
-    /// (a container of its image, on its network, with its env), output to
-    /// `output`; returns the exit code (128 + signal when killed).
-    pub async fn run_command(
-        &self,
-        app: &str,
-        argv: Vec<String>,
-        output: mpsc::Sender<LogLine>,
-    ) -> Result<i64, DeployError> {
-        let task = OneOff {
-            name: "run",
-            command: shell_words::join(&argv),
-            process: None,
-            extra_env: Vec::new(),
-            timeout: RUN_TIMEOUT,
-        };
-        self.run_one_off(app, task, output).await
     }
 
     /// A one-off task of `app`'s serving release (`wharf run`, cron runs):

@@ -11,19 +11,18 @@
 //! The store's unique (entry, scheduled time) key makes the enqueue
 //! idempotent, so a scheduler restarted mid-tick never runs one twice; a
 //! run that was running when the server died is not run again
-//! ([`Engine::run_job`] ends it as failed, "interrupted").
+//! (the runner ends it as failed, "interrupted").
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use wharf_jobs::cron::{CronOptions, Decision};
 use wharf_jobs::{JobId, QueueLimits};
 use wharf_store::{Enqueued, NewJob, now_ms};
 
-use crate::containers::OneOff;
 use crate::jobs::JobArgs;
-use crate::{DeployError, Engine, Progress, ProgressTx};
+use crate::{DeployError, Engine};
 
 /// The serving releases the scheduler has read: (app, release) → (when
 /// the release was made, its config).
@@ -185,35 +184,5 @@ impl Engine {
             Enqueued::Duplicate { existing_id } => Ok(existing_id),
             Enqueued::Full(full) => Err(DeployError::QueueFull(full.to_string())),
         }
-    }
-
-    /// Runs a cron entry's command as a one-off task of the serving
-    /// release, with the env of `process`; its output goes to `tx`.
-    /// Returns the exit code (128 + signal when killed).
-    pub(crate) async fn cron_task(
-        &self,
-        app: &str,
-        (entry, command, process): (&str, &str, &str),
-        timeout: Duration,
-        tx: &ProgressTx,
-    ) -> Result<i64, DeployError> {
-        let (lines_tx, mut lines_rx) = mpsc::channel::<wharf_runtime::LogLine>(256);
-        let progress = tx.clone();
-        let relay = tokio::spawn(async move {
-            while let Some(l) = lines_rx.recv().await {
-                let _ = progress.send(Progress::Output { line: l.line });
-            }
-        });
-        let name = format!("cron-{entry}");
-        let task = OneOff {
-            name: &name,
-            command: command.to_owned(),
-            process: Some(process),
-            extra_env: vec![("WHARF_CRON".into(), entry.to_owned())],
-            timeout,
-        };
-        let code = self.run_one_off(app, task, lines_tx).await;
-        let _ = relay.await;
-        code
     }
 }

@@ -77,6 +77,17 @@ impl Run {
         Ok(())
     }
 
+    /// Resolves once a cancel is asked for, before the commit point (never
+    /// for a run that cannot be cancelled): a long wait selects on it.
+    pub(crate) async fn cancel_requested(&self) {
+        if let (Some(cancel), false) = (&self.cancel, self.switched)
+            && cancel.clone().wait_for(|c| *c).await.is_ok()
+        {
+            return;
+        }
+        std::future::pending::<()>().await;
+    }
+
     /// The release the proxy serves for the app right now (what a failure
     /// leaves serving), from the routing state, not from the store.
     pub(crate) fn serving(&self, engine: &Engine) -> Option<i64> {
@@ -85,19 +96,9 @@ impl Run {
 }
 
 impl Engine {
-    /// Deploys the app in `req.source_dir` as a new release.
-    pub async fn deploy(
-        self: &Arc<Self>,
-        req: DeployRequest,
-        tx: Option<ProgressTx>,
-    ) -> Result<DeployReport, DeployError> {
-        let result = self.deploy_inner(req, tx.clone(), None).await;
-        finished(tx.as_ref(), &result);
-        result
-    }
-
-    /// [`Engine::deploy`] as a job runs it: stopped at its next step
-    /// before the switch once `cancel` says so.
+    /// Deploys the app in `req.source_dir` as a new release, as the job
+    /// runner runs it (the one way a deploy happens): stopped at its next
+    /// step before the switch once `cancel` says so.
     pub(crate) async fn deploy_job(
         self: &Arc<Self>,
         req: DeployRequest,
@@ -139,22 +140,8 @@ impl Engine {
     }
 
     /// Rolls `app` back to release `target` (default: the newest retained
-    /// release before the serving one).
-    pub async fn rollback(
-        self: &Arc<Self>,
-        app: &str,
-        target: Option<i64>,
-        wait: bool,
-        tx: Option<ProgressTx>,
-    ) -> Result<DeployReport, DeployError> {
-        let result = self
-            .rollback_inner(app, target, wait, tx.clone(), None)
-            .await;
-        finished(tx.as_ref(), &result);
-        result
-    }
-
-    /// [`Engine::rollback`] as a job runs it (see [`Engine::deploy_job`]).
+    /// release before the serving one), as the job runner runs it (see
+    /// [`Engine::deploy_job`]).
     pub(crate) async fn rollback_job(
         self: &Arc<Self>,
         app: &str,
@@ -754,7 +741,7 @@ impl Engine {
 /// The config a deploy of `dir` with `env` overrides makes a release of:
 /// its `env_file`s read now (their values are the release's), the
 /// overrides on top, `./relative` volume sources made absolute.
-fn request_config(
+pub(crate) fn request_config(
     dir: &Path,
     env: &std::collections::BTreeMap<String, String>,
 ) -> Result<AppConfig, DeployError> {
@@ -810,12 +797,9 @@ pub(crate) fn finished(tx: Option<&ProgressTx>, result: &Result<DeployReport, De
             ok: true,
             message: report.summary(),
             report: Some(report.clone()),
+            exit_code: None,
         },
-        Err(e) => Progress::Finished {
-            ok: false,
-            message: e.to_string(),
-            report: None,
-        },
+        Err(e) => Progress::finished(false, e.to_string()),
     };
     let _ = tx.send(p);
 }
@@ -878,7 +862,7 @@ fn forward_progress(
 ) -> Option<tokio::task::JoinHandle<()>> {
     run.tx.clone().map(|tx| {
         forward_lines(runtime, &run.app.name, release, process, move |l| {
-            let sent = tx.send(Progress::Output { line: l.line }).is_ok();
+            let sent = tx.send(Progress::output(l.line)).is_ok();
             async move { sent }
         })
     })

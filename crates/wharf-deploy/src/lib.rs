@@ -34,10 +34,12 @@ mod containers;
 mod cron;
 mod deploy;
 mod error;
+mod hooks;
 mod jobs;
 mod live;
 mod maintenance;
 mod metrics;
+mod pipeline;
 mod progress;
 mod progressive;
 mod recover;
@@ -45,6 +47,7 @@ mod remove;
 mod source;
 mod start;
 mod status;
+pub mod statuses;
 mod step;
 mod volumes;
 
@@ -53,6 +56,7 @@ pub use containers::AccessoryAction;
 pub use deploy::git_revision;
 pub use error::DeployError;
 pub use jobs::{JobArgs, LEASE, Submitted};
+pub use pipeline::{ForgeTokens, Pipelines};
 pub use progress::{DeployReport, Progress};
 pub use progressive::{Control, ProgressiveStatus, ReleaseTraffic};
 pub use recover::{RecoveryPlan, RecoveryReport, RecoveryTx};
@@ -104,6 +108,10 @@ pub struct Engine {
     certificates: std::sync::OnceLock<Certificates>,
     /// The job queue's followers and runner (see [`jobs`]).
     jobs: jobs::Hub,
+    /// What pipelines need from the server (see [`Engine::set_pipelines`]).
+    pipelines: std::sync::OnceLock<Pipelines>,
+    /// During recovery: per app, the restore waiting for its job.
+    pending_restores: Mutex<HashMap<String, recover::PendingRestore>>,
 }
 
 impl Engine {
@@ -125,6 +133,8 @@ impl Engine {
             adoptable: Mutex::new(HashMap::new()),
             certificates: std::sync::OnceLock::new(),
             jobs: jobs::Hub::default(),
+            pipelines: std::sync::OnceLock::new(),
+            pending_restores: Mutex::new(HashMap::new()),
         });
         tokio::spawn(recover::record_runtime_events(Arc::downgrade(&engine)));
         tokio::spawn(progressive::record_release_metrics(Arc::downgrade(&engine)));

@@ -20,14 +20,64 @@ pub enum Progress {
     },
     /// A step began.
     Step { step: Step, detail: Option<String> },
-    /// A line of output of the build or release command.
-    Output { line: String },
+    /// A line of output of the build, the release command or a one-off
+    /// run (`stderr`: it came on the command's stderr).
+    Output {
+        line: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stderr: bool,
+    },
+    /// A pipeline's stage began: `fetch`, `ci` (a deploy's own steps
+    /// follow `Started`).
+    Stage {
+        name: String,
+        detail: Option<String>,
+    },
+    /// A CI step of a pipeline began (`group`: the parallel group it runs in).
+    CiStep {
+        name: String,
+        group: Option<String>,
+        run: String,
+    },
+    /// A line of a CI step's output (stdout and stderr as written, masked).
+    CiOutput { step: String, line: String },
+    /// A CI step ended: its pass or fail line.
+    CiStepEnd {
+        name: String,
+        ok: bool,
+        /// `passed`, `failed`, `stopped`, `interrupted`, `skipped`.
+        status: String,
+        line: String,
+    },
     /// The deploy ended; the last message of a stream.
     Finished {
         ok: bool,
         message: String,
         report: Option<DeployReport>,
+        /// A one-off or cron run's exit code (128 + signal when killed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i64>,
     },
+}
+
+impl Progress {
+    /// A line of output on stdout.
+    pub fn output(line: impl Into<String>) -> Self {
+        Progress::Output {
+            line: line.into(),
+            stderr: false,
+        }
+    }
+
+    /// The last message of a stream with no report.
+    pub fn finished(ok: bool, message: impl Into<String>) -> Self {
+        Progress::Finished {
+            ok,
+            message: message.into(),
+            report: None,
+            exit_code: None,
+        }
+    }
 }
 
 /// A successful deploy or rollback.

@@ -7,15 +7,19 @@
 //! commit point. Recovery has two halves:
 //!
 //! 1. [`Engine::prepare_recovery`], before the server answers anything and
-//!    without waiting on anything but the store: closes open deploys as
-//!    `interrupted`, marks releases that never served failed, notes the
-//!    instances that may still run (containers outlive the server), and
-//!    marks every app that should serve as restoring — its routes answer
-//!    503 with `Retry-After` at once, not 404.
-//! 2. [`Engine::recover`], in the background while the API and proxy
-//!    already answer: every app at once, each under its own deploy lock (a
-//!    deploy of that app waits for it; no app waits for another), restores
-//!    the serving release through the same path as a rollback — boot the
+//!    without waiting on anything but the store: hands the jobs a dead
+//!    runner held back to the queue (to be resumed first), closes open
+//!    deploys as `interrupted`, marks releases that never served failed,
+//!    notes the instances that may still run (containers outlive the
+//!    server), and marks every app that should serve as restoring — its
+//!    routes answer 503 with `Retry-After` at once, not 404.
+//! 2. [`Engine::recover`], while the API and proxy already answer: the
+//!    restores are jobs of the queue, like every change to an app. An app
+//!    whose interrupted job is resumed gets its restore from that job;
+//!    every other app to bring back gets a `restore` job, which the runner
+//!    takes before any other job of the app. Apps restore at once, each in
+//!    its own job (no app waits for another). A restore brings back the
+//!    serving release through the same path as a rollback — boot the
 //!    accessories and wait for their health, start the release's instances
 //!    (adopting those still running), health, switch — and then removes
 //!    whatever of that app the runtimes find that this server did not start
@@ -26,20 +30,24 @@
 //! The result: exactly one release serves per app, or the app says it
 //! does not; nothing is orphaned.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use wharf_config::AppConfig;
+use wharf_jobs::{JobKind, QueueLimits};
 use wharf_runtime::{Runtime, RuntimeEvent};
-use wharf_store::{AppRow, DeployKind, DeployOutcome, EventLevel, InstanceState, ReleaseStatus};
+use wharf_store::{
+    AppRow, DeployKind, DeployOutcome, Enqueued, EventLevel, InstanceState, JobRow, NewJob,
+    ReleaseStatus, now_ms,
+};
 
 use crate::live::{Down, DownReason};
-use crate::{DeployError, Engine, Progress};
+use crate::{DeployError, Engine, Progress, ProgressTx};
 
 /// How long leftovers get between SIGTERM and SIGKILL.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(5);
@@ -66,6 +74,17 @@ pub struct RecoveryReport {
 pub struct RecoveryPlan {
     apps: Vec<AppPlan>,
     interrupted: Vec<i64>,
+    /// The jobs a dead runner held, queued again to be resumed.
+    resumed: Vec<JobRow>,
+}
+
+/// An app's restore, waiting for the job that carries it.
+#[derive(Debug)]
+pub(crate) struct PendingRestore {
+    plan: AppPlan,
+    progress: Option<RecoveryTx>,
+    /// (the restore's outcome, leftovers killed), for the report.
+    done: oneshot::Sender<(Option<Result<i64, String>>, usize)>,
 }
 
 #[derive(Debug)]
@@ -87,6 +106,11 @@ impl RecoveryPlan {
             .iter()
             .filter_map(|a| Some((a.name.clone(), a.restore?)))
             .collect()
+    }
+
+    /// The jobs of an earlier server that will be resumed.
+    pub fn resumed(&self) -> Vec<i64> {
+        self.resumed.iter().map(|j| j.id).collect()
     }
 }
 
@@ -110,6 +134,15 @@ impl Engine {
             }
         }
         let mut plan = RecoveryPlan::default();
+        // Jobs a dead runner held go back to the queue, resumed first.
+        for id in self.store.rescue_all(now_ms())? {
+            if let Some(job) = self.store.job(id)? {
+                plan.resumed.push(job);
+            }
+        }
+        if !plan.resumed.is_empty() {
+            tracing::info!(jobs = ?plan.resumed(), "jobs of an earlier server queued again, to be resumed");
+        }
         let mut dead: Vec<(i64, i64)> = Vec::new();
         for d in self.store.unfinished_deploys()? {
             let serving = apps
@@ -183,9 +216,10 @@ impl Engine {
         self.stored_config(app, number).ok()
     }
 
-    /// The second half of recovery (see the module docs): every app at
-    /// once; returns when all are done. Progress of each restore goes to
-    /// `progress`, tagged with its app.
+    /// The second half of recovery (see the module docs): queues the
+    /// restores (or leaves them to the resumed jobs that carry them), lets
+    /// the job runner start, and returns once every app is back. Progress
+    /// of each restore goes to `progress` too, tagged with its app.
     pub async fn recover(
         self: &Arc<Self>,
         plan: RecoveryPlan,
@@ -195,22 +229,129 @@ impl Engine {
             interrupted: plan.interrupted,
             ..RecoveryReport::default()
         };
-        let apps = plan.apps.into_iter().map(|app| {
-            let progress = progress.clone();
-            async move { self.recover_app(app, progress).await }
-        });
-        for (name, restored, killed) in join_all(apps).await {
-            report.killed += killed;
-            match restored {
-                Some(Ok(n)) => report.restored.push((name, n)),
-                Some(Err(e)) => report.failed.push((name, e)),
-                None => {}
+        // A resumed job that changes its app carries the app's restore.
+        let carried: HashSet<&str> = plan
+            .resumed
+            .iter()
+            .filter(|j| j.kind.exclusive())
+            .map(|j| j.app.as_str())
+            .collect();
+        let mut waits = Vec::new();
+        let mut inline = Vec::new();
+        for app in plan.apps {
+            let carried = carried.contains(app.name.as_str());
+            if !carried && app.restore.is_none() && app.dead.is_empty() {
+                // Nothing served: only leftovers to remove, before any job
+                // of the app may start instances.
+                inline.push(app);
+                continue;
+            }
+            let name = app.name.clone();
+            let (done, wait) = oneshot::channel();
+            self.pending_restores().insert(
+                name.clone(),
+                PendingRestore {
+                    plan: app,
+                    progress: progress.clone(),
+                    done,
+                },
+            );
+            if !carried && let Err(why) = self.queue_restore(&name) {
+                // Never dropped: restored here, before the runner starts.
+                tracing::warn!(app = %name, error = %why, "could not queue the restore; restoring outside the queue");
+                if let Some(pending) = self.pending_restores().remove(&name) {
+                    inline.push(pending.plan);
+                }
+                continue;
+            }
+            waits.push((name, wait));
+        }
+        for app in inline {
+            let tx = progress
+                .as_ref()
+                .map(|out| tee(None, Some(out.clone()), &app.name));
+            let (name, restored, killed) = self.recover_app(app, tx).await;
+            report.add(name, restored, killed);
+        }
+        // The runner may start: resumed jobs first, then the restores.
+        self.jobs.set_ready();
+        self.jobs.wake();
+        for (name, wait) in waits {
+            match wait.await {
+                Ok((restored, killed)) => report.add(name, restored, killed),
+                Err(_) => report.failed.push((
+                    name,
+                    "its restore job ended before it restored (see `wharf jobs`)".into(),
+                )),
             }
         }
-        // Every app is back: the job queue may run (its jobs queued
-        // meanwhile, and those a dead runner held).
-        self.jobs.set_ready();
         report
+    }
+
+    fn pending_restores(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, PendingRestore>> {
+        self.pending_restores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a restore job of `app`.
+    fn queue_restore(&self, app: &str) -> Result<(), String> {
+        let args =
+            serde_json::to_string(&crate::jobs::JobArgs::Restore).map_err(|e| e.to_string())?;
+        match self
+            .store
+            .enqueue(
+                &NewJob::new(app, JobKind::Restore, &args),
+                QueueLimits::default(),
+                now_ms(),
+            )
+            .map_err(|e| e.to_string())?
+        {
+            Enqueued::Queued { job, .. } => {
+                tracing::info!(app, job = job.id, "restore queued");
+                Ok(())
+            }
+            Enqueued::Full(full) => Err(full.to_string()),
+            Enqueued::Duplicate { existing_id } => {
+                Err(format!("job {existing_id} has the same key"))
+            }
+        }
+    }
+
+    /// The restore of `app`, as a job runs it: the one waiting for it
+    /// since the server started, else (a restore job queued by an earlier
+    /// server and never run) the serving release's if nothing serves it.
+    /// Its progress goes to `ptx`. `None`: nothing to restore.
+    pub(crate) async fn restore_app(
+        self: &Arc<Self>,
+        app: &str,
+        ptx: &ProgressTx,
+    ) -> Option<Result<i64, String>> {
+        let pending = self.pending_restores().remove(app);
+        let (plan, progress, done) = match pending {
+            Some(p) => (p.plan, p.progress, Some(p.done)),
+            None => {
+                if self.routes.serving(app).is_some() {
+                    return None;
+                }
+                let row = self.store.app(app).ok()?;
+                let plan = AppPlan {
+                    name: row.name.clone(),
+                    restore: row.current_release,
+                    dead: Vec::new(),
+                    config: self.runtime_config(&row),
+                };
+                (plan, None, None)
+            }
+        };
+        let tx = tee(Some(ptx.clone()), progress, app);
+        let (_, restored, killed) = self.recover_app(plan, Some(tx)).await;
+        if let Some(done) = done {
+            let _ = done.send((restored.clone(), killed));
+        }
+        restored
     }
 
     /// Restores one app (under its deploy lock), then removes its
@@ -218,7 +359,7 @@ impl Engine {
     async fn recover_app(
         self: &Arc<Self>,
         app: AppPlan,
-        progress: Option<RecoveryTx>,
+        progress: Option<ProgressTx>,
     ) -> (String, Option<Result<i64, String>>, usize) {
         let lock = self.app_lock(&app.name);
         let _guard = lock.lock().await;
@@ -305,21 +446,8 @@ impl Engine {
         self: &Arc<Self>,
         app: &str,
         number: i64,
-        progress: Option<RecoveryTx>,
+        tx: Option<ProgressTx>,
     ) -> Result<crate::DeployReport, DeployError> {
-        // This restore's progress, tagged with its app.
-        let tx = progress.map(|out| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
-            let app = app.to_owned();
-            tokio::spawn(async move {
-                while let Some(p) = rx.recv().await {
-                    if out.send((app.clone(), p)).is_err() {
-                        return;
-                    }
-                }
-            });
-            tx
-        });
         let result = async {
             let app = self.store.app(app)?;
             let run = self.begin(app, DeployKind::Restore, Some(number), tx.clone())?;
@@ -334,6 +462,35 @@ impl Engine {
         crate::deploy::finished(tx.as_ref(), &result);
         result
     }
+}
+
+impl RecoveryReport {
+    fn add(&mut self, app: String, restored: Option<Result<i64, String>>, killed: usize) {
+        self.killed += killed;
+        match restored {
+            Some(Ok(n)) => self.restored.push((app, n)),
+            Some(Err(e)) => self.failed.push((app, e)),
+            None => {}
+        }
+    }
+}
+
+/// One progress stream sent to a job (`job`) and to recovery's watcher
+/// (`out`, tagged with `app`).
+fn tee(job: Option<ProgressTx>, out: Option<RecoveryTx>, app: &str) -> ProgressTx {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
+    let app = app.to_owned();
+    tokio::spawn(async move {
+        while let Some(p) = rx.recv().await {
+            if let Some(out) = &out {
+                let _ = out.send((app.clone(), p.clone()));
+            }
+            if let Some(job) = &job {
+                let _ = job.send(p);
+            }
+        }
+    });
+    tx
 }
 
 /// Follows the runtime's events: records pids and exits, and keeps a

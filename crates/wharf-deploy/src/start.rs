@@ -92,6 +92,13 @@ impl Engine {
         let failed: Option<(String, String)> = tokio::select! {
             results = checks => results.into_iter().find_map(|(id, r)| r.err().map(|why| (id, why))),
             crashed = crash_loop(events, instances.iter().map(|s| s.id.clone()).collect()) => Some(crashed),
+            () = run.cancel_requested() => {
+                // Cancelled while it waited: the new instances go, the
+                // release that serves keeps serving.
+                self.stop_instances(&instances).await;
+                run.check_cancel()?;
+                None
+            }
         };
         if let Some((id, reason)) = failed {
             let tail = match instances.iter().find(|s| s.id == id) {

@@ -94,13 +94,29 @@ text_enum!(
 
 impl JobKind {
     /// Whether jobs of this kind coalesce per app: a newer one supersedes
-    /// the one waiting ("newest waiting deploy wins"). Deploys and
-    /// rollbacks do: both move the app to a release, and only the latest
-    /// wish matters. A restore does not (it brings back what served and
-    /// must not be dropped), nor do runs, cron runs, accessory boots or
-    /// pipelines (each of them is its own piece of work).
+    /// the one waiting ("newest waiting deploy wins"; who supersedes whom
+    /// is [`JobKind::supersedes`]). Deploys and rollbacks do: both move the
+    /// app to a release, and only the latest wish matters; so do pipelines
+    /// (the newest push wins). A restore does not (it brings back what
+    /// served and must not be dropped), nor do runs, cron runs or accessory
+    /// actions (each of them is its own piece of work).
     pub fn coalesces(self) -> bool {
-        matches!(self, JobKind::Deploy | JobKind::Rollback)
+        matches!(
+            self,
+            JobKind::Deploy | JobKind::Rollback | JobKind::Pipeline
+        )
+    }
+
+    /// Whether a new job of this kind supersedes a waiting one of
+    /// `waiting`'s: deploys and rollbacks each other (both move the app
+    /// to a release), pipelines each other (the newest push wins; a
+    /// waiting manual deploy is not a push's to drop).
+    pub fn supersedes(self, waiting: JobKind) -> bool {
+        use JobKind::{Deploy, Pipeline, Rollback};
+        matches!(
+            (self, waiting),
+            (Deploy | Rollback, Deploy | Rollback) | (Pipeline, Pipeline)
+        )
     }
 
     /// Whether it changes the app, so runs alone among the app's jobs that
@@ -253,6 +269,12 @@ impl JobEnd {
         }
     }
 
+    /// A note on a succeeded job (kept where a failure's error goes).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> JobEnd {
+        self.error = Some(detail.into());
+        self
+    }
+
     pub fn with_exit_code(mut self, code: i32) -> JobEnd {
         self.exit_code = Some(code);
         self
@@ -318,9 +340,19 @@ mod tests {
     }
 
     #[test]
-    fn only_deploys_and_rollbacks_coalesce() {
+    fn deploys_rollbacks_and_pipelines_coalesce() {
         let coalescing: Vec<_> = JobKind::ALL.iter().filter(|k| k.coalesces()).collect();
-        assert_eq!(coalescing, [&JobKind::Deploy, &JobKind::Rollback]);
+        assert_eq!(
+            coalescing,
+            [&JobKind::Deploy, &JobKind::Rollback, &JobKind::Pipeline]
+        );
+        for a in JobKind::ALL {
+            for b in JobKind::ALL {
+                if a.supersedes(*b) {
+                    assert!(a.coalesces() && b.coalesces(), "{a} {b}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -107,8 +107,8 @@ impl QueueFull {
 /// Decides on a new job of `kind` for `app`, given that app's waiting jobs.
 ///
 /// A coalescing kind ([`JobKind::coalesces`]) supersedes every waiting job
-/// of a coalescing kind that is not resuming (by the policy there is at
-/// most one). The caps are checked after that, so a deploy that replaces
+/// it [`JobKind::supersedes`] that is not resuming (by the policy there is
+/// at most one). The caps are checked after that, so a deploy that replaces
 /// the waiting one is accepted even when the queue is at its cap.
 pub fn decide_enqueue(
     app: &str,
@@ -120,7 +120,7 @@ pub fn decide_enqueue(
         snapshot
             .waiting
             .iter()
-            .filter(|w| w.kind.coalesces() && !w.resuming)
+            .filter(|w| kind.supersedes(w.kind) && !w.resuming)
             .map(|w| w.id)
             .collect()
     } else {
@@ -279,10 +279,22 @@ mod tests {
                 accept(&[]),
             ),
             (
-                "pipelines do not coalesce",
+                "a push supersedes the waiting push",
                 vec![w(1, Pipeline)],
                 Pipeline,
-                accept(&[]),
+                accept(&[1]),
+            ),
+            (
+                "a push leaves a waiting deploy alone",
+                vec![w(1, Deploy), w(2, Pipeline)],
+                Pipeline,
+                accept(&[2]),
+            ),
+            (
+                "a deploy leaves a waiting push alone",
+                vec![w(1, Pipeline), w(2, Deploy)],
+                Deploy,
+                accept(&[2]),
             ),
             (
                 "a resuming deploy is never superseded",

@@ -218,6 +218,9 @@ pub struct MaintenanceBody {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunBody {
     pub argv: Vec<String>,
+    /// The process whose env the command gets on top of the app's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

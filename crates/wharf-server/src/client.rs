@@ -13,6 +13,8 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use wharf_tls::pin::{Seen, Trust};
+
 use crate::api::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +68,8 @@ pub enum Endpoint {
         host: String,
         port: u16,
         token: Option<String>,
-        /// The pinned fingerprint; with none, any certificate is accepted
+        /// The pinned fingerprint; with none, only a certificate a CA
+        /// this machine trusts issued (a CA-issued one is always accepted)
         /// (only for [`fingerprint_of`]'s first contact).
         pin: Option<String>,
     },
@@ -161,7 +164,11 @@ impl Client {
             Endpoint::Https {
                 host, port, pin, ..
             } => {
-                let (tls, _) = tls_connect(host, *port, pin.clone()).await?;
+                let trust = match pin {
+                    Some(fp) => Trust::Pinned(fp.clone()),
+                    None => Trust::CaOnly,
+                };
+                let (tls, _) = tls_connect(host, *port, trust).await?;
                 Ok((Box::new(tls), None))
             }
             Endpoint::Ssh {
@@ -651,19 +658,13 @@ impl<T: DeserializeOwned> Lines<T> {
     }
 }
 
-/// A TLS connection to `host:port` trusting the pinned fingerprint (or,
-/// with none, any certificate), and the fingerprint the server presented.
+/// A TLS connection to `host:port` trusting a CA-issued certificate, else
+/// as `trust` says, and the certificate the server presented.
 async fn tls_connect(
     host: &str,
     port: u16,
-    pin: Option<String>,
-) -> Result<
-    (
-        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-        String,
-    ),
-    ClientError,
-> {
+    trust: Trust,
+) -> Result<(tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Seen), ClientError> {
     let server = format!("{host}:{port}");
     let tcp = tokio::net::TcpStream::connect((host, port))
         .await
@@ -671,7 +672,7 @@ async fn tls_connect(
             server: server.clone(),
             source,
         })?;
-    let verifier = wharf_tls::pin::PinnedVerifier::new(pin);
+    let verifier = wharf_tls::pin::PinnedVerifier::new(trust);
     let connector = tokio_rustls::TlsConnector::from(verifier.client_config());
     let name =
         rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| ClientError::Tls {
@@ -679,7 +680,13 @@ async fn tls_connect(
             message: format!("`{host}` is not a host name or address ({e})"),
         })?;
     match connector.connect(name, tcp).await {
-        Ok(tls) => Ok((tls, verifier.seen().unwrap_or_default())),
+        Ok(tls) => match verifier.seen() {
+            Some(seen) => Ok((tls, seen)),
+            None => Err(ClientError::Tls {
+                server,
+                message: "the server presented no certificate".into(),
+            }),
+        },
         Err(e) => Err(ClientError::Tls {
             server,
             message: e.to_string(),
@@ -687,10 +694,13 @@ async fn tls_connect(
     }
 }
 
-/// The SHA-256 fingerprint of the certificate the server at `host:port`
-/// presents, for the client to pin on first use.
-pub async fn fingerprint_of(host: &str, port: u16) -> Result<String, ClientError> {
-    tls_connect(host, port, None).await.map(|(_, seen)| seen)
+/// The certificate the server at `host:port` presents (its SHA-256
+/// fingerprint, and whether a CA this machine trusts issued it), for the
+/// client to pin on first use when no CA did.
+pub async fn certificate_of(host: &str, port: u16) -> Result<Seen, ClientError> {
+    tls_connect(host, port, Trust::FirstUse)
+        .await
+        .map(|(_, seen)| seen)
 }
 
 /// Quotes `s` for a POSIX shell when it holds anything but safe characters.
@@ -702,4 +712,53 @@ fn shell_quote(s: &str) -> String {
         return s.to_owned();
     }
     format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Push to deploy: an app's webhook secret, forge token and deliveries
+/// (`crate::hooks`).
+impl Client {
+    /// `wharf hooks secret APP`: a new secret, in this answer and nowhere
+    /// else.
+    pub async fn create_hook_secret(
+        &self,
+        app: &str,
+    ) -> Result<crate::hooks::HookSecretCreated, ClientError> {
+        self.post_json(&format!("/v1/apps/{}/hooks/secret", encode(app)), &())
+            .await
+    }
+
+    /// `wharf hooks secret APP --forge-token`: stores the forge API token.
+    pub async fn set_forge_token(
+        &self,
+        app: &str,
+        token: &str,
+    ) -> Result<crate::hooks::HooksView, ClientError> {
+        let body = crate::hooks::ForgeTokenBody {
+            token: token.to_owned(),
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let path = format!("/v1/apps/{}/hooks/forge-token", encode(app));
+        let resp = self.send(Method::PUT, &path, Some(body)).await?;
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// What is set for `app`'s webhooks (never a value).
+    pub async fn hooks(&self, app: &str) -> Result<crate::hooks::HooksView, ClientError> {
+        self.get_json(&format!("/v1/apps/{}/hooks", encode(app)))
+            .await
+    }
+
+    /// `wharf hooks deliveries APP`: newest first.
+    pub async fn hook_deliveries(
+        &self,
+        app: &str,
+        limit: u32,
+    ) -> Result<crate::hooks::DeliveriesView, ClientError> {
+        self.get_json(&format!(
+            "/v1/apps/{}/hooks/deliveries?limit={limit}",
+            encode(app)
+        ))
+        .await
+    }
 }

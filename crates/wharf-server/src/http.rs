@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use wharf_config::AppConfig;
-use wharf_deploy::{AccessoryAction, DeployError, Engine, JobArgs};
+use wharf_deploy::{DeployError, Engine, JobArgs};
 use wharf_runtime::Runtime;
 use wharf_store::{ReleaseStatus, StoreError};
 
@@ -53,9 +53,9 @@ pub(crate) fn api_router(state: AppState) -> axum::Router {
         )
         .route(
             "/v1/apps/{app}/accessories/{name}/{action}",
-            post(accessory),
+            post(crate::tasks::accessory),
         )
-        .route("/v1/apps/{app}/run", post(run))
+        .route("/v1/apps/{app}/run", post(crate::tasks::run))
         .route("/v1/apps/{app}/maintenance", post(maintenance))
         .route("/v1/apps/{app}/exec", post(exec))
         .route("/v1/prune", post(prune))
@@ -81,6 +81,7 @@ pub(crate) fn api_router(state: AppState) -> axum::Router {
             "/v1/apps/{app}/volumes/{name}",
             axum::routing::delete(remove_volume),
         )
+        .merge(crate::hooks::routes())
         .with_state(state)
 }
 
@@ -148,13 +149,21 @@ async fn deploy(
     let source_dir = match (&body.source_dir, &body.upload, &body.git) {
         (None, None, Some(git)) => {
             let local = matches!(caller, Caller::Local);
-            match crate::git::fetch(&s.info.data_dir, &git.url, &git.reference, local).await {
+            let sources = s.info.data_dir.join(crate::sources::SOURCES_DIR);
+            match wharf_source::git::fetch(&sources, &git.url, &git.reference, local).await {
                 Ok((dir, commit)) => {
                     version.get_or_insert_with(|| commit.chars().take(12).collect());
                     label = Some(format!("git {} {commit}", git.url));
                     dir
                 }
-                Err(f) => return f.into_response(),
+                Err(e) => {
+                    let status = if e.is_callers() {
+                        StatusCode::BAD_REQUEST
+                    } else {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    };
+                    return Failure(status, e.to_string()).into_response();
+                }
             }
         }
         (Some(dir), None, None) => {
@@ -401,7 +410,7 @@ fn app_config(
 }
 
 /// [`app_config`], and the directory it was read from.
-fn app_source(
+pub(crate) fn app_source(
     s: &AppState,
     caller: &Caller,
     app: &str,
@@ -445,34 +454,6 @@ async fn accessories(
     Ok(Json(
         s.engine
             .accessories(&config)
-            .await
-            .map_err(engine_failure)?,
-    ))
-}
-
-async fn accessory(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path((app, name, action)): Path<(String, String, String)>,
-    Json(body): Json<AccessoryBody>,
-) -> Result<Json<AccessoryStatus>, Failure> {
-    let action = match action.as_str() {
-        "boot" => AccessoryAction::Boot,
-        "stop" => AccessoryAction::Stop,
-        "remove" => AccessoryAction::Remove {
-            volumes: body.volumes,
-        },
-        other => {
-            return Err(Failure(
-                StatusCode::NOT_FOUND,
-                format!("no accessory action {other:?}: use boot, stop or remove"),
-            ));
-        }
-    };
-    let (config, dir) = app_source(&s, &caller, &app, body.source_dir.as_deref())?;
-    Ok(Json(
-        s.engine
-            .accessory(&config, &dir, &name, action)
             .await
             .map_err(engine_failure)?,
     ))
@@ -557,7 +538,7 @@ where
 }
 
 /// `run`/`exec` need a known app and a command.
-fn check_command(s: &AppState, app: &str, argv: &[String]) -> Result<(), Failure> {
+pub(crate) fn check_command(s: &AppState, app: &str, argv: &[String]) -> Result<(), Failure> {
     s.engine.store().app(app)?;
     if argv.is_empty() {
         return Err(Failure(
@@ -566,17 +547,6 @@ fn check_command(s: &AppState, app: &str, argv: &[String]) -> Result<(), Failure
         ));
     }
     Ok(())
-}
-
-async fn run(
-    State(s): State<AppState>,
-    Path(app): Path<String>,
-    Json(body): Json<RunBody>,
-) -> Result<Response, Failure> {
-    check_command(&s, &app, &body.argv)?;
-    Ok(command_stream(move |tx| async move {
-        s.engine.run_command(&app, body.argv, tx).await
-    }))
 }
 
 async fn exec(
@@ -604,12 +574,15 @@ async fn remove_app(
     Query(q): Query<RemoveQuery>,
 ) -> Result<Json<RemovedApp>, Failure> {
     s.engine.store().app(&app)?;
-    Ok(Json(
-        s.engine
-            .remove_app(&app, q.volumes)
-            .await
-            .map_err(engine_failure)?,
-    ))
+    let removed = s
+        .engine
+        .remove_app(&app, q.volumes)
+        .await
+        .map_err(engine_failure)?;
+    if let Err(e) = crate::hooks::secrets::forget(&s.info.data_dir, &app) {
+        tracing::warn!(app, error = %e, "could not remove the app's hook secret and forge token");
+    }
+    Ok(Json(removed))
 }
 
 async fn volumes(

@@ -32,13 +32,14 @@ use wharf_store::Store;
 pub mod api;
 pub mod client;
 mod cron;
-mod git;
+pub mod hooks;
 mod http;
 mod jobs;
 mod lock;
 mod remote;
 pub mod settings;
 mod sources;
+mod tasks;
 
 pub use api::ServerInfo;
 
@@ -69,6 +70,11 @@ pub struct ServerOptions {
     /// How certificates are ordered.
     pub acme: settings::AcmeSettings,
     pub proxy: ProxyConfig,
+    /// This server as a forge's users reach it (statuses link to it);
+    /// default: the https API's address.
+    pub public_url: Option<String>,
+    /// The forge API's base URL, instead of the one guessed from a clone URL.
+    pub forge_api: Option<String>,
     /// Instance and task log files rotate past this size.
     pub log_max_bytes: u64,
     /// Where the restores of a restart report their progress, per app
@@ -237,6 +243,22 @@ impl Server {
             manager: certs.clone(),
             https: info.https.is_some(),
         });
+        engine.set_pipelines(wharf_deploy::Pipelines {
+            sources: data_dir.join(sources::SOURCES_DIR),
+            forge_tokens: {
+                let data_dir = data_dir.clone();
+                Arc::new(move |app: &str| {
+                    hooks::secrets::read(&data_dir, app, hooks::secrets::Kind::ForgeToken)
+                        .ok()
+                        .flatten()
+                })
+            },
+            forge_api: opts.forge_api.clone(),
+            public_url: opts
+                .public_url
+                .clone()
+                .or_else(|| info.api.map(|a| format!("https://{a}"))),
+        });
         let registry = Arc::new(registry);
 
         let (stop, stopped) = watch::channel(false);
@@ -246,10 +268,8 @@ impl Server {
         let mut tasks = Vec::new();
         // The store half of recovery, before anything answers: open deploys
         // closed, every app to restore marked restoring (503 + Retry-After).
+        // Jobs a dead runner held go back to the queue, to be resumed first.
         let plan = engine.prepare_recovery()?;
-        // Jobs a dead runner held go back to the queue; the runner below
-        // resumes them once the restores have the apps back.
-        engine.resume_jobs()?;
         let restoring = plan.restores();
         if let Some(listener) = https_listener {
             let (proxy, shutdown) = (proxy.clone(), until_stop(stopped.clone()));
@@ -280,7 +300,8 @@ impl Server {
             let router = http::api_router(state.clone()).layer(
                 axum::middleware::from_fn_with_state(auth, remote::require_token),
             );
-            let (tls, shutdown) = (identity.server_config(), until_stop(stopped.clone()));
+            let tls = identity.server_config(Some(certs.resolver()));
+            let shutdown = until_stop(stopped.clone());
             tasks.push(tokio::spawn(remote::serve(listener, tls, router, shutdown)));
         }
         tasks.push(tokio::spawn({
@@ -309,7 +330,8 @@ impl Server {
         tasks.push(tokio::spawn(engine.clone().run_jobs(stopped.clone())));
         // Cron: each app's entries, queued once per scheduled time.
         tasks.push(tokio::spawn(engine.clone().run_cron(stopped.clone())));
-        // The restores, in the background while everything answers.
+        // The restores (jobs; the runner starts once they are queued), in
+        // the background while everything answers.
         let (recovered_tx, recovery) = watch::channel(None);
         let recovering = {
             let engine = engine.clone();

@@ -10,6 +10,9 @@
 //! 3. a token whose scope or app does not cover the endpoint
 //!    ([`wharf_auth::required`]): 403.
 //!
+//! The exception is a forge's webhook delivery (`POST /hooks/{app}`),
+//! which no token comes with: its handler checks its signature instead.
+//!
 //! A request that passes carries a [`Caller::Remote`] extension with the
 //! token's grant; requests on the unix socket carry none and are the local
 //! user's ([`Caller::Local`]), who may do anything. Handlers use the
@@ -156,6 +159,11 @@ pub(crate) async fn require_token(
     mut req: Request,
     next: Next,
 ) -> Response {
+    // A webhook delivery carries no token: its signature, checked by its
+    // handler against the app's secret, authenticates it (`crate::hooks`).
+    if crate::hooks::is_hook_request(req.method(), req.uri().path()) {
+        return next.run(req).await;
+    }
     let peer = req
         .extensions()
         .get::<Peer>()

@@ -14,6 +14,8 @@
 //! access_log = true
 //! trusted_proxies = ["10.0.0.0/8"] # X-Forwarded-* believed from these
 //! tunnel_idle_timeout = "5m"       # WebSockets with nothing moving
+//! public_url = "https://deploy.example.com:7443"  # commit statuses link here
+//! forge_api = "https://git.example.com/api/v1"    # a forge API not at its usual place
 //!
 //! [acme]
 //! directory = "https://acme-v02.api.letsencrypt.org/directory"
@@ -48,6 +50,10 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub tunnel_idle_timeout: Duration,
     pub acme: AcmeSettings,
+    /// This server as the forge's users reach it (statuses link to it).
+    pub public_url: Option<String>,
+    /// The forge API's base URL, instead of the one guessed from a clone URL.
+    pub forge_api: Option<String>,
 }
 
 /// How certificates are ordered.
@@ -74,6 +80,8 @@ pub struct Overrides {
     pub acme_email: Option<String>,
     pub acme_ca_roots: Vec<PathBuf>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub public_url: Option<String>,
+    pub forge_api: Option<String>,
 }
 
 /// Every problem with the settings.
@@ -95,6 +103,8 @@ struct RawFile {
     trusted_proxies: Option<Vec<String>>,
     tunnel_idle_timeout: Option<String>,
     acme: Option<RawAcme>,
+    public_url: Option<String>,
+    forge_api: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,6 +229,22 @@ pub fn resolve(
             .into_iter()
             .map(PathBuf::from),
     );
+    let mut url = |key: &str, value: Option<String>| {
+        let value = value?;
+        if value.starts_with("https://") || value.starts_with("http://") {
+            Some(value.trim_end_matches('/').to_owned())
+        } else {
+            problems.push(format!(
+                "{key} = {value:?}: an http:// or https:// URL, e.g. \"https://deploy.example.com:7443\""
+            ));
+            None
+        }
+    };
+    let public_url = url(
+        "public_url",
+        overrides.public_url.clone().or(raw.public_url),
+    );
+    let forge_api = url("forge_api", overrides.forge_api.clone().or(raw.forge_api));
     if !problems.is_empty() {
         return Err(SettingsError { problems });
     }
@@ -247,6 +273,8 @@ pub fn resolve(
             email,
             ca_roots,
         },
+        public_url,
+        forge_api,
     })
 }
 
@@ -312,6 +340,28 @@ email = "ops@example.com"
         assert_eq!(s.listen.to_string(), "127.0.0.1:8081");
         assert_eq!(s.https_listen.unwrap().to_string(), "0.0.0.0:443");
         assert_eq!(s.acme.directory, "https://other.test/dir");
+    }
+
+    #[test]
+    fn forge_urls_are_urls_and_the_command_line_wins() {
+        let text = "public_url = \"https://deploy.test:7443/\"\nforge_api = \"gitea.test/api\"\n";
+        let err = resolve(
+            Some((Path::new("/d/server.toml"), text)),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("forge_api = \"gitea.test/api\": an http:// or https:// URL"),
+            "{err}"
+        );
+        let over = Overrides {
+            forge_api: Some("http://127.0.0.1:9/api/v1".into()),
+            ..Overrides::default()
+        };
+        let s = resolve(Some((Path::new("/d/server.toml"), text)), &over).unwrap();
+        assert_eq!(s.public_url.as_deref(), Some("https://deploy.test:7443"));
+        assert_eq!(s.forge_api.as_deref(), Some("http://127.0.0.1:9/api/v1"));
     }
 
     #[test]

@@ -50,6 +50,7 @@
 //! and CLI wire it to `POST /v1/deploys`.
 
 mod error;
+pub mod git;
 mod ignore;
 mod pack;
 mod path;

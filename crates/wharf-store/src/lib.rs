@@ -9,6 +9,8 @@
 //!
 //! The durable job queue ([`Store::enqueue`], [`Store::claim`], …, in
 //! `jobs/`) applies `wharf-jobs`' pure rules inside its transactions.
+//! Forge webhook deliveries ([`Store::record_delivery`], in `hooks.rs`) are
+//! recorded in the same transaction as the pipeline job they queue.
 //!
 //! The store knows nothing of HTTP or processes.
 
@@ -20,6 +22,7 @@ use rusqlite::Connection;
 
 mod deploys;
 mod error;
+mod hooks;
 mod jobs;
 mod migrate;
 mod model;
@@ -27,6 +30,7 @@ mod queries;
 mod tokens;
 
 pub use error::StoreError;
+pub use hooks::{DeliveryOutcome, DeliveryRow, HookOutcome, NewDelivery, RefusalRow};
 pub use jobs::{
     Enqueued, JobLogRow, JobRow, JobStepRow, LeaseStatus, MAX_LINE_BYTES, MAX_LOG_LINES, NewJob,
     StepEnd,

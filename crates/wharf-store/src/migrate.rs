@@ -17,6 +17,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_jobs.sql"),
     include_str!("migrations/0006_api_tokens.sql"),
     include_str!("migrations/0007_release_source.sql"),
+    include_str!("migrations/0008_hooks.sql"),
+    include_str!("migrations/0009_job_log_steps.sql"),
 ];
 
 /// The schema version this build knows.

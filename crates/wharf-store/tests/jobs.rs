@@ -226,7 +226,9 @@ fn a_crashed_runner_s_job_is_rescued_and_resumed_with_its_steps() {
     // Runner A takes it, finishes one step and starts another, then dies.
     s.claim("a", T0 + 10, LEASE).unwrap().unwrap();
     let (waiting, _, _) = queued(&s, deploy("shop"), T0 + 10);
-    let build = s.record_step_start(job.id, "a", "build", T0 + 11).unwrap();
+    let build = s
+        .record_step_start(job.id, "a", "build", None, T0 + 11)
+        .unwrap();
     s.record_step_finish(
         job.id,
         "a",
@@ -235,7 +237,9 @@ fn a_crashed_runner_s_job_is_rescued_and_resumed_with_its_steps() {
         T0 + 12,
     )
     .unwrap();
-    let start = s.record_step_start(job.id, "a", "start", T0 + 13).unwrap();
+    let start = s
+        .record_step_start(job.id, "a", "start", None, T0 + 13)
+        .unwrap();
     assert_eq!(
         s.heartbeat(job.id, "a", T0 + 20_000, LEASE).unwrap(),
         LeaseStatus::Held {
@@ -257,7 +261,7 @@ fn a_crashed_runner_s_job_is_rescued_and_resumed_with_its_steps() {
         LeaseStatus::Lost
     );
     let err = s
-        .record_step_start(job.id, "a", "switch", T0 + 50_022)
+        .record_step_start(job.id, "a", "switch", None, T0 + 50_022)
         .unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
     assert_eq!(
@@ -299,7 +303,7 @@ fn a_crashed_runner_s_job_is_rescued_and_resumed_with_its_steps() {
 
     // B redoes the interrupted step and ends the job.
     let again = s
-        .record_step_start(job.id, "b", "start", T0 + 50_031)
+        .record_step_start(job.id, "b", "start", None, T0 + 50_031)
         .unwrap();
     assert_eq!(again, start + 1);
     s.record_step_finish(job.id, "b", again, &StepEnd::succeeded(), T0 + 50_032)
@@ -381,7 +385,7 @@ fn cancel_a_waiting_job_now_and_a_running_one_through_its_runner() {
         }
     );
     let step = s
-        .record_step_start(running.id, "r", "health", T0 + 3)
+        .record_step_start(running.id, "r", "health", None, T0 + 3)
         .unwrap();
     let end = JobEnd::cancelled(Some("release 3 keeps serving".into()));
     let done = s.finish(running.id, "r", &end, T0 + 4).unwrap();
@@ -577,7 +581,7 @@ fn pruning_keeps_active_jobs_and_each_cron_entry_s_latest_record() {
     let (_d, s) = store();
     let (old, _, _) = queued(&s, NewJob::new("shop", JobKind::Run, "{}"), T0);
     s.claim("r", T0, LEASE).unwrap().unwrap();
-    s.record_step_start(old.id, "r", "run", T0).unwrap();
+    s.record_step_start(old.id, "r", "run", None, T0).unwrap();
     s.append_log(old.id, LogStream::Stdout, &["hi"], T0)
         .unwrap();
     s.finish(old.id, "r", &JobEnd::succeeded(), T0 + 1).unwrap();
@@ -621,7 +625,7 @@ fn jobs_survive_reopening_the_store() {
         let s = Store::open(&path).unwrap();
         let (job, _, _) = queued(&s, deploy("shop"), T0);
         s.claim("a", T0, LEASE).unwrap().unwrap();
-        s.record_step_start(job.id, "a", "build", T0).unwrap();
+        s.record_step_start(job.id, "a", "build", None, T0).unwrap();
         job.id
     };
     let s = Store::open(&path).unwrap();

@@ -128,7 +128,7 @@ fn instances_and_events() {
 #[test]
 fn schema_version_is_latest() {
     let (_d, s) = store();
-    assert_eq!(s.schema_version().unwrap(), 7);
+    assert_eq!(s.schema_version().unwrap(), 9);
 }
 
 #[test]

@@ -2,6 +2,11 @@
 //! (`<tls dir>/api/{cert.pem,key.pem}`, the key 0600) and kept, so its
 //! SHA-256 fingerprint stays the same across restarts. The server prints
 //! the fingerprint; a client pins it on first use ([`crate::pin`]).
+//!
+//! A client that reaches the API by a host name the proxy has a
+//! certificate for (an ACME one, say) gets that certificate instead, and
+//! verifies it against its CAs: nothing to pin, and renewals change
+//! nothing for it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::TlsError;
 use crate::certs;
+use crate::resolver::Resolver;
 use crate::store::{Mode, write_atomic};
 
 /// The name the self-signed certificate carries (clients pin it, they do
@@ -75,28 +81,45 @@ impl ApiIdentity {
         })
     }
 
-    /// A rustls server configuration serving this certificate (HTTP/1.1).
-    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+    /// A rustls server configuration (HTTP/1.1) serving, for a client
+    /// that names a host the proxy has a certificate for (its ACME or
+    /// file certificates, `certs`), that certificate, which a client
+    /// verifies against its CAs; else this self-signed one, which a client
+    /// pins.
+    pub fn server_config(&self, certs: Option<Arc<Resolver>>) -> Arc<rustls::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions")
             .with_no_client_auth()
-            .with_cert_resolver(Arc::new(Fixed(self.key.clone())));
+            .with_cert_resolver(Arc::new(ApiCert {
+                certs,
+                own: self.key.clone(),
+            }));
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Arc::new(config)
     }
 }
 
+/// The proxy's certificate for the name the client asked for, else the
+/// API's own.
 #[derive(Debug)]
-struct Fixed(Arc<rustls::sign::CertifiedKey>);
+struct ApiCert {
+    certs: Option<Arc<Resolver>>,
+    own: Arc<rustls::sign::CertifiedKey>,
+}
 
-impl rustls::server::ResolvesServerCert for Fixed {
+impl rustls::server::ResolvesServerCert for ApiCert {
     fn resolve(
         &self,
-        _hello: rustls::server::ClientHello<'_>,
+        hello: rustls::server::ClientHello<'_>,
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        Some(self.0.clone())
+        let proxy = self
+            .certs
+            .as_ref()
+            .zip(hello.server_name())
+            .and_then(|(certs, name)| certs.resolve_name(name));
+        Some(proxy.unwrap_or_else(|| self.own.clone()))
     }
 }
 
@@ -148,7 +171,7 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let _config = first.server_config();
+        let _config = first.server_config(None);
     }
 
     #[test]

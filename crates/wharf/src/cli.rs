@@ -33,7 +33,8 @@ pub const EXIT_CODES: &str = "Exit codes:
   2  bad usage or an invalid wharf.toml
   3  no wharf server is reachable
 `wharf run` and `wharf exec` exit with the command's own exit code
-(128 + N when it was killed by signal N); 1 when it could not be started.";
+(128 + N when it was killed by signal N); 1 when it could not be started.
+`wharf ci` exits 1 when a step failed, 130 when interrupted (Ctrl-C).";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -96,6 +97,14 @@ pub enum Command {
     /// The app's `[cron.NAME]` entries: `list`, `runs NAME`, `run NAME`.
     #[command(subcommand)]
     Cron(CronCommand),
+    /// Run the app's `[ci]` steps here, in a checkout: live output, each
+    /// step's pass or fail line and time, then a summary naming the failed
+    /// steps. Exit 0 when every step passed, 1 when one failed.
+    Ci(crate::commands::ci::CiArgs),
+    /// Push to deploy: an app's webhook secret (`secret APP`, printed once)
+    /// and the deliveries forges sent (`deliveries APP`).
+    #[command(subcommand)]
+    Hooks(crate::commands::hooks::HooksCommand),
     /// API tokens for the https:// API: create (printed once), list, revoke.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -380,6 +389,10 @@ pub struct RunArgs {
     /// App name (needed when the server runs several apps).
     #[arg(long)]
     pub app: Option<String>,
+    /// Give the command this process's env on top of the app's (e.g.
+    /// worker).
+    #[arg(long, value_name = "NAME")]
+    pub process: Option<String>,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub argv: Vec<String>,
@@ -430,6 +443,14 @@ pub struct ListenArgs {
     /// start; its fingerprint is printed for clients to pin. Default: off.
     #[arg(long, env = "WHARF_API", value_name = "ADDR")]
     pub api: Option<SocketAddr>,
+    /// This server's URL as a forge's users reach it: commit statuses link
+    /// to `URL/v1/jobs/ID`. Default: the https API's address.
+    #[arg(long, env = "WHARF_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Where the forge's API is, when not where its clone URLs say (a
+    /// self-hosted forge's API behind another host).
+    #[arg(long, env = "WHARF_FORGE_API", value_name = "URL")]
+    pub forge_api: Option<String>,
     /// The largest app source a client may upload, in MiB of file content.
     /// Default 1024.
     #[arg(long, env = "WHARF_UPLOAD_LIMIT_MB", value_name = "MIB")]

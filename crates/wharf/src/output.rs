@@ -84,10 +84,24 @@ impl ProgressView {
                 }
                 self.current = Some((*step, detail.clone(), Instant::now(), bar));
             }
-            Progress::Output { line } => match self.current.as_ref().and_then(|c| c.3.as_ref()) {
+            Progress::Output { line, .. } => match self.current.as_ref().and_then(|c| c.3.as_ref())
+            {
                 Some(bar) => bar.println(format!("    | {line}")),
                 None => note(&format!("    | {line}")),
             },
+            Progress::Stage { name, detail } => {
+                self.end_step(true);
+                note(&match detail {
+                    Some(d) => format!("  - {name}: {d}"),
+                    None => format!("  - {name}"),
+                });
+            }
+            Progress::CiStep { name, group, .. } => note(&match group {
+                Some(g) => format!("    {g}: {name} started"),
+                None => format!("    {name} started"),
+            }),
+            Progress::CiOutput { step, line } => note(&format!("    | {step}: {line}")),
+            Progress::CiStepEnd { line, .. } => note(&format!("    {line}")),
             Progress::Queued { job, behind } => match behind {
                 Some(b) => note(&format!("queued as job {job}, behind job {b}")),
                 None => tracing::debug!(job, "queued"),

@@ -72,9 +72,10 @@ pub fn remember_server(data_dir: &Path) {
 /// (a URL, or the name of a remote) when given, else the local server of
 /// [`client_data_dir`].
 ///
-/// For `https://`, the token is `WHARF_TOKEN`, else the remote's; the
-/// server's certificate is pinned on first contact (its fingerprint is
-/// said on stderr and kept in `known_servers`) and must match after. For
+/// For `https://`, the token is `WHARF_TOKEN`, else the remote's; a
+/// server certificate a trusted CA issued is verified as HTTPS clients
+/// do, any other is pinned on first contact (its fingerprint is said on
+/// stderr and kept in `known_servers`) and must match after. For
 /// `ssh://`, `WHARF_SSH_COMMAND` replaces `ssh` (e.g. `ssh -i KEY -o
 /// UserKnownHostsFile=F`), and `WHARF_REMOTE_BIN` the `wharf` run there.
 pub async fn client(
@@ -123,7 +124,7 @@ pub async fn client(
                 host,
                 port,
                 token,
-                pin: Some(pin),
+                pin,
             }
         }
         Url::Ssh {
@@ -155,8 +156,9 @@ pub async fn client(
 }
 
 /// The fingerprint pinned for `host:port`, pinning the one the server
-/// presents now when there is none yet (trust on first use, as ssh does).
-async fn pin(config: Option<&Path>, host: &str, port: u16) -> anyhow::Result<String> {
+/// presents now when there is none yet (trust on first use, as ssh does);
+/// `None` when a CA this machine trusts issued it (nothing to pin).
+async fn pin(config: Option<&Path>, host: &str, port: u16) -> anyhow::Result<Option<String>> {
     use crate::Exit;
     use crate::remotes;
 
@@ -166,15 +168,33 @@ async fn pin(config: Option<&Path>, host: &str, port: u16) -> anyhow::Result<Str
         )
         .into());
     };
-    let server = format!("{host}:{port}");
-    if let Some(fp) = remotes::known_fingerprint(dir, &server) {
-        return Ok(fp);
+    if let Some(fp) = remotes::known_fingerprint(dir, &format!("{host}:{port}")) {
+        return Ok(Some(fp));
     }
-    let fp = wharf_server::client::fingerprint_of(host, port).await?;
-    remotes::set_fingerprint(dir, &server, Some(&fp)).map_err(Exit::Failed)?;
+    first_contact(dir, host, port).await
+}
+
+/// Looks at the certificate `host:port` presents: one a trusted CA issued
+/// for `host` needs no pin (`None`); any other is pinned in `dir`'s
+/// `known_servers`, and its fingerprint said on stderr.
+pub(crate) async fn first_contact(
+    dir: &Path,
+    host: &str,
+    port: u16,
+) -> anyhow::Result<Option<String>> {
+    let server = format!("{host}:{port}");
+    let seen = wharf_server::client::certificate_of(host, port).await?;
+    if seen.ca_verified {
+        crate::output::note(&format!(
+            "{server} presents a certificate a trusted CA issued for {host}: nothing to pin"
+        ));
+        return Ok(None);
+    }
+    let fp = seen.fingerprint;
+    crate::remotes::set_fingerprint(dir, &server, Some(&fp)).map_err(crate::Exit::Failed)?;
     crate::output::note(&format!(
         "first contact with {server}: pinned its certificate, SHA-256 fingerprint {fp} (compare it with the one `wharf server` printed; kept in {})",
         dir.join("known_servers").display()
     ));
-    Ok(fp)
+    Ok(Some(fp))
 }

@@ -193,6 +193,31 @@ async fn https_get(
     ))
 }
 
+/// A TLS handshake with `addr` for `host`, verified against `root` only.
+async fn tls_handshake(
+    addr: SocketAddr,
+    host: &str,
+    root: CertificateDer<'static>,
+) -> Result<(), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root).map_err(|e| e.to_string())?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(host.to_owned()).unwrap(), tcp)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 #[test]
 fn tls_from_certificate_files_with_h2_hsts_and_the_https_redirect() {
     let rt = rt();
@@ -275,9 +300,10 @@ fn tls_from_certificate_files_with_h2_hsts_and_the_https_redirect() {
 /// the HTTP-01 challenge by asking wharf's proxy (its plain listener is on
 /// the port Pebble validates on, every name resolving to 127.0.0.1 through
 /// `pebble-challtestsrv`); then HTTPS with SNI verifies against Pebble's
-/// root. Nothing is faked: `PEBBLE_VA_ALWAYS_VALID` is not used.
+/// root, on the proxy and on the https API dialled by that name. Nothing
+/// is faked: `PEBBLE_VA_ALWAYS_VALID` is not used.
 #[test]
-fn acme_certificate_from_pebble_over_http01_answered_by_the_proxy() {
+fn acme_certificate_from_pebble_over_http01_answered_by_the_proxy_and_the_api() {
     let rt = rt();
     let port = pebble::free_port();
     let pebble = rt.block_on(pebble::Pebble::start(port)).unwrap();
@@ -299,6 +325,8 @@ fn acme_certificate_from_pebble_over_http01_answered_by_the_proxy() {
             ca.to_str().unwrap(),
             "--acme-email",
             "ops@wharf.test",
+            "--api",
+            "127.0.0.1:0",
         ],
     );
     let https = server.https.unwrap();
@@ -329,10 +357,19 @@ fn acme_certificate_from_pebble_over_http01_answered_by_the_proxy() {
     let root_pem = rt.block_on(pebble.issuing_root_pem()).unwrap();
     let root = CertificateDer::from_pem_slice(root_pem.as_bytes()).unwrap();
     let (status, release, _, version) = rt
-        .block_on(https_get(https, "shop.wharf.test", root))
+        .block_on(https_get(https, "shop.wharf.test", root.clone()))
         .unwrap();
     assert_eq!((status, release.as_deref()), (200, Some("1")));
     assert_eq!(version, http::Version::HTTP_2);
+    // The https API, dialled by that name, serves the same certificate,
+    // which a client verifies against the CA: nothing to pin.
+    let api = server.api.unwrap();
+    rt.block_on(tls_handshake(api, "shop.wharf.test", root.clone()))
+        .unwrap();
+    let refused = rt
+        .block_on(tls_handshake(api, "wharf-api", root))
+        .unwrap_err();
+    assert!(refused.contains("certificate"), "{refused}");
     // The account key is in the data dir, owner only.
     use std::os::unix::fs::PermissionsExt;
     let accounts: Vec<_> = std::fs::read_dir(server.data.join("tls/acme"))

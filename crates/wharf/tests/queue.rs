@@ -161,12 +161,35 @@ fn three_deploys_at_once_run_the_first_and_the_newest() {
 #[test]
 fn cancelling_a_running_deploy_keeps_the_old_release_serving() {
     let server = Server::start();
-    let app = slow_app("cancelled", "2s");
-    server.deploy(&app, &[]);
+    // The second release's instances take 20 s to become healthy: the
+    // cancel must not wait for the health checks to end.
+    let app = App::builder("cancelled").build();
+    app.write_config(&format!(
+        r#"name = "cancelled"
+
+[env]
+HELLO_STARTUP_DELAY = "20s"
+
+[processes.web]
+command = "{bin}"
+http = {{ path = "/" }}
+health = {{ path = "/up", interval = "100ms" }}
+
+[deploy]
+health_timeout = "30s"
+drain_timeout = "1s"
+"#,
+        bin = support::hello_bin().display()
+    ));
+    server.deploy(&app, &["--env", "HELLO_STARTUP_DELAY=0s"]);
     let deploying = deploy_in_background(&server, &app);
     wait_for("the deploy to run", Duration::from_secs(20), || {
         job_is(&server, 2, "running")
     });
+    wait_for("its health checks", Duration::from_secs(20), || {
+        server.ok(&["job", "logs", "2"]).contains("health checks")
+    });
+    let asked = Instant::now();
     let said = server.wharf(&["job", "cancel", "2"]);
     assert!(
         said.status.success(),
@@ -179,6 +202,11 @@ fn cancelling_a_running_deploy_keeps_the_old_release_serving() {
     assert!(
         stderr.contains("cancelled on request before it switched"),
         "{stderr}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "the cancel took {:?}",
+        asked.elapsed()
     );
     assert_eq!(job(&server, 2)["state"], "cancelled");
     assert_eq!(live_release(&server), 1);
@@ -234,6 +262,37 @@ fn kill_9_mid_job_then_restart_ends_it_and_runs_the_waiting_one() {
             .contains("interrupted by a server restart before it switched"),
         "{resumed:#}"
     );
+    assert!(
+        resumed["error"]
+            .as_str()
+            .unwrap()
+            .contains("release 1 was restored and serves"),
+        "{resumed:#}"
+    );
+    // Recovery is resuming the job: its first attempt's steps, then the
+    // restore its second attempt ran; no separate restore job.
+    let view: serde_json::Value =
+        serde_json::from_str(&server.ok(&["job", "show", "2", "--json"])).unwrap();
+    let steps = view["steps"].as_array().unwrap();
+    let step = |attempt: i64, name: &str| {
+        steps
+            .iter()
+            .find(|s| s["attempt"] == attempt && s["name"].as_str().unwrap().starts_with(name))
+            .unwrap_or_else(|| panic!("no step {name} of attempt {attempt}: {view:#}"))
+    };
+    assert_eq!(step(1, "deploy ")["state"], "succeeded", "{view:#}");
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["attempt"] == 1 && s["state"] == "interrupted"),
+        "the step the crash cut is recorded as interrupted: {view:#}"
+    );
+    assert_eq!(step(2, "restore ")["state"], "succeeded", "{view:#}");
+    assert_eq!(step(2, "switch traffic")["state"], "succeeded", "{view:#}");
+    assert!(
+        jobs(&server).iter().all(|j| j["kind"] != "restore"),
+        "the resumed job carries the restore"
+    );
     assert_eq!(job(&server, 3)["state"], "succeeded");
     // The waiting job ran after the resumed one: it made the last release.
     let live = live_release(&server);
@@ -243,4 +302,76 @@ fn kill_9_mid_job_then_restart_ends_it_and_runs_the_waiting_one() {
         job(&server, 3)["started_ms"].as_i64() >= job(&server, 2)["finished_ms"].as_i64(),
         "the waiting job started before the resumed one ended"
     );
+}
+
+/// `wharf run` is a job too: its output on stdout and stderr, its exit code
+/// as wharf's and the job's, the env of the process it names, and it runs
+/// beside a running deploy instead of waiting for it.
+#[test]
+fn a_one_off_run_is_a_job_beside_a_running_deploy() {
+    let server = Server::start();
+    let app = slow_app("oneoff", "3s");
+    app.write_config(&format!(
+        r#"name = "oneoff"
+
+[processes.web]
+command = "{bin}"
+env = {{ HELLO_STARTUP_DELAY = "3s" }}
+http = {{ path = "/" }}
+health = {{ path = "/up", interval = "100ms" }}
+
+[processes.worker]
+command = "sleep 1000"
+env = {{ QUEUE = "mail" }}
+
+[deploy]
+health_timeout = "30s"
+drain_timeout = "1s"
+"#,
+        bin = support::hello_bin().display()
+    ));
+    server.deploy(&app, &[]);
+    let deploying = deploy_in_background(&server, &app);
+    wait_for("the deploy to run", Duration::from_secs(20), || {
+        job_is(&server, 2, "running")
+    });
+
+    let out = server.wharf(&[
+        "run",
+        "--process",
+        "worker",
+        "--",
+        "sh",
+        "-c",
+        "echo queue=$QUEUE; echo oops >&2; exit 3",
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert_eq!(stdout.trim(), "queue=mail", "{stderr}");
+    assert!(stderr.contains("oops"), "{stderr}");
+    // It did not wait for the deploy, which is still running.
+    assert!(job_is(&server, 2, "running"));
+    let run = jobs(&server)
+        .into_iter()
+        .find(|j| j["kind"] == "run")
+        .expect("a run job");
+    assert_eq!(run["state"], "failed", "{run:#}");
+    assert_eq!(run["exit_code"], 3, "{run:#}");
+    let logs = server.ok(&["job", "logs", &run["id"].to_string()]);
+    assert!(
+        logs.contains("queue=mail") && logs.contains("oops"),
+        "{logs}"
+    );
+
+    let out = server.wharf(&["run", "--process", "nope", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no process \"nope\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = deploying.wait_with_output();
 }

@@ -108,6 +108,22 @@ fn a_failed_restore_says_so_answers_503_and_a_rollback_or_deploy_fixes_it() {
     );
     let releases = second.ok(&["releases", "--json"]);
     assert!(!releases.contains("\"live\""), "{releases}");
+    // The restore was a job of the queue, like every change to the app.
+    let jobs: serde_json::Value = serde_json::from_str(&second.ok(&["jobs", "--json"])).unwrap();
+    let restore = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "restore")
+        .unwrap_or_else(|| panic!("no restore job: {jobs:#}"));
+    assert_eq!(restore["state"], "failed", "{restore:#}");
+    assert!(
+        restore["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not become healthy"),
+        "{restore:#}"
+    );
     let (status, head, _) = get_host(second.proxy, "shaky.test", "/");
     assert_eq!(status, 503, "{head}");
     assert_eq!(

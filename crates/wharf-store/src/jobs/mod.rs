@@ -33,6 +33,7 @@ use wharf_jobs::{JobId, JobKind, JobState, LogStream, ParseError, QueueFull, Ste
 use crate::StoreError;
 
 pub use queue::LeaseStatus;
+pub(crate) use queue::enqueue_in;
 
 /// Log lines kept per job; older ones are dropped as new ones come.
 pub const MAX_LOG_LINES: i64 = 10_000;
@@ -205,6 +206,9 @@ pub struct JobLogRow {
     pub ts_ms: i64,
     pub stream: LogStream,
     pub line: String,
+    /// The job step it came in (`JobStepRow::seq`), if any.
+    #[serde(default)]
+    pub step: Option<i64>,
 }
 
 const JOB_COLS: &str = "id, app, kind, args, state, dedup_key, cron_entry, scheduled_ms, created_ms, started_ms, finished_ms, lease_owner, lease_expires_ms, heartbeat_ms, attempts, exit_code, error, superseded_by, cancel_requested, log_seq";
@@ -264,6 +268,7 @@ fn log_row(r: &Row<'_>) -> rusqlite::Result<JobLogRow> {
         ts_ms: r.get(2)?,
         stream: parsed(r, 3)?,
         line: r.get(4)?,
+        step: r.get(5)?,
     })
 }
 
@@ -301,7 +306,7 @@ fn append_log_in(
     tx: &Transaction<'_>,
     id: JobId,
     now_ms: i64,
-    stream: LogStream,
+    (stream, step): (LogStream, Option<i64>),
     lines: &[&str],
 ) -> Result<i64, StoreError> {
     let first: Option<i64> = tx
@@ -312,11 +317,19 @@ fn append_log_in(
     };
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO job_logs (job_id, seq, ts_ms, stream, line) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO job_logs (job_id, seq, ts_ms, stream, line, step)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for line in lines {
             seq += 1;
-            insert.execute(params![id, seq, now_ms, stream.as_str(), capped(line)])?;
+            insert.execute(params![
+                id,
+                seq,
+                now_ms,
+                stream.as_str(),
+                capped(line),
+                step
+            ])?;
         }
     }
     tx.execute(
@@ -332,7 +345,7 @@ fn append_log_in(
 
 /// One of wharf's own lines about job `id`.
 fn system_line(tx: &Transaction<'_>, id: JobId, now_ms: i64, line: &str) -> Result<(), StoreError> {
-    append_log_in(tx, id, now_ms, LogStream::System, &[line])?;
+    append_log_in(tx, id, now_ms, (LogStream::System, None), &[line])?;
     Ok(())
 }
 

@@ -36,80 +36,21 @@ impl Store {
         limits: QueueLimits,
         now_ms: i64,
     ) -> Result<Enqueued, StoreError> {
-        let cron_key = new
-            .cron
-            .map(|(entry, at)| wharf_jobs::cron::dedup_key(new.app, entry, at));
-        let dedup_key = new.dedup_key.or(cron_key.as_deref());
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(existing_id) = duplicate_of(&tx, new, dedup_key)? {
-            return Ok(Enqueued::Duplicate { existing_id });
+        let enqueued = enqueue_in(&tx, new, limits, now_ms)?;
+        // A duplicate or a full queue changed nothing: nothing to commit.
+        if let Enqueued::Queued { .. } = enqueued {
+            tx.commit()?;
         }
-        let waiting = waiting_jobs(&tx, new.app)?;
-        let total_waiting: u32 = tx.query_row(
-            "SELECT COUNT(*) FROM jobs WHERE state = 'queued'",
-            [],
-            |r| r.get(0),
-        )?;
-        let snapshot = QueueSnapshot {
-            waiting: &waiting,
-            total_waiting,
-        };
-        let supersede = match policy::decide_enqueue(new.app, new.kind, snapshot, limits) {
-            EnqueueDecision::Full(full) => return Ok(Enqueued::Full(full)),
-            EnqueueDecision::Accept { supersede } => supersede,
-        };
-        let (entry, scheduled_ms) = new.cron.unzip();
-        tx.execute(
-            "INSERT INTO jobs (app, kind, args, state, dedup_key, cron_entry, scheduled_ms, created_ms)
-             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7)",
-            params![
-                new.app,
-                new.kind.as_str(),
-                new.args_json,
-                dedup_key,
-                entry,
-                scheduled_ms,
-                now_ms
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        for old in &supersede {
-            tx.execute(
-                "UPDATE jobs SET state = 'superseded', superseded_by = ?2, finished_ms = ?3
-                 WHERE id = ?1 AND state = 'queued'",
-                params![old, id, now_ms],
-            )?;
-            system_line(
-                &tx,
-                *old,
-                now_ms,
-                &format!(
-                    "superseded by job {id}, a newer {} of {}",
-                    new.kind, new.app
-                ),
-            )?;
-        }
-        let behind: Option<JobId> = tx
-            .query_row(
-                "SELECT id FROM jobs WHERE app = ?1 AND state = 'running'
-                     AND kind NOT IN ('run', 'cron') AND ?2",
-                params![new.app, new.kind.exclusive()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let job = existing_job(&tx, id)?;
-        tx.commit()?;
-        Ok(Enqueued::Queued {
-            job: Box::new(job),
-            superseded: supersede,
-            behind,
-        })
+        Ok(enqueued)
     }
 
     /// Takes the next job for runner `owner` under a lease of `lease`:
     /// first rescues jobs whose lease expired, then picks the oldest queued
-    /// job (resumed ones first) of an app that has no running job, and
+    /// job (resumed ones first, then restores, which bring back what an
+    /// app served before anything else changes it) of an app that has no
+    /// running job, and
     /// marks it running with a new attempt.
     pub fn claim(
         &self,
@@ -127,7 +68,7 @@ impl Store {
                    AND (j.kind IN ('run', 'cron') OR NOT EXISTS (
                        SELECT 1 FROM jobs r WHERE r.app = j.app AND r.state = 'running'
                            AND r.kind NOT IN ('run', 'cron')))
-                 ORDER BY attempts > 0 DESC, id
+                 ORDER BY attempts > 0 DESC, kind = 'restore' DESC, id
                  LIMIT 1",
                 [],
                 |r| r.get(0),
@@ -277,6 +218,84 @@ impl Store {
             .optional()?
             .ok_or(StoreError::NoSuchJob(id))
     }
+}
+
+/// [`Store::enqueue`] inside a transaction the caller commits (a webhook
+/// delivery is recorded in the same one as its job): decides and writes,
+/// never commits. On [`Enqueued::Duplicate`] and [`Enqueued::Full`] it has
+/// written nothing.
+pub(crate) fn enqueue_in(
+    tx: &Transaction<'_>,
+    new: &NewJob<'_>,
+    limits: QueueLimits,
+    now_ms: i64,
+) -> Result<Enqueued, StoreError> {
+    let cron_key = new
+        .cron
+        .map(|(entry, at)| wharf_jobs::cron::dedup_key(new.app, entry, at));
+    let dedup_key = new.dedup_key.or(cron_key.as_deref());
+    if let Some(existing_id) = duplicate_of(tx, new, dedup_key)? {
+        return Ok(Enqueued::Duplicate { existing_id });
+    }
+    let waiting = waiting_jobs(tx, new.app)?;
+    let total_waiting: u32 = tx.query_row(
+        "SELECT COUNT(*) FROM jobs WHERE state = 'queued'",
+        [],
+        |r| r.get(0),
+    )?;
+    let snapshot = QueueSnapshot {
+        waiting: &waiting,
+        total_waiting,
+    };
+    let supersede = match policy::decide_enqueue(new.app, new.kind, snapshot, limits) {
+        EnqueueDecision::Full(full) => return Ok(Enqueued::Full(full)),
+        EnqueueDecision::Accept { supersede } => supersede,
+    };
+    let (entry, scheduled_ms) = new.cron.unzip();
+    tx.execute(
+        "INSERT INTO jobs (app, kind, args, state, dedup_key, cron_entry, scheduled_ms, created_ms)
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7)",
+        params![
+            new.app,
+            new.kind.as_str(),
+            new.args_json,
+            dedup_key,
+            entry,
+            scheduled_ms,
+            now_ms
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    for old in &supersede {
+        tx.execute(
+            "UPDATE jobs SET state = 'superseded', superseded_by = ?2, finished_ms = ?3
+                 WHERE id = ?1 AND state = 'queued'",
+            params![old, id, now_ms],
+        )?;
+        system_line(
+            tx,
+            *old,
+            now_ms,
+            &format!(
+                "superseded by job {id}, a newer {} of {}",
+                new.kind, new.app
+            ),
+        )?;
+    }
+    let behind: Option<JobId> = tx
+        .query_row(
+            "SELECT id FROM jobs WHERE app = ?1 AND state = 'running'
+                     AND kind NOT IN ('run', 'cron') AND ?2",
+            params![new.app, new.kind.exclusive()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let job = existing_job(tx, id)?;
+    Ok(Enqueued::Queued {
+        job: Box::new(job),
+        superseded: supersede,
+        behind,
+    })
 }
 
 /// The job a dedup key or cron slot was already enqueued as.

@@ -12,7 +12,8 @@ use crate::{Store, StoreError};
 
 impl Store {
     /// Records that `owner`, holding job `id`, starts step `name`, and
-    /// returns its `seq`. Commits before it returns, so the runner acts
+    /// returns its `seq`; `data` is JSON a resumed attempt reads (no
+    /// secrets). Commits before it returns, so the runner acts
     /// only after the step is on record; [`StoreError::LeaseLost`] when
     /// the job is no longer `owner`'s, and then the runner must not act.
     pub fn record_step_start(
@@ -20,6 +21,7 @@ impl Store {
         id: JobId,
         owner: &str,
         name: &str,
+        data: Option<&str>,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
         let mut conn = self.conn();
@@ -31,9 +33,9 @@ impl Store {
             |r| r.get(0),
         )?;
         tx.execute(
-            "INSERT INTO job_steps (job_id, seq, attempt, name, state, started_ms)
-             VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
-            params![id, seq, job.attempts, name, now_ms],
+            "INSERT INTO job_steps (job_id, seq, attempt, name, state, started_ms, data)
+             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
+            params![id, seq, job.attempts, name, now_ms, data],
         )?;
         tx.commit()?;
         Ok(seq)
@@ -94,9 +96,21 @@ impl Store {
         lines: &[&str],
         now_ms: i64,
     ) -> Result<i64, StoreError> {
+        self.append_step_log(id, None, stream, lines, now_ms)
+    }
+
+    /// [`Store::append_log`], the lines belonging to job step `step`.
+    pub fn append_step_log(
+        &self,
+        id: JobId,
+        step: Option<i64>,
+        stream: LogStream,
+        lines: &[&str],
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let seq = append_log_in(&tx, id, now_ms, stream, lines)?;
+        let seq = append_log_in(&tx, id, now_ms, (stream, step), lines)?;
         tx.commit()?;
         Ok(seq)
     }
@@ -112,11 +126,24 @@ impl Store {
     ) -> Result<Vec<JobLogRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT job_id, seq, ts_ms, stream, line FROM job_logs
+            "SELECT job_id, seq, ts_ms, stream, line, step FROM job_logs
              WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
         let rows = stmt
             .query_map(params![id, after_seq, limit], log_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// The kept log lines of step `step` of job `id`, in order.
+    pub fn step_logs(&self, id: JobId, step: i64) -> Result<Vec<JobLogRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT job_id, seq, ts_ms, stream, line, step FROM job_logs
+             WHERE job_id = ?1 AND step = ?2 ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map(params![id, step], log_row)?
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }

@@ -11,7 +11,15 @@ use crate::output;
 
 pub async fn run(client: &Client, args: RunArgs) -> Result<()> {
     let app = super::resolve_app(client, args.app).await?;
-    let lines = client.run(&app, &RunBody { argv: args.argv }).await?;
+    let lines = client
+        .run(
+            &app,
+            &RunBody {
+                argv: args.argv,
+                process: args.process,
+            },
+        )
+        .await?;
     follow(lines).await
 }
 

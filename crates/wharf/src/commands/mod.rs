@@ -10,20 +10,24 @@ use crate::settings;
 mod accessory;
 mod apps;
 mod certs;
+pub(crate) mod ci;
 mod config;
 mod control;
 mod cron;
 mod deploy;
 mod events;
 mod exec;
+pub(crate) mod hooks;
 mod import;
 mod jobs;
 mod logs;
+mod pipelines;
 mod prune;
 mod releases;
 mod remote;
 mod rollback;
 mod server;
+mod signoff;
 mod status;
 mod token;
 mod up;
@@ -37,6 +41,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Config(ConfigCommand::Show { dir, json }) => config::show(&dir, json),
         Command::Config(ConfigCommand::Check { dir }) => config::check(&dir),
         Command::Import(command) => import::run(command),
+        Command::Ci(args) if args.command.is_none() => ci::run(args).await,
         Command::Remote(command) => remote::run(command).await,
         Command::DialStdio => remote::dial_stdio(&settings::client_data_dir(data, None)).await,
         command => {
@@ -75,9 +80,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Exec(args) => exec::exec(&client, args).await,
                 Command::Prune(args) => prune::run(&client, args).await,
                 Command::Token(command) => token::run(&client, command).await,
+                Command::Hooks(command) => hooks::run(&client, command).await,
                 Command::Jobs(args) => jobs::list(&client, args).await,
                 Command::Job(command) => jobs::run(&client, command).await,
                 Command::Cron(command) => cron::run(&client, command).await,
+                Command::Ci(args) => match args.command {
+                    Some(command) => pipelines::run(&client, command).await,
+                    None => unreachable!("handled above"),
+                },
                 Command::Up(_)
                 | Command::Server(_)
                 | Command::Config(_)

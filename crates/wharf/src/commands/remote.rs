@@ -42,20 +42,19 @@ pub async fn run(command: RemoteCommand) -> Result<()> {
             };
             if let Url::Https { host, port } = &parsed {
                 let server = format!("{host}:{port}");
-                let fp = wharf_server::client::fingerprint_of(host, *port).await?;
                 match remotes::known_fingerprint(&dir, &server) {
-                    Some(pinned) if pinned != fp => {
-                        return Err(Exit::Failed(format!(
-                            "{server} now presents a certificate with fingerprint {fp}, and {pinned} is pinned; if it was replaced on purpose, run `wharf remote forget {server}` first"
-                        ))
-                        .into());
+                    Some(pinned) => {
+                        let seen = wharf_server::client::certificate_of(host, *port).await?;
+                        if !seen.ca_verified && seen.fingerprint != pinned {
+                            return Err(Exit::Failed(format!(
+                                "{server} now presents a certificate with fingerprint {}, and {pinned} is pinned; if it was replaced on purpose, run `wharf remote forget {server}` first",
+                                seen.fingerprint
+                            ))
+                            .into());
+                        }
                     }
-                    Some(_) => {}
                     None => {
-                        remotes::set_fingerprint(&dir, &server, Some(&fp)).map_err(Exit::Failed)?;
-                        output::note(&format!(
-                            "pinned the certificate of {server}: SHA-256 fingerprint {fp} (compare it with the one `wharf server` printed)"
-                        ));
+                        crate::settings::first_contact(&dir, host, *port).await?;
                     }
                 }
             }

@@ -36,6 +36,8 @@ pub(crate) fn options(data_dir: std::path::PathBuf, listen: &ListenArgs) -> Resu
         acme_email: listen.acme_email.clone(),
         acme_ca_roots: listen.acme_ca_roots.clone(),
         trusted_proxies: listen.trusted_proxies.clone(),
+        public_url: listen.public_url.clone(),
+        forge_api: listen.forge_api.clone(),
     };
     let settings = wharf_server::settings::load(&data_dir, &overrides)
         .map_err(|e| crate::Exit::Usage(e.to_string()))?;
@@ -53,6 +55,8 @@ pub(crate) fn options(data_dir: std::path::PathBuf, listen: &ListenArgs) -> Resu
             ..Default::default()
         },
         acme: settings.acme,
+        public_url: settings.public_url,
+        forge_api: settings.forge_api,
         log_max_bytes: 10 * 1024 * 1024,
         recovery_progress: None,
     })

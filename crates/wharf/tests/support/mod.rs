@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 pub mod docker;
+pub mod forge;
+pub mod hooks;
 pub mod load;
 pub mod upstream;
 

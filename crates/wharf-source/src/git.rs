@@ -1,6 +1,7 @@
-//! `wharf deploy --git URL --ref REF`: the server fetches the commit with
-//! the `git` CLI into `<data>/sources/git-<commit>/` (the checkout, without
-//! `.git`) and deploys from there; the release records `git URL COMMIT`.
+//! Sources fetched with git: `wharf deploy --git URL --ref REF`, and the
+//! commits pipelines build. The `git` CLI fetches the commit into
+//! `<sources>/git-<commit>/` (the checkout, without `.git`); the release
+//! records `git URL COMMIT`.
 //!
 //! What may be fetched: `https://`, `http://`, `ssh://`, `git://` and
 //! `user@host:path` URLs from anyone; a path or `file://` URL on the
@@ -13,16 +14,44 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use axum::http::StatusCode;
-
-use crate::http::Failure;
-use crate::sources::SOURCES_DIR;
-
 const FETCH_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The URL or ref is not one wharf fetches (the caller's mistake).
+    #[error("{0}")]
+    Refused(String),
+    /// git could not fetch it (no such ref, unreachable, refused).
+    #[error("could not fetch `{reference}` of {url}: {why}")]
+    Fetch {
+        url: String,
+        reference: String,
+        why: String,
+    },
+    #[error("could not run git ({0}); install git on the server")]
+    NoGit(std::io::Error),
+    #[error("git {what} took over {secs}s")]
+    Timeout { what: String, secs: u64 },
+    #[error("git {what} failed: {why}")]
+    Git { what: String, why: String },
+    #[error("could not prepare {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl FetchError {
+    /// Whether the caller's input is at fault (a 400, not a 500).
+    pub fn is_callers(&self) -> bool {
+        matches!(self, FetchError::Refused(_) | FetchError::Fetch { .. })
+    }
+}
 
 /// Whether `url` may be fetched by a caller (`local`: on the server's
 /// machine). `Err` says why not.
-pub(crate) fn check_url(url: &str, local: bool) -> Result<(), String> {
+pub fn check_url(url: &str, local: bool) -> Result<(), String> {
     let remote_ok = ["https://", "http://", "ssh://", "git://"]
         .iter()
         .any(|s| url.starts_with(s))
@@ -56,7 +85,7 @@ fn scp_like(url: &str) -> bool {
 }
 
 /// Whether `reference` is a ref or commit name git takes as one.
-pub(crate) fn check_ref(reference: &str) -> Result<(), String> {
+pub fn check_ref(reference: &str) -> Result<(), String> {
     let ok = !reference.is_empty()
         && !reference.starts_with('-')
         && !reference.contains("..")
@@ -72,38 +101,45 @@ pub(crate) fn check_ref(reference: &str) -> Result<(), String> {
     }
 }
 
-/// Fetches `reference` of `url` and checks it out under the data dir:
-/// (the checkout, the full commit id).
-pub(crate) async fn fetch(
-    data_dir: &Path,
+/// Fetches `reference` of `url` and checks it out under `sources`:
+/// (the checkout, the full commit id). A commit fetched before is not
+/// fetched again.
+pub async fn fetch(
+    sources: &Path,
     url: &str,
     reference: &str,
     local: bool,
-) -> Result<(PathBuf, String), Failure> {
-    check_url(url, local).map_err(|m| Failure(StatusCode::BAD_REQUEST, m))?;
-    check_ref(reference).map_err(|m| Failure(StatusCode::BAD_REQUEST, m))?;
-    let parent = data_dir.join(SOURCES_DIR);
-    let internal = |e: std::io::Error| {
-        Failure(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("could not prepare {}: {e}", parent.display()),
-        )
+) -> Result<(PathBuf, String), FetchError> {
+    check_url(url, local).map_err(FetchError::Refused)?;
+    check_ref(reference).map_err(FetchError::Refused)?;
+    let io = |source: std::io::Error| FetchError::Io {
+        path: sources.to_path_buf(),
+        source,
     };
-    tokio::fs::create_dir_all(&parent).await.map_err(internal)?;
-    let tmp = parent.join(format!(
-        ".git-{}-{}",
+    if reference.len() == 40 && reference.chars().all(|c| c.is_ascii_hexdigit()) {
+        let dest = sources.join(format!("git-{}", reference.to_ascii_lowercase()));
+        if dest.is_dir() {
+            return Ok((dest, reference.to_ascii_lowercase()));
+        }
+    }
+    tokio::fs::create_dir_all(sources).await.map_err(io)?;
+    let tmp = sources.join(format!(
+        ".git-{}-{}-{}",
         std::process::id(),
-        wharf_store::now_ms()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+        fastrand::u32(..)
     ));
-    let result = fetch_into(&tmp, url, reference).await;
-    let commit = match result {
+    let commit = match fetch_into(&tmp, url, reference).await {
         Ok(commit) => commit,
-        Err(f) => {
+        Err(e) => {
             let _ = tokio::fs::remove_dir_all(&tmp).await;
-            return Err(f);
+            return Err(e);
         }
     };
-    let dest = parent.join(format!("git-{commit}"));
+    let dest = sources.join(format!("git-{commit}"));
     if dest.is_dir() {
         let _ = tokio::fs::remove_dir_all(&tmp).await;
         return Ok((dest, commit));
@@ -117,12 +153,12 @@ pub(crate) async fn fetch(
         }
         Err(e) => {
             let _ = tokio::fs::remove_dir_all(&tmp).await;
-            Err(internal(e))
+            Err(io(e))
         }
     }
 }
 
-async fn fetch_into(tmp: &Path, url: &str, reference: &str) -> Result<String, Failure> {
+async fn fetch_into(tmp: &Path, url: &str, reference: &str) -> Result<String, FetchError> {
     git(None, &["init", "-q", &tmp.to_string_lossy()]).await?;
     git(
         Some(tmp),
@@ -138,15 +174,13 @@ async fn fetch_into(tmp: &Path, url: &str, reference: &str) -> Result<String, Fa
         ],
     )
     .await
-    .map_err(|Failure(status, message)| {
-        Failure(
-            if status.is_server_error() {
-                status
-            } else {
-                StatusCode::BAD_REQUEST
-            },
-            format!("could not fetch `{reference}` of {url}: {message}"),
-        )
+    .map_err(|e| match e {
+        FetchError::Git { why, .. } => FetchError::Fetch {
+            url: url.to_owned(),
+            reference: reference.to_owned(),
+            why,
+        },
+        other => other,
     })?;
     let commit = git(Some(tmp), &["rev-parse", "FETCH_HEAD^{commit}"]).await?;
     git(
@@ -163,8 +197,8 @@ async fn fetch_into(tmp: &Path, url: &str, reference: &str) -> Result<String, Fa
     Ok(commit.trim().to_owned())
 }
 
-/// Runs git; its stdout, or a failure with its stderr.
-async fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, Failure> {
+/// Runs git; its stdout, or its stderr's last line as the error.
+async fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, FetchError> {
     let mut cmd = tokio::process::Command::new("git");
     if let Some(dir) = dir {
         cmd.arg("-C").arg(dir);
@@ -173,34 +207,30 @@ async fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, Failure> {
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
+    let what = args.first().copied().unwrap_or("").to_owned();
     let out = match tokio::time::timeout(FETCH_TIMEOUT, cmd.output()).await {
         Ok(Ok(out)) => out,
-        Ok(Err(e)) => {
-            return Err(Failure(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("could not run git ({e}); install git on the server"),
-            ));
-        }
+        Ok(Err(e)) => return Err(FetchError::NoGit(e)),
         Err(_) => {
-            return Err(Failure(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!("git {} took over {}s", args[0], FETCH_TIMEOUT.as_secs()),
-            ));
+            return Err(FetchError::Timeout {
+                what,
+                secs: FETCH_TIMEOUT.as_secs(),
+            });
         }
     };
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(Failure(
-            StatusCode::BAD_REQUEST,
-            stderr
+        Err(FetchError::Git {
+            what,
+            why: stderr
                 .lines()
                 .last()
                 .unwrap_or("git failed")
                 .trim()
                 .to_owned(),
-        ))
+        })
     }
 }
 
