@@ -29,6 +29,11 @@ impl Engine {
         let args: JobArgs = match serde_json::from_str(&job.args) {
             Ok(a) => a,
             Err(e) => {
+                if job.attempts > 1 {
+                    // A resumed job carries its app's restore, whatever it was.
+                    let (tx, _rx) = mpsc::unbounded_channel();
+                    let _ = self.restore_app(&job.app, &tx).await;
+                }
                 let end = JobEnd::failed(format!("the job's arguments do not parse: {e}"));
                 self.end_job(&owner, id, &end);
                 return;
@@ -58,7 +63,7 @@ impl Engine {
         });
         // `ptx` moves into the work: once it is done, the fan-out ends.
         let end = if job.attempts > 1 {
-            self.resume(&job, args, ptx).await
+            self.resume(&job, args, ptx, cancel_rx).await
         } else {
             self.work(&job, args, ptx, cancel_rx).await
         };
@@ -192,7 +197,13 @@ impl Engine {
     }
 
     /// A job taken over from a runner that died (see the module doc).
-    async fn resume(self: &Arc<Self>, job: &JobRow, args: JobArgs, ptx: ProgressTx) -> JobEnd {
+    async fn resume(
+        self: &Arc<Self>,
+        job: &JobRow,
+        args: JobArgs,
+        ptx: ProgressTx,
+        cancel: watch::Receiver<bool>,
+    ) -> JobEnd {
         let kind = job.kind;
         match args {
             JobArgs::Cron { .. } => JobEnd::failed(
@@ -201,12 +212,11 @@ impl Engine {
             JobArgs::Run { command, .. } => JobEnd::failed(format!(
                 "interrupted by a server restart while it ran; not run again (a one-off command runs at most once): run `{command}` again if it should"
             )),
-            JobArgs::Restore => self.work(job, args, ptx, watch::channel(false).1).await,
+            JobArgs::Restore => self.work(job, args, ptx, cancel).await,
             JobArgs::Pipeline { .. } if self.deploy_started(job).is_none() => {
                 // Interrupted while it fetched or ran CI: nothing of it
                 // changed the app. The restore first, then it runs again.
                 let _ = self.restore_app(&job.app, &ptx).await;
-                let (_, cancel) = watch::channel(false);
                 self.work(job, args, ptx, cancel).await
             }
             JobArgs::Deploy { .. }
