@@ -22,7 +22,7 @@ impl Engine {
     ) -> Result<DeliveryOutcome, DeployError> {
         let json = match pipeline {
             None => None,
-            Some(args @ JobArgs::Pipeline { .. }) => Some(
+            Some(args @ JobArgs::Pipeline(_)) => Some(
                 serde_json::to_string(args).map_err(|e| DeployError::Internal(e.to_string()))?,
             ),
             Some(_) => {

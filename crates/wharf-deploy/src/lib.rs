@@ -56,7 +56,7 @@ pub use containers::AccessoryAction;
 pub use deploy::git_revision;
 pub use error::DeployError;
 pub use jobs::{JobArgs, LEASE, Submitted};
-pub use pipeline::{ForgeTokens, Pipelines};
+pub use pipeline::{ForgeTokens, PipelineArgs, Pipelines};
 pub use progress::{DeployReport, Progress};
 pub use progressive::{Control, ProgressiveStatus, ReleaseTraffic};
 pub use recover::{RecoveryPlan, RecoveryReport, RecoveryTx};

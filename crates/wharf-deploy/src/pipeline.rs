@@ -53,14 +53,18 @@ impl std::fmt::Debug for Pipelines {
     }
 }
 
-/// What a pipeline job is given (see [`crate::JobArgs::Pipeline`]).
-#[derive(Debug, Clone)]
-pub(crate) struct PipelineArgs {
+/// What a pipeline job is given ([`crate::JobArgs::Pipeline`]), as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PipelineArgs {
+    /// The forge that sent it (`github`, `gitlab`…), for statuses.
     pub forge: String,
+    /// The repository's full name on the forge (`owner/name`).
     pub repo: String,
     pub clone_url: String,
     pub branch: String,
     pub commit: String,
+    /// The forge's id of the webhook delivery that asked for it.
+    pub delivery: String,
 }
 
 /// Where a pipeline's statuses go.

@@ -18,12 +18,11 @@ mod support;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use support::hooks::{Answer, Api, hex, hmac_sha256, push_body};
-use support::{App, Server, wharf_bin};
+use support::{App, Server, remote_cli};
 
 const COMMIT: &str = "9fceb02d0ae598e95dc970b74767f19372d61af8";
 const OTHER_COMMIT: &str = "de8f2a1c0b7e4d3a9f6e5c4b3a2918a7b6c5d4e3";
@@ -55,23 +54,6 @@ fn fast(answer: &Answer, what: &str) {
         "{what} took {:?}",
         answer.took
     );
-}
-
-/// The CLI as a user on another machine runs it (own HOME, no data dir).
-fn remote(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(wharf_bin());
-    cmd.args(args)
-        .current_dir(home)
-        .env("HOME", home)
-        .env_remove("WHARF_DATA")
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("WHARF_SERVER")
-        .env_remove("WHARF_TOKEN")
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
 }
 
 #[test]
@@ -283,13 +265,18 @@ fn webhook_intake_verifies_dedups_records_and_queues_a_pipeline() {
         ("WHARF_TOKEN", read),
     ];
     let env: Vec<(&str, &str)> = as_reader.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let out = remote(&home, &env, &["hooks", "deliveries", "shop", "--json"]);
+    let out = remote_cli(
+        &home,
+        &home,
+        &env,
+        &["hooks", "deliveries", "shop", "--json"],
+    );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = remote(&home, &env, &["hooks", "secret", "shop"]);
+    let out = remote_cli(&home, &home, &env, &["hooks", "secret", "shop"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("needs `admin`"),

@@ -18,25 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{App, Server, get, wharf_bin};
-
-/// The CLI as a user on another machine runs it: in `cwd`, with `home` as
-/// its HOME (where remotes and pins are kept), no WHARF_DATA.
-fn remote(cwd: &Path, home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(wharf_bin());
-    cmd.args(args)
-        .current_dir(cwd)
-        .env("HOME", home)
-        .env_remove("WHARF_DATA")
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("WHARF_SERVER")
-        .env_remove("WHARF_TOKEN")
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
+use support::{App, Server, get, remote_cli as remote, wharf_bin};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

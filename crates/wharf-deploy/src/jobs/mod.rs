@@ -87,17 +87,7 @@ pub enum JobArgs {
     Restore,
     /// A push to the app's watched branch: fetch `commit` from
     /// `clone_url`, run the app's CI steps, deploy it if they pass.
-    Pipeline {
-        /// The forge that sent it (`github`, `gitlab`…), for statuses.
-        forge: String,
-        /// The repository's full name on the forge (`owner/name`).
-        repo: String,
-        clone_url: String,
-        branch: String,
-        commit: String,
-        /// The webhook delivery that asked for it.
-        delivery: String,
-    },
+    Pipeline(crate::PipelineArgs),
     /// An accessory action (`wharf accessory boot|stop|remove`), with the
     /// config of `source_dir` (the serving release's, or the server-side
     /// directory a local caller named).
@@ -125,7 +115,7 @@ impl JobArgs {
             JobArgs::Cron { .. } => JobKind::Cron,
             JobArgs::Run { .. } => JobKind::Run,
             JobArgs::Restore => JobKind::Restore,
-            JobArgs::Pipeline { .. } => JobKind::Pipeline,
+            JobArgs::Pipeline(_) => JobKind::Pipeline,
             JobArgs::Accessory { .. } => JobKind::Accessory,
         }
     }

@@ -145,23 +145,7 @@ impl Engine {
                 self.accessory_job(app, &name, action, &source_dir, &ptx)
                     .await
             }
-            JobArgs::Pipeline {
-                forge,
-                repo,
-                clone_url,
-                branch,
-                commit,
-                delivery: _,
-            } => {
-                let args = crate::pipeline::PipelineArgs {
-                    forge,
-                    repo,
-                    clone_url,
-                    branch,
-                    commit,
-                };
-                self.pipeline_job((job.id, app), args, ptx, cancel).await
-            }
+            JobArgs::Pipeline(args) => self.pipeline_job((job.id, app), args, ptx, cancel).await,
             JobArgs::Run {
                 command,
                 process,
@@ -205,6 +189,13 @@ impl Engine {
         cancel: watch::Receiver<bool>,
     ) -> JobEnd {
         let kind = job.kind;
+        // The deploy its earlier attempt started, if it got that far.
+        let started = self
+            .store
+            .steps(job.id)
+            .ok()
+            .and_then(|steps| first_deploy(&steps))
+            .map(|d| d.deploy);
         match args {
             JobArgs::Cron { .. } => JobEnd::failed(
                 "interrupted by a server restart while it ran; not run again (a cron run runs at most once per scheduled time)",
@@ -213,7 +204,7 @@ impl Engine {
                 "interrupted by a server restart while it ran; not run again (a one-off command runs at most once): run `{command}` again if it should"
             )),
             JobArgs::Restore => self.work(job, args, ptx, cancel).await,
-            JobArgs::Pipeline { .. } if self.deploy_started(job).is_none() => {
+            JobArgs::Pipeline(_) if started.is_none() => {
                 // Interrupted while it fetched or ran CI: nothing of it
                 // changed the app. The restore first, then it runs again.
                 let _ = self.restore_app(&job.app, &ptx).await;
@@ -222,10 +213,10 @@ impl Engine {
             JobArgs::Deploy { .. }
             | JobArgs::Rollback { .. }
             | JobArgs::Accessory { .. }
-            | JobArgs::Pipeline { .. } => {
-                // Whether it had passed its commit point, read before the
-                // restore records its own steps.
-                let switched = self.switched_before(job);
+            | JobArgs::Pipeline(_) => {
+                // Whether it had passed its commit point (the steps were
+                // read before the restore records its own).
+                let switched = started.and_then(|deploy| self.switched_to(job, deploy));
                 let restored = self.restore_app(&job.app, &ptx).await;
                 let now = match &restored {
                     Some(Ok(n)) => format!("release {n} was restored and serves"),
@@ -253,16 +244,9 @@ impl Engine {
         }
     }
 
-    /// The deploy a job's earlier attempt started, if it got that far.
-    fn deploy_started(&self, job: &JobRow) -> Option<i64> {
-        let steps = self.store.steps(job.id).ok()?;
-        first_deploy(&steps).map(|d| d.deploy)
-    }
-
-    /// The release a resumed job's deploy had switched to, if it had
+    /// The release `deploy` of a resumed job had switched to, if it had
     /// passed its commit point (it is the one the store says serves).
-    fn switched_before(&self, job: &JobRow) -> Option<i64> {
-        let deploy = self.deploy_started(job)?;
+    fn switched_to(&self, job: &JobRow, deploy: i64) -> Option<i64> {
         let row = self.store.deploy(deploy).ok()??;
         let app = self.store.app(&job.app).ok()?;
         (row.to_release.is_some() && row.to_release == app.current_release)

@@ -24,7 +24,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use wharf_deploy::JobArgs;
+use wharf_deploy::{JobArgs, PipelineArgs};
 use wharf_forge::{Event, Forge, Push, VerifyOptions};
 use wharf_store::{DeliveryOutcome, HookOutcome, NewDelivery};
 
@@ -296,14 +296,14 @@ fn record(
     let push = judgement.push.as_ref();
     let pipeline = match (&judgement.outcome, push) {
         (HookOutcome::Queued, Some(p)) => match (&p.branch, &p.commit) {
-            (Some(branch), Some(commit)) => Some(JobArgs::Pipeline {
+            (Some(branch), Some(commit)) => Some(JobArgs::Pipeline(PipelineArgs {
                 forge: forge.slug().to_owned(),
                 repo: p.repo.clone(),
                 clone_url: p.clone_url.clone(),
                 branch: branch.clone(),
                 commit: commit.clone(),
                 delivery: key.id.clone(),
-            }),
+            })),
             _ => None,
         },
         _ => None,

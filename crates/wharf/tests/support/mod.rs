@@ -21,6 +21,25 @@ use std::time::{Duration, Instant};
 #[allow(unused_imports)]
 pub use load::Load;
 
+/// The CLI as a user on another machine runs it: in `cwd`, with `home` as
+/// its HOME (where remotes and pins are kept), no WHARF_DATA, no server or
+/// token from this environment; `env` on top.
+pub fn remote_cli(cwd: &Path, home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(wharf_bin());
+    cmd.args(args)
+        .current_dir(cwd)
+        .env("HOME", home)
+        .env_remove("WHARF_DATA")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("WHARF_SERVER")
+        .env_remove("WHARF_TOKEN")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
 /// Retries `cond` until it holds or `timeout` passes (linkerd2-proxy style).
 #[macro_export]
 macro_rules! assert_eventually {
