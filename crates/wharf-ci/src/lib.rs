@@ -11,9 +11,11 @@
 //!   pass and fail lines, the summary naming failed steps, and [`Human`],
 //!   the [`Sink`] that writes the whole run for people.
 //!
-//! [`run`] is the I/O: each step is `sh -c RUN` in the checkout, in its
-//! own process group, stdout and stderr merged into one pipe and read line
-//! by line (masked) into a [`Sink`]. Steps run in order; a group with
+//! [`run`] is the I/O: each step is started by a [`Launcher`] — [`Host`]:
+//! `sh -c RUN` in the checkout, in its own process group (the server's
+//! docker runtime has one for a container of the build image) — its
+//! stdout and stderr merged into one stream and read line by line
+//! (masked) into a [`Sink`]. Steps run in order; a group with
 //! `parallel = N` runs up to N of its steps at once, and a [`Sink`] is told
 //! which steps to show whole when they end ([`StepStart::replay`]), so
 //! their outputs never interleave. The sink sees every line live, with its
@@ -35,6 +37,7 @@
 //!   process holding it has closed it; background processes still holding
 //!   it [`DRAIN_TIMEOUT`] later are sent SIGTERM and the step ends.
 
+pub mod launch;
 pub mod mask;
 pub mod render;
 pub mod report;
@@ -42,6 +45,7 @@ mod runner;
 pub mod select;
 pub mod sink;
 
+pub use launch::{Exit, Host, Launch, Launcher, Started, StepProcess};
 pub use mask::Masker;
 pub use render::{Human, format_duration};
 pub use report::{Report, Status, StepReport};

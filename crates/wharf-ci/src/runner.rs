@@ -1,5 +1,6 @@
-//! Running the steps: each one `SHELL -c RUN` in the checkout, in its own
-//! process group, its stdout and stderr one pipe read line by line.
+//! Running the steps: each one started by the [`Launcher`] (on this
+//! machine: `SHELL -c RUN` in the checkout, in its own process group), its
+//! stdout and stderr one stream read line by line.
 //!
 //! One task per running step sends its lines and then its end on a
 //! channel; the caller's task takes them in order and hands them to the
@@ -8,23 +9,17 @@
 //! as each ends.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::net::unix::pipe;
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use wharf_config::{CiRun, CiStep};
 
+use crate::launch::{Host, Launch, Launcher, Started};
 use crate::mask::Masker;
 use crate::report::{Report, Status, StepReport};
 use crate::select::{self, SelectError};
@@ -47,7 +42,7 @@ pub struct Options {
     pub fail_fast: bool,
     /// `--step NAME`s: run only these steps or groups; empty: all.
     pub only: Vec<String>,
-    /// Where the steps run: the checkout.
+    /// Where the steps run: the checkout (on this machine).
     pub cwd: PathBuf,
     /// Set for every step, after `CI=true` (so they may override it).
     pub env: Vec<(String, String)>,
@@ -55,8 +50,11 @@ pub struct Options {
     pub inherit_env: bool,
     /// Values masked in the output (see [`Masker`]).
     pub secrets: Vec<String>,
-    /// Runs each step as `SHELL -c RUN`.
+    /// Runs each step as `SHELL -c RUN` (on this machine).
     pub shell: PathBuf,
+    /// Runs the steps elsewhere (a container) instead of on this machine
+    /// with `shell`, `cwd` and `inherit_env`.
+    pub launcher: Option<Arc<dyn Launcher>>,
     /// Between SIGTERM and SIGKILL when a step is stopped.
     pub stop_timeout: Duration,
     /// Cancels the run: running steps are stopped, the others skipped.
@@ -75,6 +73,7 @@ impl Options {
             inherit_env: true,
             secrets: Vec::new(),
             shell: PathBuf::from("/bin/sh"),
+            launcher: None,
             stop_timeout: Duration::from_secs(5),
             cancel: CancellationToken::new(),
         }
@@ -93,6 +92,7 @@ impl std::fmt::Debug for Options {
             .field("inherit_env", &self.inherit_env)
             .field("secrets", &self.secrets.len())
             .field("shell", &self.shell)
+            .field("launcher", &self.launcher)
             .field("stop_timeout", &self.stop_timeout)
             .field("cancelled", &self.cancel.is_cancelled())
             .finish()
@@ -113,11 +113,18 @@ pub async fn run(
         total: select::count(steps),
     });
     let started = Instant::now();
+    let launcher = opts.launcher.clone().unwrap_or_else(|| {
+        Arc::new(Host {
+            shell: opts.shell.clone(),
+            cwd: opts.cwd.clone(),
+            inherit_env: opts.inherit_env,
+        })
+    });
+    let mut env = vec![("CI".to_owned(), "true".to_owned())];
+    env.extend(opts.env.iter().cloned());
     let ctx = Arc::new(StepContext {
-        shell: opts.shell.clone(),
-        cwd: opts.cwd.clone(),
-        env: opts.env.clone(),
-        inherit_env: opts.inherit_env,
+        launcher,
+        env,
         masker: Masker::new(&opts.secrets),
         stop_timeout: opts.stop_timeout,
     });
@@ -172,10 +179,9 @@ pub async fn run(
 /// What every step task needs.
 #[derive(Debug)]
 struct StepContext {
-    shell: PathBuf,
-    cwd: PathBuf,
+    launcher: Arc<dyn Launcher>,
+    /// `CI=true`, then [`Options::env`].
     env: Vec<(String, String)>,
-    inherit_env: bool,
     masker: Masker,
     stop_timeout: Duration,
 }
@@ -230,7 +236,7 @@ async fn run_batch(
             });
             let handle = tasks.spawn(step_task(
                 next,
-                run.run.clone(),
+                (run.name.clone(), run.run.clone()),
                 ctx.clone(),
                 tx.clone(),
                 stop.clone(),
@@ -323,56 +329,59 @@ fn to_report(
 
 async fn step_task(
     i: usize,
-    command: String,
+    (name, command): (String, String),
     ctx: Arc<StepContext>,
     tx: mpsc::Sender<Msg>,
     stop: CancellationToken,
 ) {
-    let outcome = run_step(i, &command, &ctx, &tx, &stop).await;
+    let outcome = run_step(i, (&name, &command), &ctx, &tx, &stop).await;
     let _ = tx.send(Msg::Done(i, outcome)).await;
 }
 
 async fn run_step(
     i: usize,
-    command: &str,
+    (name, command): (&str, &str),
     ctx: &StepContext,
     tx: &mpsc::Sender<Msg>,
     stop: &CancellationToken,
 ) -> Outcome {
     let started = Instant::now();
-    let (mut child, reader) = match spawn(command, ctx) {
-        Ok(spawned) => spawned,
+    let launch = Launch {
+        name,
+        command,
+        env: &ctx.env,
+    };
+    let Started {
+        output,
+        mut process,
+    } = match ctx.launcher.launch(launch).await {
+        Ok(started) => started,
         Err(e) => {
             return Outcome {
-                error: Some(format!(
-                    "could not start {} in {}: {e}",
-                    ctx.shell.display(),
-                    ctx.cwd.display()
-                )),
+                error: Some(format!("could not start {}: {e}", ctx.launcher.describe())),
                 duration: started.elapsed(),
                 ..Outcome::default()
             };
         }
     };
-    let pid = child.id();
-    let mut reading = tokio::spawn(read_lines(i, reader, ctx.masker.clone(), tx.clone()));
-    let (status, stopped) = tokio::select! {
-        status = child.wait() => (status.ok(), false),
-        () = stop.cancelled() => (terminate(&mut child, pid, ctx.stop_timeout).await, true),
+    let mut reading = tokio::spawn(read_lines(i, output, ctx.masker.clone(), tx.clone()));
+    let (exit, stopped) = tokio::select! {
+        exit = process.wait() => (exit, false),
+        () = stop.cancelled() => (process.stop(ctx.stop_timeout).await, true),
     };
     let duration = started.elapsed();
-    // What it started may still hold the pipe: read on a little, then ask
-    // them to go, then make them.
+    // What it started may still hold the output: read on a little, then
+    // ask them to go, then make them.
     if tokio::time::timeout(DRAIN_TIMEOUT, &mut reading)
         .await
         .is_err()
     {
-        signal_group(pid, Signal::SIGTERM);
+        process.signal_rest(false);
         if tokio::time::timeout(ctx.stop_timeout, &mut reading)
             .await
             .is_err()
         {
-            signal_group(pid, Signal::SIGKILL);
+            process.signal_rest(true);
             if tokio::time::timeout(DRAIN_TIMEOUT, &mut reading)
                 .await
                 .is_err()
@@ -381,78 +390,25 @@ async fn run_step(
             }
         }
     }
+    process.release().await;
     Outcome {
-        exit_code: status.and_then(|s| s.code()),
-        signal: status.and_then(|s| s.signal()),
+        exit_code: exit.and_then(|e| e.code),
+        signal: exit.and_then(|e| e.signal),
         error: None,
         stopped,
         duration,
     }
 }
 
-/// Starts `SHELL -c command` in its own process group, stdout and stderr
-/// both the write end of one pipe; returns the child and the read end.
-fn spawn(command: &str, ctx: &StepContext) -> std::io::Result<(Child, pipe::Receiver)> {
-    check_dir(&ctx.cwd)?;
-    let (read, write) = cloexec_pipe()?;
-    let write_err = write.try_clone()?;
-    let mut cmd = Command::new(&ctx.shell);
-    cmd.arg("-c")
-        .arg(command)
-        .current_dir(&ctx.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(write))
-        .stderr(Stdio::from(write_err))
-        .process_group(0)
-        .kill_on_drop(true);
-    if !ctx.inherit_env {
-        cmd.env_clear();
-    }
-    cmd.env("CI", "true");
-    cmd.envs(ctx.env.iter().map(|(k, v)| (k, v)));
-    let child = cmd.spawn()?;
-    // Our copies of the write end go with `cmd`, so the pipe ends when the
-    // step's processes have all closed it.
-    drop(cmd);
-    let reader = pipe::Receiver::from_owned_fd(read)?;
-    Ok((child, reader))
-}
-
-/// A missing directory would otherwise read as a missing shell.
-fn check_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "no such directory",
-        ))
-    }
-}
-
-/// A pipe whose ends are closed in children on exec (the step gets its
-/// own copies as stdout and stderr): a step must never hold another's.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn cloexec_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
-}
-
-/// Without `pipe2`, the flag is set right after: a step started by another
-/// thread in between may keep this pipe open until it ends.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn cloexec_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-    let (read, write) = nix::unistd::pipe()?;
-    for fd in [&read, &write] {
-        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
-    }
-    Ok((read, write))
-}
-
-/// Sends each line of `reader` (masked, without its line end) as step
-/// `i`'s, until the pipe ends or the sink is gone.
-async fn read_lines(i: usize, reader: pipe::Receiver, masker: Masker, tx: mpsc::Sender<Msg>) {
-    let mut reader = BufReader::new(reader);
+/// Sends each line of `output` (masked, without its line end) as step
+/// `i`'s, until it ends or the sink is gone.
+async fn read_lines(
+    i: usize,
+    output: Box<dyn AsyncRead + Send + Unpin>,
+    masker: Masker,
+    tx: mpsc::Sender<Msg>,
+) {
+    let mut reader = BufReader::new(output);
     let mut buf = Vec::new();
     loop {
         buf.clear();
@@ -474,34 +430,6 @@ async fn read_lines(i: usize, reader: pipe::Receiver, masker: Masker, tx: mpsc::
             break;
         }
     }
-}
-
-/// SIGTERM to the step's process group, SIGKILL after `timeout`; the
-/// shell's exit status.
-async fn terminate(child: &mut Child, pid: Option<u32>, timeout: Duration) -> Option<ExitStatus> {
-    signal_group(pid, Signal::SIGTERM);
-    match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(status) => status.ok(),
-        Err(_) => {
-            signal_group(pid, Signal::SIGKILL);
-            child.wait().await.ok()
-        }
-    }
-}
-
-/// Signals the process group our child `pid` leads (never our own).
-fn signal_group(pid: Option<u32>, signal: Signal) {
-    let Some(pgid) = pid
-        .and_then(|p| i32::try_from(p).ok())
-        .filter(|p| *p > 1)
-        .map(Pid::from_raw)
-    else {
-        return;
-    };
-    if pgid == nix::unistd::getpgrp() {
-        return;
-    }
-    let _ = killpg(pgid, signal);
 }
 
 fn millis(d: Duration) -> u64 {

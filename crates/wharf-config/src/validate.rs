@@ -129,7 +129,8 @@ fn resolve(raw: RawConfig, sink: &mut Sink<'_>) -> AppConfig {
     let first_process = raw.processes.first().map(|p| p.name.value.clone());
     let processes = resolve_processes(raw.processes, runtime, sink);
     let cron = cron::resolve_cron(raw.cron, first_process.as_deref(), &processes, sink);
-    let ci = ci::resolve_ci(raw.ci, runtime, sink);
+    let prebuilt = raw.image.as_ref().map(|i| i.value.clone());
+    let ci = ci::resolve_ci(raw.ci, runtime, prebuilt.as_deref(), sink);
     let env = resolve_env(raw.env, "[env]", sink);
     let env_files = resolve_env_files(&raw.env_file, "`env_file`", sink);
     let secret_env_files =

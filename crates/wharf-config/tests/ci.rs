@@ -242,6 +242,22 @@ steps = "bin/ci"
 }
 
 #[test]
+fn ci_in_the_build_image_needs_one() {
+    insta::assert_snapshot!(errors(
+        r#"
+name = "shop"
+runtime = "docker"
+image = "registry.example.com/shop:1.2"
+[processes.web]
+command = "bin/web"
+[ci]
+image = "build"
+steps = [{ name = "Tests", run = "bin/rails test" }]
+"#
+    ));
+}
+
+#[test]
 fn deploy_branch_errors() {
     insta::assert_snapshot!(errors(
         r#"

@@ -12,16 +12,20 @@
 //! posted with retries by [`crate::statuses`]. A status that cannot be
 //! posted is said in the job's log and does not fail the pipeline.
 //!
-//! The CI steps run on the host, in the checkout, with the app's env and
-//! secrets (masked in their output), `CI=true` and `WHARF_COMMIT`.
+//! The CI steps run on the host, in the checkout, or with `[ci] image =
+//! "build"` in containers of the commit's image (built first, as its
+//! deploy builds it: stage `ci image`), with the app's env and secrets
+//! (masked in their output), `CI=true`, `WHARF_COMMIT` and `WHARF_BRANCH`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use wharf_config::{AppConfig, CiImage};
 use wharf_forge::{Forge, Status, StatusState};
 use wharf_jobs::{JobEnd, JobId};
+use wharf_runtime::CiSource;
 
 use crate::{DeployError, DeployRequest, Engine, Progress, ProgressTx};
 
@@ -161,6 +165,31 @@ impl Engine {
             opts.env = env.into_iter().collect();
             opts.env.push(("WHARF_COMMIT".into(), commit.clone()));
             opts.env.push(("WHARF_BRANCH".into(), args.branch.clone()));
+            if ci.image == Some(CiImage::Build) {
+                match self
+                    .ci_image(&config, &dir, &short, &ptx, cancel.clone())
+                    .await
+                {
+                    Ok(Some(launcher)) => opts.launcher = Some(launcher),
+                    Ok(None) => {
+                        report(
+                            StatusState::Error,
+                            "wharf/pipeline",
+                            format!("CI of {short} cancelled"),
+                        )
+                        .await;
+                        let message = format!(
+                            "the CI image of {short} was cancelled (a newer push, or `wharf job cancel`); nothing was deployed"
+                        );
+                        let _ = ptx.send(Progress::finished(false, message.clone()));
+                        return JobEnd::cancelled(Some(message));
+                    }
+                    Err(why) => {
+                        report(StatusState::Failure, "wharf/pipeline", one_line(&why)).await;
+                        return fail(&ptx, &why);
+                    }
+                }
+            }
             opts.cancel = CancellationToken::new();
             let stop = tokio::spawn(cancel_on(cancel.clone(), opts.cancel.clone()));
             let mut sink = CiProgress { tx: ptx.clone() };
@@ -231,6 +260,52 @@ impl Engine {
                 report(StatusState::Failure, "wharf/pipeline", why).await;
                 JobEnd::failed(e.to_string())
             }
+        }
+    }
+
+    /// `[ci] image = "build"`: builds the image of the checkout `dir` as
+    /// its deploy would (the build's output in the job's log) and returns
+    /// the launcher that runs each step in a container of it; `Ok(None)`
+    /// when the job was cancelled meanwhile (the build is abandoned).
+    async fn ci_image(
+        &self,
+        config: &AppConfig,
+        dir: &Path,
+        short: &str,
+        ptx: &ProgressTx,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Result<Option<Arc<dyn wharf_ci::Launcher>>, String> {
+        let runtime = self.runtime_for(config).await.map_err(|e| e.to_string())?;
+        let build = config
+            .docker
+            .as_ref()
+            .map(|d| crate::containers::docker_build(&d.build))
+            .unwrap_or_default();
+        let _ = ptx.send(Progress::Stage {
+            name: "ci image".into(),
+            detail: Some(format!("build image wharf/{}:ci-{short}", config.name)),
+        });
+        let tx = ptx.clone();
+        let forward =
+            crate::deploy::forward_lines(&runtime, &config.name, None, "ci-build", move |l| {
+                let sent = tx.send(Progress::output(l.line)).is_ok();
+                async move { sent }
+            });
+        let source = CiSource {
+            app: config.name.clone(),
+            dir: dir.to_path_buf(),
+            version: short.to_owned(),
+            build,
+        };
+        let built = tokio::select! {
+            built = runtime.ci_launcher(&source) => Some(built),
+            _ = cancel.wait_for(|c| *c) => None,
+        };
+        crate::deploy::finish_forwarding(Some(forward)).await;
+        match built {
+            None => Ok(None),
+            Some(Ok(launcher)) => Ok(Some(launcher)),
+            Some(Err(e)) => Err(format!("CI image of {short}: {e}")),
         }
     }
 

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -126,6 +127,19 @@ pub struct ReleaseSource {
     /// Docker only: processes with their own image, by process name. The
     /// release keeps every image; a rollback brings them back together.
     pub processes: BTreeMap<String, ImageSource>,
+}
+
+/// What CI steps of a commit run in under docker (`[ci] image = "build"`,
+/// [`Runtime::ci_launcher`]): the app's image built from the checkout, as
+/// a deploy of it would build it.
+#[derive(Debug, Clone)]
+pub struct CiSource {
+    pub app: String,
+    /// The checkout (the directory holding `wharf.toml`).
+    pub dir: PathBuf,
+    /// The commit's version; the image is tagged `wharf/<app>:ci-<version>`.
+    pub version: String,
+    pub build: DockerBuild,
 }
 
 /// Where an image of a release comes from.
@@ -562,6 +576,21 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
         path: &str,
         dest: &std::path::Path,
     ) -> Result<(), RuntimeError>;
+
+    /// Builds the image CI steps of `source` run in and returns a launcher
+    /// that runs each step in a new container of it (docker). The build's
+    /// output goes to the app's log as process `ci-build`. Without
+    /// containers (the process runtime) steps run on the host, through
+    /// [`wharf_ci::Host`], and this is unsupported.
+    async fn ci_launcher(
+        &self,
+        source: &CiSource,
+    ) -> Result<Arc<dyn wharf_ci::Launcher>, RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            what: "CI steps in containers",
+            on: source.app.clone(),
+        })
+    }
 
     /// Removes what the runtime keeps for releases not in `keep` (images of
     /// pruned releases, exited containers of this data dir).

@@ -11,6 +11,8 @@
 //!   failing step means no deploy and a `failure` status.
 //! - Of two quick pushes only the newer deploys.
 //! - kill -9 mid-pipeline, then a restart: it converges, deployed once.
+//! - Under docker with `[ci] image = "build"`, the steps run in containers
+//!   of the commit's image, which its deploy then reuses.
 //! - `wharf ci --signoff` posts `signoff` = success for a clean, pushed
 //!   HEAD whose steps passed, and refuses otherwise.
 
@@ -176,13 +178,19 @@ fn signoff_posts_success_for_a_clean_pushed_head_and_refuses_otherwise() {
 /// `shop` deployed once from `work` (so it exists and watches `main`), its
 /// hook secret (returned) and forge token set.
 fn server_for(data: &Path, work: &Path, double: &StatusDouble) -> (Server, String) {
+    server_for_app(data, work, double, "shop")
+}
+
+/// A server with the app in `work` deployed, a hook secret (returned) and
+/// a forge token for `app`.
+fn server_for_app(data: &Path, work: &Path, double: &StatusDouble, app: &str) -> (Server, String) {
     let server = Server::start_args(
         data,
         &[],
         &["--api", "127.0.0.1:0", "--forge-api", &double.url()],
     );
     assert_eq!(server.deploy_dir(work, &[]), 1);
-    let out = server.wharf(&["hooks", "secret", "shop"]);
+    let out = server.wharf(&["hooks", "secret", app]);
     assert!(
         out.status.success(),
         "{}",
@@ -190,7 +198,7 @@ fn server_for(data: &Path, work: &Path, double: &StatusDouble) -> (Server, Strin
     );
     let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let mut child = server
-        .cmd(&["hooks", "secret", "shop", "--forge-token"])
+        .cmd(&["hooks", "secret", app, "--forge-token"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -214,6 +222,11 @@ fn server_for(data: &Path, work: &Path, double: &StatusDouble) -> (Server, Strin
 /// Commits the app with `ci_step` as its CI step and pushes it: the commit.
 fn push(work: &Path, ci_step: &str, message: &str) -> String {
     write_app(work, ci_step);
+    commit_and_push(work, message)
+}
+
+/// Commits the tree (with `message` as its `VERSION`) and pushes it.
+fn commit_and_push(work: &Path, message: &str) -> String {
     std::fs::write(work.join("VERSION"), message).unwrap();
     git(work, &["add", "."]);
     git(work, &["commit", "-q", "-m", message]);
@@ -481,4 +494,115 @@ fn a_pipeline_cut_by_kill_9_converges_without_a_double_deploy() {
         "{commits:?}"
     );
     assert_eq!(live_release(&server), 2);
+}
+
+/// The docker app of `ci_in_the_build_image…`: busybox (a shell for the
+/// steps) and the static hello; the checkout goes to `/src` in the image.
+fn write_docker_app(work: &Path, name: &str, ci_step: &str) {
+    std::fs::copy("/bin/busybox", work.join("busybox"))
+        .expect("this test needs a static /bin/busybox (Debian: apt-get install busybox-static)");
+    std::fs::copy(support::docker::static_hello(), work.join("hello")).unwrap();
+    std::fs::write(
+        work.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         COPY hello /hello\nWORKDIR /src\nCOPY VERSION /src/VERSION\n\
+         ENV HELLO_HOST=0.0.0.0\nCMD [\"/hello\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("wharf.toml"),
+        format!(
+            r#"name = "{name}"
+runtime = "docker"
+
+[processes.web]
+http = {{ path = "/" }}
+health = {{ path = "/up", interval = "200ms", timeout = "1s" }}
+stop_timeout = "5s"
+
+[deploy]
+branch = "main"
+health_timeout = "20s"
+drain_timeout = "1s"
+
+[ci]
+image = "build"
+steps = [{{ name = "Check", run = "{ci_step}" }}]
+"#
+        ),
+    )
+    .unwrap();
+}
+
+/// `[ci] image = "build"` under docker: a push's steps run in a container
+/// of the commit's image (in its WORKDIR, with the commit's files, not on
+/// the host), the deploy of green CI reuses that very image, and no step
+/// container is left; a failing step in the container means no deploy.
+#[test]
+fn ci_in_the_build_image_runs_in_containers_under_docker() {
+    let _serial = support::docker::serial();
+    let name = format!("d{}-ci", std::process::id());
+    let guard = support::docker::Cleanup::new(&[&name], &[]);
+    let (origin, work) = origin_and_checkout(guard.scratch());
+    let double = StatusDouble::start();
+    write_docker_app(&work, &name, "echo first");
+    commit_and_push(&work, "one");
+    let (server, secret) = server_for_app(&guard.data, &work, &double, &name);
+    let api = Api::new(&server);
+    let origin_url = origin.display().to_string();
+
+    write_docker_app(
+        &work,
+        &name,
+        "echo in $(pwd) with $(cat VERSION) CI=$CI for $WHARF_COMMIT",
+    );
+    let sha = commit_and_push(&work, "two");
+    let body = push_body_from(&origin_url, "main", &sha, "two");
+    let answer = api.gitea(&name, "push", "docker-2", &body, &secret);
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    let id = answer.body["job"].as_i64().unwrap();
+    let ended = wait_job_end(&server, id);
+    let logs = server.ok(&["job", "logs", &id.to_string()]);
+    assert_eq!(ended["state"], "succeeded", "{ended:#}\n{logs}");
+    assert!(
+        logs.contains(&format!("build image wharf/{name}:ci-{}", &sha[..12])),
+        "{logs}"
+    );
+    assert!(logs.contains("Step 1/"), "the image build's output: {logs}");
+    let check = server.ok(&["ci", "logs", &id.to_string(), "Check"]);
+    assert!(
+        check.contains(&format!("in /src with two CI=true for {sha}")),
+        "the step ran in the image's WORKDIR: {check}"
+    );
+    assert_eq!(live_release(&server), 2);
+    let short = &sha[..12];
+    let ci_image = guard.engine.image_id(&format!("wharf/{name}:ci-{short}"));
+    let deployed = guard.engine.image_id(&format!("wharf/{name}:{short}"));
+    assert!(ci_image.is_some(), "{:?}", guard.engine.app_images(&name));
+    assert_eq!(ci_image, deployed, "the deploy reuses the CI image");
+    let ci_containers: Vec<_> = guard
+        .engine
+        .containers(&guard.data)
+        .into_iter()
+        .filter(|(_, (_, labels, _))| labels.contains_key("wharf.ci"))
+        .collect();
+    assert!(ci_containers.is_empty(), "{ci_containers:?}");
+
+    // A step failing in its container: not deployed, `failure` posted.
+    write_docker_app(&work, &name, "echo broken in $(pwd); exit 3");
+    let bad = commit_and_push(&work, "three");
+    let body = push_body_from(&origin_url, "main", &bad, "three");
+    let answer = api.gitea(&name, "push", "docker-3", &body, &secret);
+    let id = answer.body["job"].as_i64().unwrap();
+    let ended = wait_job_end(&server, id);
+    assert_eq!(ended["state"], "failed", "{ended:#}");
+    let check = server.ok(&["ci", "logs", &id.to_string(), "Check"]);
+    assert!(check.contains("broken in /src"), "{check}");
+    assert!(check.contains("Check failed"), "{check}");
+    assert_eq!(live_release(&server), 2);
+    assert_eq!(
+        statuses(&double, &bad).last(),
+        Some(&("wharf/pipeline".to_owned(), "failure".to_owned()))
+    );
 }

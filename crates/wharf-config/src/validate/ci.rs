@@ -1,6 +1,7 @@
 //! `[ci]`: step and group names (non-empty, one line, unique across steps
 //! and groups, since `wharf ci --step NAME` picks either), commands
-//! (non-empty), `parallel` (1 to 64), `image` (`"build"`, docker only);
+//! (non-empty), `parallel` (1 to 64), `image` (`"build"`, docker only,
+//! and not with a prebuilt top-level `image`);
 //! and `[deploy] branch` (a git branch name).
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ const STEP_EXAMPLE: &str = "{ name = \"Tests\", run = \"bin/rails test\" }";
 pub(super) fn resolve_ci(
     raw: Option<RawCi>,
     runtime: RuntimeKind,
+    prebuilt: Option<&str>,
     sink: &mut Sink<'_>,
 ) -> Option<CiConfig> {
     let raw = raw?;
@@ -34,6 +36,14 @@ pub(super) fn resolve_ci(
         }
         if runtime != RuntimeKind::Docker {
             needs_docker(&image.span, "`image` in [ci]", sink);
+        } else if let Some(prebuilt) = prebuilt {
+            sink.error_hint(
+                &image.span,
+                format!(
+                    "`image` in [ci] runs the steps in the app's build image, but the app deploys the prebuilt image {prebuilt:?}"
+                ),
+                "build the app's image from its Dockerfile (remove the top-level `image`), or remove `image` from [ci] to run the steps on the host",
+            );
         }
         Some(CiImage::Build)
     });

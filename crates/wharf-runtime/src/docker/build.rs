@@ -68,7 +68,7 @@ pub fn image_tag(app: &str, release: u64, version: &str) -> String {
     format!("wharf/{app}:{}", tag_of(release, version))
 }
 
-fn tag_of(release: u64, version: &str) -> String {
+pub(super) fn tag_of(release: u64, version: &str) -> String {
     let mut tag: String = version
         .chars()
         .map(|c| {
@@ -139,12 +139,18 @@ pub(super) enum BuildFor<'a> {
     /// An accessory: labelled `wharf.accessory`; output as
     /// `<app>-<name>-build` (release 0) into `accessory-<name>-build.log`.
     Accessory { app: &'a str, name: &'a str },
+    /// The image CI steps of a commit run in: built as a release's (so a
+    /// deploy of the commit is a cache hit, the same image); output as
+    /// `<app>-ci-build` (release 0) into `ci-build.log`.
+    Ci { app: &'a str },
 }
 
 impl BuildFor<'_> {
     fn app(&self) -> &str {
         match self {
-            BuildFor::Release { app, .. } | BuildFor::Accessory { app, .. } => app,
+            BuildFor::Release { app, .. }
+            | BuildFor::Accessory { app, .. }
+            | BuildFor::Ci { app } => app,
         }
     }
 
@@ -161,11 +167,16 @@ impl BuildFor<'_> {
                 0,
                 format!("{app}-{name}-build"),
             ),
+            BuildFor::Ci { app } => ("ci-build.log".to_owned(), 0, format!("{app}-ci-build")),
+        };
+        let process = match self {
+            BuildFor::Ci { .. } => "ci-build",
+            _ => "build",
         };
         let source = LogSource {
             app: self.app().to_owned(),
             release,
-            process: "build".to_owned(),
+            process: process.to_owned(),
             instance,
         };
         (file, source)
@@ -177,7 +188,7 @@ impl BuildFor<'_> {
     /// when a file changed; its `wharf/<app>:…` tag names its app).
     fn labels(&self) -> Vec<(String, String)> {
         match *self {
-            BuildFor::Release { .. } => Vec::new(),
+            BuildFor::Release { .. } | BuildFor::Ci { .. } => Vec::new(),
             BuildFor::Accessory { app, name } => vec![
                 (LABEL_APP.to_owned(), app.to_owned()),
                 (LABEL_ACCESSORY.to_owned(), name.to_owned()),

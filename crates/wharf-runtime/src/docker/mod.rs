@@ -45,6 +45,7 @@
 
 mod accessory;
 mod build;
+mod ci;
 mod context;
 mod error;
 mod instance;
@@ -109,6 +110,8 @@ pub const LABEL_INSTANCE: &str = "wharf.instance";
 pub const LABEL_ACCESSORY: &str = "wharf.accessory";
 /// On accessory containers: a hash of the spec they were created from.
 pub const LABEL_SPEC: &str = "wharf.spec";
+/// On a CI step's container: the step's name.
+pub const LABEL_CI: &str = "wharf.ci";
 
 /// How instance containers are networked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -992,6 +995,13 @@ impl Runtime for DockerRuntime {
         check_app(app)?;
         let image = build::read_image(workdir, Some(process))?;
         self.inner.copy_out_of_image(app, &image, path, dest).await
+    }
+
+    async fn ci_launcher(
+        &self,
+        source: &crate::CiSource,
+    ) -> Result<Arc<dyn wharf_ci::Launcher>, RuntimeError> {
+        self.inner.ci_launcher(source).await
     }
 
     async fn prune(&self, keep: &[(String, u64)]) -> Result<PruneReport, RuntimeError> {

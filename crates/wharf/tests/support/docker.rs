@@ -160,6 +160,14 @@ impl Engine {
         assert!(self.image_exists(tag), "{tag} was not built");
     }
 
+    /// The id of the image `reference` names, if the engine has it.
+    pub fn image_id(&self, reference: &str) -> Option<String> {
+        self.rt
+            .block_on(self.docker.inspect_image(reference))
+            .ok()
+            .and_then(|i| i.id)
+    }
+
     pub fn image_exists(&self, reference: &str) -> bool {
         self.rt
             .block_on(self.docker.inspect_image(reference))
