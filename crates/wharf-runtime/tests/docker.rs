@@ -1708,11 +1708,13 @@ async fn ci_steps_run_in_containers_of_the_build_image() {
     let src = env.source(
         "ci",
         busybox(),
-        "FROM scratch\nCOPY busybox /bin/busybox\n\
+        "FROM scratch\nCOPY marker /app/marker\nCOPY busybox /bin/busybox\n\
          RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-         WORKDIR /app\nCOPY marker /app/marker\nCMD [\"/bin/sh\"]\n",
+         WORKDIR /app\nCMD [\"/bin/sh\"]\n",
     );
-    std::fs::write(src.join("marker"), "built from the checkout\n").unwrap();
+    // First, and this test's own: the engine's cache picks among equal
+    // layers other tests build meanwhile, and could pick another each time.
+    std::fs::write(src.join("marker"), format!("{}\n", env.app)).unwrap();
     let mut logs = env.rt.log_lines();
     let launcher = env
         .rt
@@ -1752,7 +1754,7 @@ async fn ci_steps_run_in_containers_of_the_build_image() {
         lines.of("Where"),
         [
             "/app",
-            "built from the checkout",
+            env.app.as_str(),
             "CI=true TOKEN=[masked]",
             "to stderr"
         ]

@@ -498,13 +498,15 @@ fn a_pipeline_cut_by_kill_9_converges_without_a_double_deploy() {
 
 /// The docker app of `ci_in_the_build_image…`: busybox (a shell for the
 /// steps) and the static hello; the checkout goes to `/src` in the image.
+/// Its `wharf.toml` (with the app's unique name) is the first layer, so no
+/// other test's image shares a cached layer with it.
 fn write_docker_app(work: &Path, name: &str, ci_step: &str) {
     std::fs::copy("/bin/busybox", work.join("busybox"))
         .expect("this test needs a static /bin/busybox (Debian: apt-get install busybox-static)");
     std::fs::copy(support::docker::static_hello(), work.join("hello")).unwrap();
     std::fs::write(
         work.join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\n\
+        "FROM scratch\nCOPY wharf.toml /src/wharf.toml\nCOPY busybox /bin/busybox\n\
          RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
          COPY hello /hello\nWORKDIR /src\nCOPY VERSION /src/VERSION\n\
          ENV HELLO_HOST=0.0.0.0\nCMD [\"/hello\"]\n",
