@@ -14,7 +14,8 @@
 //!   network, or the host's when this runtime uses the host network: never
 //!   on the app's network, so CI cannot reach the app's accessories (its
 //!   production database).
-//! * Output is read by attaching before the start, so nothing is missed.
+//! * Output is read by attaching (the stream only, as `docker run` does)
+//!   before the start, so nothing is missed, nor read twice.
 //!   The step's shell sends its stderr to its stdout first (`exec 2>&1`),
 //!   so they are one stream in the order written, as on the host (the
 //!   engine keeps them apart without a terminal). A stop is the
@@ -153,7 +154,9 @@ impl Launcher for ContainerLauncher {
             .map_err(|err| io_error(&format!("create container {name}"), err))?;
         let attach = AttachContainerOptionsBuilder::default()
             .stream(true)
-            .logs(true)
+            // Attached before the start, the stream has it all; the logs
+            // as well would repeat what a quick step wrote.
+            .logs(false)
             .stdout(true)
             .stderr(true)
             .build();
