@@ -171,19 +171,7 @@ impl Engine {
                     .await
                 {
                     Ok(Some(launcher)) => opts.launcher = Some(launcher),
-                    Ok(None) => {
-                        report(
-                            StatusState::Error,
-                            "wharf/pipeline",
-                            format!("CI of {short} cancelled"),
-                        )
-                        .await;
-                        let message = format!(
-                            "the CI image of {short} was cancelled (a newer push, or `wharf job cancel`); nothing was deployed"
-                        );
-                        let _ = ptx.send(Progress::finished(false, message.clone()));
-                        return JobEnd::cancelled(Some(message));
-                    }
+                    Ok(None) => return ci_cancelled(reporter.as_ref(), &short, &ptx).await,
                     Err(why) => {
                         report(StatusState::Failure, "wharf/pipeline", one_line(&why)).await;
                         return fail(&ptx, &why);
@@ -200,17 +188,7 @@ impl Engine {
                 Err(e) => return fail(&ptx, &e.to_string()),
             };
             if report_ci.interrupted {
-                report(
-                    StatusState::Error,
-                    "wharf/pipeline",
-                    format!("CI of {short} cancelled"),
-                )
-                .await;
-                let message = format!(
-                    "CI of {short} was cancelled (a newer push, or `wharf job cancel`); nothing was deployed"
-                );
-                let _ = ptx.send(Progress::finished(false, message.clone()));
-                return JobEnd::cancelled(Some(message));
+                return ci_cancelled(reporter.as_ref(), &short, &ptx).await;
             }
             if !report_ci.ok {
                 let failed: Vec<&str> = report_ci
@@ -389,6 +367,17 @@ async fn post_status(
             },
         };
     let _ = ptx.send(Progress::output(line));
+}
+
+/// Ends a pipeline whose CI (or its image's build) was cancelled.
+async fn ci_cancelled(reporter: Option<&Reporter>, short: &str, ptx: &ProgressTx) -> JobEnd {
+    let status = format!("CI of {short} cancelled");
+    post_status(reporter, StatusState::Error, "wharf/pipeline", status, ptx).await;
+    let message = format!(
+        "CI of {short} was cancelled (a newer push, or `wharf job cancel`); nothing was deployed"
+    );
+    let _ = ptx.send(Progress::finished(false, message.clone()));
+    JobEnd::cancelled(Some(message))
 }
 
 /// Ends a pipeline as failed, saying `why`.
