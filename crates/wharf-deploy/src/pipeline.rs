@@ -277,7 +277,8 @@ impl Engine {
         };
         let built = tokio::select! {
             built = runtime.ci_launcher(&source) => Some(built),
-            _ = cancel.wait_for(|c| *c) => None,
+            // A closed channel (never while the job runs) is no cancel.
+            Ok(_) = cancel.wait_for(|c| *c) => None,
         };
         crate::deploy::finish_forwarding(Some(forward)).await;
         match built {
