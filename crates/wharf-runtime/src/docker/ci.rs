@@ -21,9 +21,9 @@
 //!   engine keeps them apart without a terminal). A stop is the
 //!   engine's (SIGTERM to the step's shell, SIGKILL after the timeout);
 //!   the container is removed once the step is over, or when its handle is
-//!   dropped. Containers are labelled `wharf.ci`: those an earlier server
-//!   left are removed before the next CI of the app, and by
-//!   [`crate::Runtime::kill_leftovers`] at start.
+//!   dropped. Containers are labelled `wharf.ci` (and with the data dir):
+//!   those an earlier server left are removed by
+//!   [`crate::Runtime::kill_leftovers`] when the next one starts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,7 +51,6 @@ impl Inner {
     ) -> Result<Arc<dyn Launcher>, RuntimeError> {
         let app = source.app.as_str();
         check_app(app)?;
-        self.remove_stale_ci(app).await?;
         let tag = format!(
             "wharf/{app}:{}",
             tag_of(0, &format!("ci-{}", source.version))
@@ -65,27 +64,6 @@ impl Inner {
             image,
             tag,
         }))
-    }
-
-    /// Removes CI containers of `app` that this runtime does not run (an
-    /// earlier server's, after a crash).
-    async fn remove_stale_ci(&self, app: &str) -> Result<(), DockerError> {
-        let labels = [format!("{LABEL_APP}={app}"), LABEL_CI.to_owned()];
-        let live = lock(&self.live).clone();
-        for container in self.our_containers(&labels, false).await? {
-            let names = container.names.unwrap_or_default();
-            if names
-                .iter()
-                .any(|n| live.contains(n.trim_start_matches('/')))
-            {
-                continue;
-            }
-            if let Some(id) = container.id {
-                tracing::warn!(container = %id, app, "removing a CI container left by an earlier server");
-                self.remove_container(&id).await?;
-            }
-        }
-        Ok(())
     }
 }
 
